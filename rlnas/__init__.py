@@ -1,0 +1,18 @@
+"""rlnas: neural architecture search as a Gymnasium environment, with model-based RL agents.
+
+Importing the package registers the environments, so that after ``import rlnas``::
+
+    env = gymnasium.make("rlnas/NB201-v0")   # NAS-Bench-201 cell, scored from the table
+    env = gymnasium.make("rlnas/NASNet-v0")  # NASNet micro cells, trained on digits
+"""
+
+from gymnasium.envs.registration import register, registry
+
+__version__ = "0.1.0"
+
+for _env_id, _kwargs in (
+    ("rlnas/NB201-v0", {"space": "nb201", "evaluator": "tabular"}),
+    ("rlnas/NASNet-v0", {"space": "nasnet", "evaluator": "scratch"}),
+):
+    if _env_id not in registry:
+        register(id=_env_id, entry_point="envs.nas_env:NASEnv", kwargs=_kwargs)

@@ -1,0 +1,263 @@
+"""Evaluators turn an architecture string into a score: one small interface, many backends.
+
+* :class:`TabularEvaluator` looks the cell up in a NAS-Bench-201 table (the bundled
+  12-epoch CIFAR-10 table by default, or any CSV with the same columns).
+* :class:`ScratchEvaluator` trains the child network on a real dataset and scores it on
+  a held-out split.
+* :class:`NATSBenchEvaluator` reads the official NAS-Bench-201 / NATS-Bench files through
+  their own API (optional extra).
+* :class:`CallableEvaluator` wraps any Python function, for custom objectives and tests.
+* :class:`StoredEvaluator` puts any of them behind the durable evaluation store.
+
+``fingerprint`` names what a score means (which table, which training recipe); the store
+keys evaluations by it, so stores can be shared between runs without mixing meanings.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+from rlnas.spaces import NB201_TABLE, NB201Space, SearchSpace
+from rlnas.store import Evaluation, EvaluationStore
+
+TABLE_COLUMNS = ("arch_index", "arch_str", "val_acc", "test_acc")
+
+
+def _nb201_only(space: SearchSpace | None, evaluator: str) -> NB201Space:
+    if space is None:
+        return NB201Space()
+    if not isinstance(space, NB201Space):
+        raise ValueError(f"the {evaluator} evaluator scores NAS-Bench-201 cells only, not search "
+                         f"space {space.name!r}; use evaluator 'scratch' for it")
+    return space
+
+
+class Evaluator(ABC):
+    """Architectures in, scores + metrics + cost out."""
+
+    space: SearchSpace
+    fingerprint: str
+
+    @abstractmethod
+    def evaluate(self, arch: str) -> Evaluation:
+        """Score one architecture, given as the space's canonical string."""
+
+    def evaluate_many(self, archs: list[str]) -> list[Evaluation]:
+        """Score several architectures; backends that batch override this."""
+        return [self.evaluate(a) for a in archs]
+
+
+class TabularEvaluator(Evaluator):
+    """NAS-Bench-201 lookup. ``score`` is validation accuracy (a fraction), so search
+    never sees test accuracy; ``metrics`` carries both, plus the benchmark index."""
+
+    def __init__(self, table: str | Path | None = None, space: SearchSpace | None = None):
+        self.space = _nb201_only(space, "tabular")
+        self.table = str(table) if table else f"<bundled {NB201_TABLE}>"
+        if table is None:
+            raw = resources.files("rlnas.data").joinpath(NB201_TABLE).read_bytes()
+        else:
+            path = Path(table)
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"NAS-Bench-201 table {path} not found; expected a CSV (optionally .gz) "
+                    f"with columns {','.join(TABLE_COLUMNS)}")
+            raw = path.read_bytes()
+        self.fingerprint = f"tabular:{hashlib.sha256(raw).hexdigest()[:12]}"
+        self._rows = self._parse(raw)
+        self.best_arch = max(self._rows, key=lambda a: self._rows[a][1])
+
+    def _parse(self, raw: bytes) -> dict[str, tuple[int, float, float]]:
+        def bad(why: str) -> ValueError:
+            return ValueError(f"NAS-Bench-201 table {self.table}: {why}; expected a CSV with "
+                              f"columns {','.join(TABLE_COLUMNS)} (accuracies in percent)")
+
+        try:
+            text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode("utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise bad(f"cannot be read as text ({err})") from err
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader, None)
+        if header is None or not set(TABLE_COLUMNS) <= {h.strip() for h in header}:
+            raise bad(f"header is {header}")
+        col = {name: [h.strip() for h in header].index(name) for name in TABLE_COLUMNS}
+        rows: dict[str, tuple[int, float, float]] = {}
+        for line, row in enumerate(reader, start=2):
+            try:
+                arch = row[col["arch_str"]]
+                self.space.from_string(arch)
+                index, val, test = (int(row[col["arch_index"]]), float(row[col["val_acc"]]),
+                                    float(row[col["test_acc"]]))
+            except (IndexError, ValueError) as err:
+                raise bad(f"line {line} is garbled ({err})") from err
+            if not (math.isfinite(val) and math.isfinite(test)):
+                raise bad(f"line {line} has a non-finite accuracy")
+            rows[arch] = (index, val / 100.0, test / 100.0)
+        if not rows:
+            raise bad("it has no rows")
+        return rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, arch: str) -> bool:
+        return arch in self._rows
+
+    def evaluate(self, arch: str) -> Evaluation:
+        row = self._rows.get(arch)
+        if row is None:
+            self.space.from_string(arch)  # a malformed string gets the parser's message
+            raise KeyError(f"architecture {arch} is not in table {self.table} ({len(self)} rows)")
+        index, val, test = row
+        return Evaluation(arch, val, {"val_acc": val, "test_acc": test, "arch_index": index})
+
+
+class ScratchEvaluator(Evaluator):
+    """Train the child network from scratch and score it on the validation split.
+
+    Training is seeded from ``seed`` alone, so an architecture always gets the same score
+    on CPU. Defaults are sized to train a NASNet child on digits in a few CPU seconds.
+    """
+
+    def __init__(self, space: SearchSpace, dataset: str = "digits", epochs: int = 4,
+                 batch_size: int = 64, lr: float = 0.1, weight_decay: float = 3e-4,
+                 channels: int = 8, cells_per_stage: int = 1, seed: int = 0,
+                 device: str = "cpu"):
+        from rlnas.datasets import load_dataset
+
+        if epochs < 1 or batch_size < 1 or lr <= 0 or channels < 1 or cells_per_stage < 0:
+            raise ValueError(
+                "scratch evaluator needs epochs >= 1, batch_size >= 1, lr > 0, channels >= 1, "
+                f"cells_per_stage >= 0; got epochs={epochs}, batch_size={batch_size}, lr={lr}, "
+                f"channels={channels}, cells_per_stage={cells_per_stage}")
+        self.space = space
+        self.data = load_dataset(dataset)
+        self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
+        self.channels, self.cells_per_stage, self.seed, self.device = channels, cells_per_stage, seed, device
+        recipe = (f"{space.name}:{dataset}:e{epochs}:b{batch_size}:lr{lr}:wd{weight_decay}"
+                  f":c{channels}:n{cells_per_stage}:s{seed}")
+        self.fingerprint = f"scratch:{recipe}"
+
+    def evaluate(self, arch: str) -> Evaluation:
+        import torch
+
+        from rlnas.networks import build_network, count_flops, count_parameters
+
+        start = time.perf_counter()
+        torch.manual_seed(self.seed)
+        data = self.data
+        model = build_network(self.space, arch, data.input_shape[0], data.num_classes,
+                              self.channels, self.cells_per_stage).to(self.device)
+        steps = self.epochs * math.ceil(len(data.train.y) / self.batch_size)
+        opt = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=0.9, nesterov=True,
+                              weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, self.lr, total_steps=steps)
+        gen = torch.Generator().manual_seed(self.seed)
+        x, y = data.train.x.to(self.device), data.train.y.to(self.device)
+        model.train()
+        for _ in range(self.epochs):
+            for idx in torch.randperm(len(y), generator=gen).split(self.batch_size):
+                loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+        val, test = (self._accuracy(model, split) for split in (data.valid, data.test))
+        metrics = {"val_acc": val, "test_acc": test, "final_loss": float(loss.detach()),
+                   "params": count_parameters(model),
+                   "flops": count_flops(model.cpu(), data.input_shape)}
+        return Evaluation(arch, val, metrics, cost=time.perf_counter() - start)
+
+    def _accuracy(self, model, split) -> float:
+        import torch
+
+        model.eval()
+        with torch.no_grad():
+            pred = model(split.x.to(self.device)).argmax(1)
+        return float((pred == split.y.to(self.device)).float().mean())
+
+
+class NATSBenchEvaluator(Evaluator):
+    """The official NAS-Bench-201 / NATS-Bench (topology) files through ``nats_bench``.
+
+    Search reads ``cifar10-valid`` validation accuracy; reports carry ``cifar10`` test
+    accuracy, both after ``hp`` epochs (12 or 200). Install with ``pip install rlnas[nats]``.
+    """
+
+    def __init__(self, path: str | Path, hp: str = "12", space: SearchSpace | None = None):
+        try:
+            from nats_bench import create
+        except ImportError as err:
+            raise ImportError("NATSBenchEvaluator needs the optional 'nats_bench' package: "
+                              "pip install 'rlnas[nats]' (or pip install nats_bench)") from err
+        if not Path(path).exists():
+            raise FileNotFoundError(f"NATS-Bench file {path} not found; download the 'tss' "
+                                    "benchmark file and pass its path")
+        self.space = _nb201_only(space, "nats")
+        self.hp = hp
+        self.api = create(str(path), "tss", fast_mode=True, verbose=False)
+        self.fingerprint = f"nats:{Path(path).name}:hp{hp}"
+
+    def evaluate(self, arch: str) -> Evaluation:
+        self.space.from_string(arch)
+        index = self.api.query_index_by_arch(arch)
+        valid = self.api.get_more_info(index, "cifar10-valid", hp=self.hp, is_random=False)
+        test = self.api.get_more_info(index, "cifar10", hp=self.hp, is_random=False)
+        val_acc = valid["valid-accuracy"] / 100.0
+        return Evaluation(arch, val_acc, {"val_acc": val_acc,
+                                          "test_acc": test["test-accuracy"] / 100.0,
+                                          "arch_index": index})
+
+
+class CallableEvaluator(Evaluator):
+    """Score with any function ``arch string -> float`` (a proxy, a surrogate, a test)."""
+
+    def __init__(self, space: SearchSpace, fn: Callable[[str], float], name: str = "callable"):
+        self.space, self.fn = space, fn
+        self.fingerprint = f"callable:{name}"
+
+    def evaluate(self, arch: str) -> Evaluation:
+        start = time.perf_counter()
+        score = float(self.fn(arch))
+        return Evaluation(arch, score, {}, cost=time.perf_counter() - start)
+
+
+class StoredEvaluator(Evaluator):
+    """Any evaluator behind the durable store: repeated architectures are answered from
+    the store (``cached=True``) and never paid for twice; new ones are committed at once."""
+
+    def __init__(self, evaluator: Evaluator, store: EvaluationStore):
+        self.inner, self.store = evaluator, store
+        self.space, self.fingerprint = evaluator.space, evaluator.fingerprint
+
+    def evaluate(self, arch: str) -> Evaluation:
+        hit = self.store.get(self.fingerprint, arch)
+        if hit is not None:
+            return hit
+        evaluation = self.inner.evaluate(arch)
+        self.store.put(self.fingerprint, evaluation)
+        return evaluation
+
+
+
+EVALUATORS: dict[str, type[Evaluator]] = {
+    "tabular": TabularEvaluator,
+    "scratch": ScratchEvaluator,
+    "nats": NATSBenchEvaluator,
+}
+
+
+def make_evaluator(name: str, space: SearchSpace, **kwargs) -> Evaluator:
+    """Build an evaluator by name for ``space``; kwargs go to its constructor."""
+    if name not in EVALUATORS:
+        raise ValueError(f"unknown evaluator {name!r}; choose from {', '.join(EVALUATORS)}")
+    return EVALUATORS[name](space=space, **kwargs)

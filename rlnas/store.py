@@ -1,0 +1,97 @@
+"""Durable evaluation store: every evaluation is one SQLite row, committed at once.
+
+Evaluations are the expensive resource of NAS, so they are written before anyone sees
+them and are never paid for twice: :class:`StoredEvaluator` answers a repeated
+architecture from the store. SQLite in WAL mode keeps every committed row through a
+killed process (``synchronous=NORMAL``); pass ``synchronous="FULL"`` to also survive a
+power cut, at the price of one fsync per evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS evaluations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    evaluator TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    score REAL NOT NULL,
+    metrics TEXT NOT NULL,
+    cost REAL NOT NULL,
+    created REAL NOT NULL,
+    UNIQUE (evaluator, arch)
+)
+"""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One scored architecture.
+
+    ``score`` is the search signal (higher is better; the reward an env pays). ``metrics``
+    holds everything else the evaluator measured (e.g. ``test_acc``, which search must
+    never read). ``cost`` is the compute it took in seconds; ``cached`` is true when the
+    answer came from a store and cost nothing.
+    """
+
+    arch: str
+    score: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    cost: float = 0.0
+    cached: bool = False
+
+
+class EvaluationStore:
+    """SQLite table of evaluations keyed by (evaluator fingerprint, architecture string).
+
+    Pass the path of an earlier run's store to resume it or to share its evaluations.
+    """
+
+    def __init__(self, path: str | Path, synchronous: str = "NORMAL"):
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.execute(SCHEMA)
+        except sqlite3.DatabaseError as err:
+            raise ValueError(f"{self.path} is not an rlnas evaluation store (SQLite): {err}") from err
+
+    def get(self, evaluator: str, arch: str) -> Evaluation | None:
+        row = self._db.execute(
+            "SELECT arch, score, metrics, cost FROM evaluations WHERE evaluator=? AND arch=?",
+            (evaluator, arch),
+        ).fetchone()
+        return None if row is None else Evaluation(row[0], row[1], json.loads(row[2]), row[3], True)
+
+    def put(self, evaluator: str, evaluation: Evaluation) -> None:
+        """Write and commit one evaluation (a no-op if this evaluator already scored it)."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO evaluations (evaluator, arch, score, metrics, cost, created) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (evaluator, evaluation.arch, evaluation.score, json.dumps(evaluation.metrics),
+             evaluation.cost, time.time()),
+        )
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+
+    def history(self, evaluator: str | None = None) -> Iterator[Evaluation]:
+        """Stored evaluations (of one evaluator, or all), in the order they were made."""
+        where, args = ("WHERE evaluator=?", (evaluator,)) if evaluator else ("", ())
+        rows = self._db.execute(
+            f"SELECT arch, score, metrics, cost FROM evaluations {where} ORDER BY seq", args)
+        for arch, score, metrics, cost in rows:
+            yield Evaluation(arch, score, json.loads(metrics), cost, True)
+
+    def close(self) -> None:
+        self._db.close()

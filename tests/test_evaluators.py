@@ -1,0 +1,114 @@
+import gzip
+
+import pytest
+
+from rlnas.evaluators import NATSBenchEvaluator, ScratchEvaluator, TabularEvaluator, make_evaluator
+from rlnas.spaces import NASNetSpace
+
+BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+COLUMNS = "arch_index,arch_str,val_acc,test_acc"
+
+
+@pytest.fixture(scope="module")
+def table():
+    return TabularEvaluator()
+
+
+def test_bundled_table_scores(table):
+    assert len(table) == 15625
+    result = table.evaluate(BEST)
+    assert result.score == pytest.approx(0.84892)  # validation accuracy drives search
+    assert result.metrics == {"val_acc": pytest.approx(0.84892), "test_acc": pytest.approx(0.8903),
+                              "arch_index": 13714}
+    assert table.best_arch == BEST  # the table's best cell by validation accuracy
+
+
+def test_user_csv_by_path(tmp_path, table):
+    path = tmp_path / "mine.csv"
+    path.write_text(f"{COLUMNS}\n7,{BEST},50.0,60.0\n")
+    mine = TabularEvaluator(path)
+    assert len(mine) == 1 and mine.evaluate(BEST).score == pytest.approx(0.5)
+    assert mine.fingerprint != table.fingerprint  # different tables never share store rows
+    gz = tmp_path / "mine.csv.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    assert TabularEvaluator(gz).evaluate(BEST).metrics["test_acc"] == pytest.approx(0.6)
+    with pytest.raises(KeyError, match="is not in table .*mine.csv"):
+        mine.evaluate(BEST.replace("nor_conv_1x1~1", "none~1"))
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("index,arch,val\n", "header is"),
+    (f"{COLUMNS}\n0,{BEST},abc,60.0\n", "line 2 is garbled"),
+    (f"{COLUMNS}\n0,|bogus~0|,50,60\n", "line 2 is garbled"),
+    (f"{COLUMNS}\n0,{BEST},50\n", "line 2 is garbled"),
+    (f"{COLUMNS}\n0,{BEST},nan,60\n", "non-finite"),
+    (f"{COLUMNS}\n", "no rows"),
+    ("", "header is None"),
+])
+def test_garbled_tables_name_path_and_columns(tmp_path, content, fragment):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError) as err:
+        TabularEvaluator(path)
+    assert fragment in str(err.value) and str(path) in str(err.value) and COLUMNS in str(err.value)
+
+
+def test_binary_garbage_table(tmp_path):
+    path = tmp_path / "bad.csv.gz"
+    path.write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(ValueError, match=f"{path}.*cannot be read"):
+        TabularEvaluator(path)
+
+
+def test_missing_table(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'nope.csv'} not found.*{COLUMNS}"):
+        TabularEvaluator(tmp_path / "nope.csv")
+
+
+def test_malformed_arch_query(table):
+    with pytest.raises(ValueError, match="malformed NB201 architecture 'resnet'"):
+        table.evaluate("resnet")
+
+
+def test_nats_bench_is_an_optional_extra(tmp_path):
+    try:
+        import nats_bench  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r"pip install 'rlnas\[nats\]'"):
+            NATSBenchEvaluator(tmp_path / "NATS-tss.pickle")
+    else:
+        with pytest.raises(FileNotFoundError, match="not found"):
+            NATSBenchEvaluator(tmp_path / "NATS-tss.pickle")
+
+
+def test_bad_evaluator_names_and_values(nasnet):
+    with pytest.raises(ValueError, match="unknown evaluator 'oracle'; choose from tabular, scratch, nats"):
+        make_evaluator("oracle", nasnet)
+    with pytest.raises(ValueError, match="epochs >= 1.*got epochs=0"):
+        ScratchEvaluator(nasnet, epochs=0)
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'; choose from digits"):
+        ScratchEvaluator(nasnet, dataset="mnist")
+
+
+def nasnet_cell(blocks):
+    normal = "normal=" + "|".join(blocks)
+    return normal + ";" + normal.replace("normal=", "reduce=")
+
+
+def test_scratch_good_cell_beats_all_pooling_cell():
+    space = NASNetSpace()
+    evaluator = ScratchEvaluator(space)
+    good = nasnet_cell(["sep_conv_3x3~0,sep_conv_3x3~1,add", "sep_conv_5x5~1,identity~1,add",
+                        "sep_conv_3x3~0,sep_conv_5x5~1,add", "identity~0,sep_conv_3x3~1,add",
+                        "sep_conv_5x5~0,identity~1,add"])
+    pooling = nasnet_cell(["avg_pool_3x3~0,max_pool_3x3~1,add", "max_pool_3x3~1,avg_pool_3x3~2,add",
+                           "avg_pool_3x3~2,max_pool_3x3~3,add", "max_pool_3x3~3,avg_pool_3x3~4,add",
+                           "avg_pool_3x3~4,max_pool_3x3~5,add"])
+    good_result, pool_result = evaluator.evaluate(good), evaluator.evaluate(pooling)
+    assert good_result.score > 0.95
+    assert good_result.score > pool_result.score + 0.04
+    assert good_result.cost < 30.0  # seconds on a CPU
+    assert good_result.metrics["params"] > pool_result.metrics["params"] > 0
+    assert set(good_result.metrics) == {"val_acc", "test_acc", "final_loss", "params", "flops"}
+    # seeded training: the same architecture gets the same score again
+    assert evaluator.evaluate(pooling).score == pool_result.score

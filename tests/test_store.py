@@ -1,0 +1,84 @@
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from rlnas.evaluators import CallableEvaluator, StoredEvaluator, TabularEvaluator
+from rlnas.store import Evaluation, EvaluationStore
+
+
+def test_put_get_and_reopen(tmp_path):
+    path = tmp_path / "run" / "evaluations.sqlite"
+    store = EvaluationStore(path)
+    store.put("fp", Evaluation("a", 0.5, {"test_acc": 0.4}, cost=2.0))
+    store.put("fp", Evaluation("a", 0.9))  # never overwritten: the first evaluation stands
+    store.put("other", Evaluation("a", 0.1))
+    assert store.get("fp", "a") == Evaluation("a", 0.5, {"test_acc": 0.4}, 2.0, cached=True)
+    assert store.get("fp", "b") is None
+    store.close()
+    again = EvaluationStore(path)
+    assert len(again) == 2
+    assert [e.score for e in again.history("fp")] == [0.5]
+    assert [e.arch for e in again.history()] == ["a", "a"]
+
+
+def test_stored_evaluator_never_pays_twice(tmp_path, nb201):
+    calls = []
+
+    def score(arch):
+        calls.append(arch)
+        return len(calls)
+
+    evaluator = StoredEvaluator(CallableEvaluator(nb201, score), EvaluationStore(tmp_path / "s.db"))
+    first = evaluator.evaluate("x")
+    second = evaluator.evaluate("x")
+    assert calls == ["x"] and not first.cached and second.cached and second.score == first.score == 1
+    # a second run sharing the store file gets the answer for free as well
+    shared = StoredEvaluator(CallableEvaluator(nb201, score), EvaluationStore(tmp_path / "s.db"))
+    assert shared.evaluate("x").cached and calls == ["x"]
+
+
+def test_not_a_store(tmp_path):
+    path = tmp_path / "garbage.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(ValueError, match=f"{path} is not an rlnas evaluation store"):
+        EvaluationStore(path)
+
+
+WORKER = textwrap.dedent("""
+    import sys, time
+    from rlnas.evaluators import StoredEvaluator, TabularEvaluator
+    from rlnas.spaces import NB201Space
+    from rlnas.store import EvaluationStore
+    space = NB201Space()
+    evaluator = StoredEvaluator(TabularEvaluator(), EvaluationStore(sys.argv[1]))
+    for index in range(15625):
+        arch = space.to_string(space.from_index(index))
+        evaluator.evaluate(arch)
+        print(arch, flush=True)  # reported only once committed
+        time.sleep(0.002)
+""")
+
+
+def test_store_survives_sigkill(tmp_path):
+    path = tmp_path / "evaluations.sqlite"
+    proc = subprocess.Popen([sys.executable, "-c", WORKER, str(path)], stdout=subprocess.PIPE, text=True)
+    reported = []
+    deadline = time.monotonic() + 60
+    while len(reported) < 200 and time.monotonic() < deadline:
+        reported.append(proc.stdout.readline().strip())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    reported += [line.strip() for line in proc.stdout if line.strip()]
+    assert len(reported) >= 200
+    store = EvaluationStore(path)
+    stored = [e.arch for e in store.history()]
+    assert stored[: len(reported)] == reported  # every finished evaluation, in order
+    assert len(stored) <= len(reported) + 1  # at most the one in flight got past its commit
+    table = TabularEvaluator()
+    for evaluation in store.history():
+        assert evaluation.score == table.evaluate(evaluation.arch).score
