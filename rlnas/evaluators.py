@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import importlib
 import io
 import math
 import time
@@ -219,11 +220,16 @@ class NATSBenchEvaluator(Evaluator):
 
 
 class CallableEvaluator(Evaluator):
-    """Score with any function ``arch string -> float`` (a proxy, a surrogate, a test)."""
+    """Score with any function ``arch string -> float`` (a proxy, a surrogate, your own
+    training script). ``fn`` may be given as an import path ``"package.module:function"``,
+    which is how ``python train.py evaluator=function evaluator.fn=...`` names it."""
 
-    def __init__(self, space: SearchSpace, fn: Callable[[str], float], name: str = "callable"):
+    def __init__(self, space: SearchSpace, fn: Callable[[str], float] | str, name: str | None = None):
+        if isinstance(fn, str):
+            name = name or fn
+            fn = _import_callable(fn)
         self.space, self.fn = space, fn
-        self.fingerprint = f"callable:{name}"
+        self.fingerprint = f"callable:{name or getattr(fn, '__qualname__', 'fn')}"
 
     def evaluate(self, arch: str) -> Evaluation:
         start = time.perf_counter()
@@ -231,12 +237,26 @@ class CallableEvaluator(Evaluator):
         return Evaluation(arch, score, {}, cost=time.perf_counter() - start)
 
 
+def _import_callable(path: str) -> Callable[[str], float]:
+    module, _, attr = path.partition(":")
+    if not module or not attr:
+        raise ValueError(f"evaluator function {path!r} must be an import path 'package.module:function'")
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"cannot import evaluator function {path!r}: {err}") from err
+    if not callable(fn):
+        raise ValueError(f"evaluator function {path!r} is not callable")
+    return fn
+
+
 class StoredEvaluator(Evaluator):
     """Any evaluator behind the durable store: repeated architectures are answered from
-    the store (``cached=True``) and never paid for twice; new ones are committed at once."""
+    the store (``cached=True``) and never paid for twice; new ones are committed at once,
+    tagged with ``run``."""
 
-    def __init__(self, evaluator: Evaluator, store: EvaluationStore):
-        self.inner, self.store = evaluator, store
+    def __init__(self, evaluator: Evaluator, store: EvaluationStore, run: str | None = None):
+        self.inner, self.store, self.run = evaluator, store, run
         self.space, self.fingerprint = evaluator.space, evaluator.fingerprint
 
     def evaluate(self, arch: str) -> Evaluation:
@@ -244,7 +264,7 @@ class StoredEvaluator(Evaluator):
         if hit is not None:
             return hit
         evaluation = self.inner.evaluate(arch)
-        self.store.put(self.fingerprint, evaluation)
+        self.store.put(self.fingerprint, evaluation, self.run)
         return evaluation
 
 
@@ -253,6 +273,7 @@ EVALUATORS: dict[str, type[Evaluator]] = {
     "tabular": TabularEvaluator,
     "scratch": ScratchEvaluator,
     "nats": NATSBenchEvaluator,
+    "function": CallableEvaluator,
 }
 
 

@@ -20,6 +20,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS evaluations (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     evaluator TEXT NOT NULL,
+    run TEXT,
     arch TEXT NOT NULL,
     score REAL NOT NULL,
     metrics TEXT NOT NULL,
@@ -51,20 +52,31 @@ class EvaluationStore:
     """SQLite table of evaluations keyed by (evaluator fingerprint, architecture string).
 
     Pass the path of an earlier run's store to resume it or to share its evaluations.
+    Each row also names the run that paid for it, so a resumed run can count its own
+    spending while answering repeats from every run's rows.
     """
 
     def __init__(self, path: str | Path, synchronous: str = "NORMAL"):
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
-            self._db.execute(SCHEMA)
-        except sqlite3.DatabaseError as err:
-            raise ValueError(f"{self.path} is not an rlnas evaluation store (SQLite): {err}") from err
+        self.synchronous = synchronous
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """Opened at first use, so building a run that then fails validation leaves no file."""
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                conn.execute(SCHEMA)
+            except sqlite3.DatabaseError as err:
+                raise ValueError(f"{self.path} is not an rlnas evaluation store (SQLite): {err}") from err
+            self._conn = conn
+        return self._conn
 
     def get(self, evaluator: str, arch: str) -> Evaluation | None:
         row = self._db.execute(
@@ -73,25 +85,29 @@ class EvaluationStore:
         ).fetchone()
         return None if row is None else Evaluation(row[0], row[1], json.loads(row[2]), row[3], True)
 
-    def put(self, evaluator: str, evaluation: Evaluation) -> None:
+    def put(self, evaluator: str, evaluation: Evaluation, run: str | None = None) -> None:
         """Write and commit one evaluation (a no-op if this evaluator already scored it)."""
         self._db.execute(
-            "INSERT OR IGNORE INTO evaluations (evaluator, arch, score, metrics, cost, created) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (evaluator, evaluation.arch, evaluation.score, json.dumps(evaluation.metrics),
+            "INSERT OR IGNORE INTO evaluations (evaluator, run, arch, score, metrics, cost, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (evaluator, run, evaluation.arch, evaluation.score, json.dumps(evaluation.metrics),
              evaluation.cost, time.time()),
         )
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
 
-    def history(self, evaluator: str | None = None) -> Iterator[Evaluation]:
-        """Stored evaluations (of one evaluator, or all), in the order they were made."""
-        where, args = ("WHERE evaluator=?", (evaluator,)) if evaluator else ("", ())
+    def history(self, evaluator: str | None = None, run: str | None = None) -> Iterator[Evaluation]:
+        """Stored evaluations (optionally of one evaluator and / or one run), oldest first."""
+        filters = [(col, val) for col, val in (("evaluator", evaluator), ("run", run)) if val]
+        where = " AND ".join(f"{col}=?" for col, _ in filters)
         rows = self._db.execute(
-            f"SELECT arch, score, metrics, cost FROM evaluations {where} ORDER BY seq", args)
+            f"SELECT arch, score, metrics, cost FROM evaluations {'WHERE ' + where if where else ''} "
+            "ORDER BY seq", [val for _, val in filters])
         for arch, score, metrics, cost in rows:
             yield Evaluation(arch, score, json.loads(metrics), cost, True)
 
     def close(self) -> None:
-        self._db.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

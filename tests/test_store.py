@@ -46,7 +46,7 @@ def test_not_a_store(tmp_path):
     path = tmp_path / "garbage.sqlite"
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(ValueError, match=f"{path} is not an rlnas evaluation store"):
-        EvaluationStore(path)
+        EvaluationStore(path).get("fp", "a")
 
 
 WORKER = textwrap.dedent("""

@@ -1,0 +1,78 @@
+"""The contract every agent keeps, and nothing more.
+
+An agent is built from an env (it reads the spaces) and its hyperparameters, ``learn``s
+within a :class:`~rlnas.monitor.Budget`, ``predict``s an action, and ``save``s / ``load``s
+its whole state, random generators included, so a resumed run makes the same choices
+an uninterrupted one would have made.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlnas.logger import Logger
+from rlnas.monitor import Budget, SearchMonitor
+
+Callback = Callable[["Agent"], None]
+
+
+class Agent(ABC):
+    """Base class of every agent, built-in or plugin.
+
+    Args:
+        env: any Gymnasium env; it is wrapped in a :class:`SearchMonitor` unless it is one.
+        seed: seeds the agent's own generators (and the env at its first reset).
+        device: torch device for agents with networks.
+
+    Subclasses add their hyperparameters as keyword arguments with defaults; ``train.py``
+    passes the agent's config group to them.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu"):
+        self.env = env if isinstance(env, SearchMonitor) else SearchMonitor(env)
+        self.observation_space = env.observation_space
+        self.action_space = env.action_space
+        self.seed = seed
+        self.device = torch.device(device)
+        self.rng = np.random.default_rng(seed)
+        self.logger: Logger = Logger()
+
+    @abstractmethod
+    def learn(self, budget: Budget, callback: Callback | None = None) -> Agent:
+        """Interact with ``self.env`` until the budget is spent.
+
+        ``callback(self)`` is called whenever the agent's state alone determines what it
+        does next (after an update, say); the runner checkpoints there.
+        """
+
+    @abstractmethod
+    def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None,
+                deterministic: bool = False) -> int:
+        """Choose an action for one observation, honouring ``action_mask`` if given."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where the agent stopped."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically, so a kill during the write leaves the previous checkpoint."""
+        path = Path(path)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        tmp.replace(path)
+
+    def load(self, path: str | Path) -> Agent:
+        self.load_state_dict(torch.load(path, weights_only=True, map_location=self.device))
+        return self

@@ -1,0 +1,53 @@
+"""Regularized evolution (Real et al. 2019, "aging evolution").
+
+Keep a population of the ``population_size`` most recent architectures. Each cycle:
+draw ``sample_size`` of them at random, mutate one decision of the best of the draw,
+evaluate the child, add it, and retire the oldest member (not the worst: aging is the
+regularizer that keeps lucky scores from ruling forever).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import gymnasium as gym
+
+from agents.architecture_agent import ArchitectureAgent
+from agents.base import Callback
+from agents.registry import register
+from rlnas.monitor import Budget
+
+
+@register("evolution")
+class RegularizedEvolution(ArchitectureAgent):
+    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu",
+                 population_size: int = 10, sample_size: int = 3):
+        super().__init__(env, seed, device)
+        if not 1 <= sample_size <= population_size:
+            raise ValueError("evolution needs 1 <= sample_size <= population_size; got "
+                             f"sample_size={sample_size}, population_size={population_size}")
+        self.population_size, self.sample_size = population_size, sample_size
+        self.population: deque[tuple[tuple[int, ...], float]] = deque()
+
+    def learn(self, budget: Budget, callback: Callback | None = None) -> RegularizedEvolution:
+        while self.env.within(budget):
+            if len(self.population) < self.population_size:
+                child = self.space.sample(self.rng)
+            else:
+                draw = self.rng.choice(len(self.population), self.sample_size, replace=False)
+                parent = max((self.population[i] for i in draw), key=lambda member: member[1])
+                child = self.space.mutate(parent[0], self.rng)
+            self.population.append((child, self.play(child)))
+            if len(self.population) > self.population_size:
+                self.population.popleft()
+            if callback is not None:
+                callback(self)
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "population": list(self.population)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.population = deque(state["population"])

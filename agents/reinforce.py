@@ -1,0 +1,155 @@
+"""REINFORCE with an LSTM controller (Williams 1992; Zoph & Le 2017).
+
+The controller reads the observation at each step (for a NASEnv: the decisions so far
+and which one comes next), carries an LSTM state through the episode, and samples from
+a softmax over the legal actions. After ``batch_episodes`` episodes it ascends
+
+    sum_t (G_t - b) * grad log pi(a_t | s_t)  +  entropy_coef * sum_t grad H(pi(. | s_t))
+
+where G_t is the return from step t (for NAS: the child's score) and b an exponential
+moving average of past episode returns, the variance-reducing baseline of Zoph & Le.
+Defaults follow NATS-Bench's REINFORCE baseline (Adam, lr 0.01, EMA momentum 0.9), with an
+entropy bonus of 0.01: at 1e-4 (ENAS) the controller collapses onto a few cells within the
+first hundred episodes and then only replays them (measured on NB201, docs/results.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from agents.base import Agent, Callback
+from agents.registry import register
+from rlnas.monitor import Budget
+
+
+def masked_logits(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Illegal actions get the most negative float: probability 0, no NaN in the entropy."""
+    if mask is None:
+        return logits
+    return logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
+
+
+class LSTMController(nn.Module):
+    def __init__(self, obs_dim: int, num_actions: int, hidden_size: int):
+        super().__init__()
+        self.encode = nn.Linear(obs_dim, hidden_size)
+        self.lstm = nn.LSTMCell(hidden_size, hidden_size)
+        self.head = nn.Linear(hidden_size, num_actions)
+
+    def forward(self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None):
+        h, c = self.lstm(torch.tanh(self.encode(obs)), state)
+        return self.head(h), (h, c)
+
+
+@register("reinforce")
+class Reinforce(Agent):
+    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", learning_rate: float = 0.01,
+                 hidden_size: int = 64, batch_episodes: int = 1, baseline_decay: float = 0.9,
+                 entropy_coef: float = 0.01, gamma: float = 1.0, max_grad_norm: float = 5.0):
+        super().__init__(env, seed, device)
+        if not isinstance(env.action_space, gym.spaces.Discrete):
+            raise TypeError(f"reinforce needs a Discrete action space, got {env.action_space}")
+        if learning_rate <= 0 or hidden_size < 1 or batch_episodes < 1 or not 0 <= baseline_decay < 1:
+            raise ValueError("reinforce needs learning_rate > 0, hidden_size >= 1, batch_episodes >= 1 "
+                             f"and 0 <= baseline_decay < 1; got learning_rate={learning_rate}, "
+                             f"hidden_size={hidden_size}, batch_episodes={batch_episodes}, "
+                             f"baseline_decay={baseline_decay}")
+        torch.manual_seed(seed)
+        obs_dim = int(np.prod(env.observation_space.shape))
+        self.controller = LSTMController(obs_dim, int(env.action_space.n), hidden_size).to(self.device)
+        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=learning_rate)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.batch_episodes, self.baseline_decay = batch_episodes, baseline_decay
+        self.entropy_coef, self.gamma, self.max_grad_norm = entropy_coef, gamma, max_grad_norm
+        self.baseline: float | None = None
+        self.updates = 0
+        self._state: tuple[torch.Tensor, torch.Tensor] | None = None  # predict()'s LSTM state
+
+    def _policy(self, obs: np.ndarray, mask: np.ndarray | None, state):
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1)
+        logits, state = self.controller(obs_t, state)
+        mask_t = None if mask is None else torch.as_tensor(mask, dtype=torch.bool, device=self.device)[None]
+        return torch.distributions.Categorical(logits=masked_logits(logits, mask_t)), state
+
+    def _sample(self, dist: torch.distributions.Categorical) -> torch.Tensor:
+        return torch.multinomial(dist.probs.detach().cpu(), 1, generator=self.generator).view(1)
+
+    def learn(self, budget: Budget, callback: Callback | None = None) -> Reinforce:
+        env = self.env
+        while env.within(budget):
+            losses, returns = [], []
+            for _ in range(self.batch_episodes):
+                obs, info = env.reset(seed=self.seed if self.updates == 0 and not returns else None)
+                state, log_probs, entropies, rewards, done = None, [], [], [], False
+                while not done:
+                    dist, state = self._policy(obs, info.get("action_mask"), state)
+                    action = self._sample(dist)
+                    log_probs.append(dist.log_prob(action.to(self.device)))
+                    entropies.append(dist.entropy())
+                    obs, reward, terminated, truncated, info = env.step(int(action))
+                    rewards.append(float(reward))
+                    done = terminated or truncated
+                # returns-to-go G_t = r_t + gamma * G_{t+1}
+                to_go, running = [], 0.0
+                for r in reversed(rewards):
+                    running = r + self.gamma * running
+                    to_go.append(running)
+                to_go = torch.tensor(to_go[::-1], device=self.device)
+                episode_return = float(sum(rewards))
+                if self.baseline is None:
+                    self.baseline = episode_return
+                advantage = to_go - self.baseline
+                losses.append(-(advantage * torch.cat(log_probs)).sum()
+                              - self.entropy_coef * torch.cat(entropies).sum())
+                self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * episode_return
+                returns.append(episode_return)
+                if not env.within(budget):
+                    break
+            loss = torch.stack(losses).mean()
+            self.optimizer.zero_grad()
+            loss.backward()
+            grad_norm = nn.utils.clip_grad_norm_(self.controller.parameters(), self.max_grad_norm)
+            self.optimizer.step()
+            self.updates += 1
+            step = env.env_steps
+            self.logger.scalar("reinforce/loss", loss.item(), step)
+            self.logger.scalar("reinforce/baseline", self.baseline, step)
+            self.logger.scalar("reinforce/entropy", torch.cat(entropies).mean().item(), step)
+            self.logger.scalar("reinforce/grad_norm", float(grad_norm), step)
+            self.logger.scalar("reinforce/learning_rate", self.optimizer.param_groups[0]["lr"], step)
+            if callback is not None:
+                callback(self)
+        return self
+
+    def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None,
+                deterministic: bool = False) -> int:
+        """The controller is recurrent: its LSTM state starts fresh whenever the observation
+        is the first of an episode (nothing decided yet) and carries over otherwise."""
+        if self._is_first(obs):
+            self._state = None
+        with torch.no_grad():
+            dist, self._state = self._policy(obs, action_mask, self._state)
+        return int(dist.probs.argmax()) if deterministic else int(self._sample(dist))
+
+    def _is_first(self, obs: np.ndarray) -> bool:
+        space = getattr(self.env.unwrapped, "space", None)
+        if space is None:  # not a NASEnv: treat each call as a new episode unless mid-run
+            return self._state is None
+        return bool(obs[space.num_decisions * space.max_choices] == 1.0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "controller": self.controller.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
+                "baseline": self.baseline, "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.controller.load_state_dict(state["controller"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.baseline, self.updates = state["baseline"], state["updates"]

@@ -1,0 +1,50 @@
+"""From a composed config (``conf/``) to objects, refusing impossible values before any
+work starts: every builder here raises ``ValueError`` naming the key, the value, and
+what is allowed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from rlnas.evaluators import Evaluator, make_evaluator
+from rlnas.monitor import Budget
+from rlnas.spaces import SearchSpace, make_space
+
+ENV_KEYS = ("name", "invalid_action", "invalid_penalty")  # the rest configures the space
+
+
+def to_dict(node: DictConfig | dict) -> dict[str, Any]:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda[:N], got {device!r}")
+    return device
+
+
+def build_space(env_cfg: DictConfig | dict) -> SearchSpace:
+    env = to_dict(env_cfg)
+    return make_space(env["name"], **{k: v for k, v in env.items() if k not in ENV_KEYS})
+
+
+def build_evaluator(evaluator_cfg: DictConfig | dict, space: SearchSpace) -> Evaluator:
+    kwargs = to_dict(evaluator_cfg)
+    name = kwargs.pop("name")
+    if "device" in kwargs:
+        kwargs["device"] = resolve_device(kwargs["device"])
+    return make_evaluator(name, space, **kwargs)
+
+
+def build_budget(budget_cfg: DictConfig | dict, space: SearchSpace) -> Budget:
+    budget = Budget(**to_dict(budget_cfg))
+    if budget.evaluations is not None and budget.evaluations > space.size:
+        raise ValueError(f"budget.evaluations={budget.evaluations} exceeds the {space.size} distinct "
+                         f"architectures of search space {space.name!r}")
+    return budget

@@ -1,0 +1,47 @@
+"""Where agents and the runner write what they measure: TensorBoard, or nowhere.
+
+Agents call ``self.logger.scalar(tag, value, step)`` and never care which one they got,
+so an agent used outside ``train.py`` logs nothing and costs nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class Logger:
+    """The no-op logger; :class:`TensorBoardLogger` overrides every method."""
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        pass
+
+    def text(self, tag: str, text: str, step: int) -> None:
+        pass
+
+    def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class TensorBoardLogger(Logger):
+    def __init__(self, log_dir: str | Path):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(log_dir))
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        self.writer.add_scalar(tag, value, step)
+
+    def text(self, tag: str, text: str, step: int) -> None:
+        self.writer.add_text(tag, text, step)
+
+    def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+        # TensorBoard's hparams take scalars and strings only
+        clean = {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in hparams.items()}
+        self.writer.add_hparams(clean, metrics, run_name=".")
+
+    def close(self) -> None:
+        self.writer.close()

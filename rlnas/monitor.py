@@ -1,0 +1,118 @@
+"""Budgets and the wrapper that counts what a search spends and what it has found.
+
+An evaluation is counted once per distinct architecture: a repeat (answered free by the
+store, or one the run has already paid for) costs env steps but no evaluation budget.
+Works on any Gymnasium env: without architectures in ``info`` it counts steps and episodes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+
+from rlnas.logger import Logger
+from rlnas.store import Evaluation
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Stop at whichever limit comes first; ``None`` means no limit of that kind.
+
+    ``patience`` stops a search that has converged: that many episodes in a row without
+    a new architecture (a controller that only replays what it knows spends no budget and
+    would otherwise never stop).
+    """
+
+    evaluations: int | None = None
+    env_steps: int | None = None
+    patience: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("evaluations", "env_steps", "patience"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"budget.{name} must be a positive integer or null, got {value!r}")
+        if self.evaluations is None and self.env_steps is None:
+            raise ValueError("a budget needs budget.evaluations or budget.env_steps (or both)")
+
+
+class SearchMonitor(gym.Wrapper):
+    """Counts env steps, episodes and distinct evaluations; tracks the best architecture;
+    logs them. Agents loop ``while env.within(budget)``."""
+
+    def __init__(self, env: gym.Env, logger: Logger | None = None,
+                 on_evaluation: Callable[[SearchMonitor], None] | None = None):
+        super().__init__(env)
+        self.logger = logger or Logger()
+        self.on_evaluation = on_evaluation
+        self.env_steps = 0
+        self.episodes = 0
+        self.stale_episodes = 0  # episodes in a row without a new architecture
+        self.evaluations: list[Evaluation] = []  # distinct, in the order they were paid for
+        self.best: Evaluation | None = None
+        self._seen: set[str] = set()
+        self._episode_return = 0.0
+        self._clock_offset = 0.0
+        self._clock_start = time.perf_counter()
+
+    @property
+    def wall_seconds(self) -> float:
+        return self._clock_offset + time.perf_counter() - self._clock_start
+
+    def within(self, budget: Budget) -> bool:
+        """True while the budget allows another step."""
+        return not ((budget.evaluations is not None and len(self.evaluations) >= budget.evaluations)
+                    or (budget.env_steps is not None and self.env_steps >= budget.env_steps)
+                    or (budget.patience is not None and self.stale_episodes >= budget.patience))
+
+    def step(self, action: Any):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.env_steps += 1
+        self._episode_return += float(reward)
+        if terminated or truncated:
+            self.episodes += 1
+            self.logger.scalar("episode/return", self._episode_return, self.env_steps)
+            self._episode_return = 0.0
+            if "arch" in info:
+                self._record(Evaluation(info["arch"], info["score"], info["metrics"],
+                                        info["cost"], info["cached"]))
+        return obs, reward, terminated, truncated, info
+
+    def reset(self, **kwargs):
+        self._episode_return = 0.0
+        return self.env.reset(**kwargs)
+
+    def _record(self, evaluation: Evaluation) -> None:
+        if evaluation.arch in self._seen:
+            self.stale_episodes += 1
+            return
+        self.stale_episodes = 0
+        self._add(evaluation)
+        n, log = len(self.evaluations), self.logger
+        log.scalar("search/score", evaluation.score, n)
+        log.scalar("search/best_score", self.best.score, n)
+        log.scalar("search/best_score_vs_wall_ms", self.best.score, int(1000 * self.wall_seconds))
+        log.scalar("search/distinct_architectures", n, self.env_steps)
+        if self.best is evaluation:
+            log.text("search/best_arch", evaluation.arch, n)
+        if self.on_evaluation is not None:
+            self.on_evaluation(self)
+
+    def _add(self, evaluation: Evaluation) -> None:
+        self._seen.add(evaluation.arch)
+        self.evaluations.append(evaluation)
+        if self.best is None or evaluation.score > self.best.score:
+            self.best = evaluation
+
+    def restore(self, evaluations: Iterable[Evaluation], env_steps: int, episodes: int,
+                wall_seconds: float) -> None:
+        """Pick up a killed run: its paid evaluations (from the store) and its counters
+        (from the checkpoint)."""
+        for evaluation in evaluations:
+            self._add(evaluation)
+        self.env_steps, self.episodes = env_steps, episodes
+        self._clock_offset, self._clock_start = wall_seconds, time.perf_counter()

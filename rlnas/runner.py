@@ -1,0 +1,174 @@
+"""One search run: build everything from the config, let the agent learn within the budget,
+checkpoint, and write the report. ``train.py`` is a thin Hydra shell around :func:`run`.
+
+Run directory::
+
+    config.yaml          resolved config (with the run id), what ``resume=`` reads back
+    evaluations.sqlite   every evaluation, committed as it finishes
+    checkpoint.pt        agent + counters at the last consistent point (weights_only-safe)
+    tb/                  TensorBoard events
+    report.json          the result, for scripts
+
+Resume: the agent and counters come back from the checkpoint and the paid evaluations
+from the store. Whatever the agent replays between the checkpoint and the kill is answered
+by the store for free, so nothing is evaluated twice and, with the agent's generators
+restored, the run continues exactly as an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from agents import make_agent
+from envs import NASEnv
+from rlnas.config import build_budget, build_evaluator, build_space, resolve_device, to_dict
+from rlnas.evaluators import StoredEvaluator
+from rlnas.logger import TensorBoardLogger
+from rlnas.monitor import Budget, SearchMonitor
+from rlnas.store import EvaluationStore
+
+CONFIG, STORE, CHECKPOINT, REPORT, TENSORBOARD = (
+    "config.yaml", "evaluations.sqlite", "checkpoint.pt", "report.json", "tb")
+
+
+def load_run_config(run_dir: str | Path) -> DictConfig:
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"cannot resume {run_dir}: no {CONFIG} there (is it an rlnas run directory?)")
+    return OmegaConf.load(path)
+
+
+def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Run (or resume) the search ``cfg`` describes in ``run_dir``; return the report."""
+    run_dir = Path(run_dir)
+    # Build and validate everything first: a bad value fails here, before any work.
+    space = build_space(cfg.env)
+    evaluator = build_evaluator(cfg.evaluator, space)
+    budget = build_budget(cfg.budget, space)
+    device = resolve_device(cfg.device)
+    hparams = {k: v for k, v in to_dict(cfg.agent).items() if k != "name"}
+    if cfg.checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1, got {cfg.checkpoint_every}")
+
+    if not resume:
+        cfg = OmegaConf.merge(cfg, {"run_id": uuid.uuid4().hex})
+    store = EvaluationStore(cfg.store or run_dir / STORE)
+    env = NASEnv(space, StoredEvaluator(evaluator, store, run=cfg.run_id),
+                 invalid_action=cfg.env.invalid_action, invalid_penalty=cfg.env.invalid_penalty)
+    monitor = SearchMonitor(env)
+    agent = make_agent(cfg.agent.name, monitor, seed=cfg.seed, device=device, **hparams)
+
+    # Everything is valid: from here on the run writes to its directory.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        OmegaConf.save(cfg, run_dir / CONFIG, resolve=True)
+    agent.logger = monitor.logger = logger = TensorBoardLogger(run_dir / TENSORBOARD)
+    progress = tqdm(total=budget.evaluations or budget.env_steps, disable=cfg.quiet, unit="eval",
+                    desc=f"{cfg.agent.name} on {cfg.env.name}", dynamic_ncols=True)
+    monitor.on_evaluation = lambda m: _show(progress, m, budget)
+
+    checkpoint = run_dir / CHECKPOINT
+    if resume and checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=True)
+        agent.load_state_dict(state["agent"])
+        monitor.restore(store.history(evaluator.fingerprint, run=cfg.run_id), **state["monitor"])
+        _show(progress, monitor, budget)
+
+    last_saved = len(monitor.evaluations)
+
+    def save(agent) -> None:
+        nonlocal last_saved
+        if len(monitor.evaluations) - last_saved >= cfg.checkpoint_every:
+            _save_checkpoint(checkpoint, agent, monitor)
+            last_saved = len(monitor.evaluations)
+
+    try:
+        agent.learn(budget, callback=save)
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"\ninterrupted; continue with: python train.py resume={run_dir}", file=sys.stderr)
+        raise
+    _save_checkpoint(checkpoint, agent, monitor)
+    progress.close()
+
+    report = _report(cfg, monitor, budget, run_dir)
+    logger.hparams(_flatten(to_dict(cfg)),
+                   {"hparam/best_search_score": report["best_search_score"] or 0.0,
+                    "hparam/best_test_score": report["best_test_score"] or 0.0})
+    logger.close()
+    (run_dir / REPORT).write_text(json.dumps(report, indent=2) + "\n")
+    store.close()
+    if not cfg.quiet:
+        print(summary(report))
+    return report
+
+
+def _show(progress: tqdm, monitor: SearchMonitor, budget: Budget) -> None:
+    progress.set_postfix(best=f"{monitor.best.score:.4f}" if monitor.best else "-", refresh=False)
+    progress.update((len(monitor.evaluations) if budget.evaluations else monitor.env_steps) - progress.n)
+
+
+def _save_checkpoint(path: Path, agent, monitor: SearchMonitor) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"agent": agent.state_dict(),
+                "monitor": {"env_steps": monitor.env_steps, "episodes": monitor.episodes,
+                            "wall_seconds": monitor.wall_seconds}}, tmp)
+    tmp.replace(path)  # atomic: a kill mid-write leaves the previous checkpoint
+
+
+def _report(cfg: DictConfig, monitor: SearchMonitor, budget: Budget, run_dir: Path) -> dict[str, Any]:
+    best = monitor.best
+    if budget.evaluations is not None and len(monitor.evaluations) >= budget.evaluations:
+        stopped_by = "budget.evaluations"
+    elif budget.env_steps is not None and monitor.env_steps >= budget.env_steps:
+        stopped_by = "budget.env_steps"
+    elif budget.patience is not None and monitor.stale_episodes >= budget.patience:
+        stopped_by = "budget.patience"
+    else:
+        stopped_by = "agent"  # e.g. random search ran out of unseen architectures
+    return {
+        "agent": cfg.agent.name, "env": cfg.env.name, "evaluator": cfg.evaluator.name,
+        "seed": cfg.seed, "evaluations": len(monitor.evaluations), "env_steps": monitor.env_steps,
+        "episodes": monitor.episodes, "wall_seconds": round(monitor.wall_seconds, 3),
+        "stopped_by": stopped_by,
+        "best_arch": best.arch if best else None,
+        "best_search_score": best.score if best else None,
+        "best_test_score": best.metrics.get("test_acc") if best else None,
+        "best_metrics": best.metrics if best else None,
+        "run_dir": str(run_dir),
+    }
+
+
+def summary(report: dict[str, Any]) -> str:
+    test = report["best_test_score"]
+    lines = [
+        "",
+        f"rlnas: {report['agent']} on {report['env']} ({report['evaluator']} evaluator), seed {report['seed']}",
+        f"  evaluations   {report['evaluations']} distinct ({report['env_steps']} env steps, "
+        f"stopped by {report['stopped_by']}) in {report['wall_seconds']:.1f} s",
+        f"  best arch     {report['best_arch']}",
+        f"  search score  {report['best_search_score']:.4f}" if report["best_search_score"] is not None
+        else "  search score  -",
+        f"  test score    {test:.4f}" if test is not None else "  test score    - (evaluator has none)",
+        f"  report        {Path(report['run_dir']) / REPORT}",
+        f"  TensorBoard   tensorboard --logdir {Path(report['run_dir']) / TENSORBOARD}",
+    ]
+    return "\n".join(lines)
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

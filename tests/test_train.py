@@ -1,0 +1,175 @@
+"""train.py end to end, as a user runs it: subprocesses on the real command line."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def train(*args, env=None, check=True, timeout=300):
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"train.py {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def stored_archs(run_dir):
+    with sqlite3.connect(run_dir / "evaluations.sqlite") as db:
+        return [row[0] for row in db.execute("SELECT arch FROM evaluations ORDER BY seq")]
+
+
+def test_main_command_report_summary_and_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    proc = train("agent=reinforce", "env=nb201", "budget.evaluations=60", f"hydra.run.dir={tmp_path}")
+    assert "best arch" in proc.stdout and "tensorboard --logdir" in proc.stdout
+    assert "60/60" in proc.stderr  # the progress bar reached the budget
+    report = json.loads((tmp_path / "report.json").read_text())
+    for key in ("agent", "env", "evaluator", "seed", "evaluations", "env_steps", "wall_seconds",
+                "best_arch", "best_search_score", "best_test_score"):
+        assert key in report
+    assert report["evaluations"] == 60 == len(set(stored_archs(tmp_path)))
+    assert report["agent"] == "reinforce" and 0.5 < report["best_search_score"] < 1.0
+    assert 0.5 < report["best_test_score"] < 1.0
+
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"tensors": 0, "scalars": 0})
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    for tag in ("episode/return", "search/best_score", "search/best_score_vs_wall_ms",
+                "search/distinct_architectures", "reinforce/loss", "reinforce/entropy",
+                "reinforce/learning_rate"):
+        assert tag in scalars, tag
+    best_curve = [e.value for e in events.Scalars("search/best_score")]
+    assert len(best_curve) == 60 and best_curve == sorted(best_curve)
+    assert best_curve[-1] == pytest.approx(report["best_search_score"])
+    texts = events.Tensors("search/best_arch/text_summary")
+    assert texts[-1].tensor_proto.string_val[0].decode() == report["best_arch"]
+
+
+def test_unknown_agent_lists_the_available_ones():
+    proc = train("agent=nonexistent", check=False)
+    assert proc.returncode != 0
+    for name in ("evolution", "random", "reinforce"):
+        assert name in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["budget.evaluations=-5"], "budget.evaluations must be a positive integer"),
+    (["budget.evaluations=20000"], "exceeds the 15625 distinct architectures"),
+    (["env=nasnet", "evaluator=scratch", "env.ops=[identity,conv_9x9]"], "unknown op(s) ['conv_9x9']"),
+    (["env=nasnet", "evaluator=scratch", "evaluator.channels=0"], "channels >= 1"),
+    (["env=nasnet"], "tabular evaluator scores NAS-Bench-201 cells only"),
+    (["evaluator.table=/no/such/table.csv"], "/no/such/table.csv not found"),
+    (["agent=evolution", "agent.sample_size=50"], "sample_size <= population_size"),
+])
+def test_impossible_values_fail_before_any_work(tmp_path, args, message):
+    proc = train(*args, "quiet=true", f"hydra.run.dir={tmp_path}", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert not (tmp_path / "evaluations.sqlite").exists()
+
+
+def test_multirun(tmp_path):
+    train("--multirun", "agent=random,evolution", "seed=0,1", "budget.evaluations=15", "quiet=true",
+          f"hydra.sweep.dir={tmp_path}")
+    reports = [json.loads(p.read_text()) for p in tmp_path.glob("*/report.json")]
+    assert sorted((r["agent"], r["seed"]) for r in reports) == [
+        ("evolution", 0), ("evolution", 1), ("random", 0), ("random", 1)]
+    assert all(r["evaluations"] == 15 for r in reports)
+
+
+SLOW = ["env=nb201", "evaluator=function", "evaluator.fn=tests.objectives:slow_table_score",
+        "budget.evaluations=150", "checkpoint_every=5", "quiet=true"]
+
+
+@pytest.mark.parametrize("agent", ["evolution", "reinforce"])
+def test_sigkill_then_resume(tmp_path, agent):
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), f"agent={agent}", *SLOW,
+                             f"hydra.run.dir={killed}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if (killed / "checkpoint.pt").exists() and len(stored_archs(killed)) >= 60:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = stored_archs(killed)
+    assert 60 <= len(before) < 150, "the run should have been killed midway"
+
+    train(f"resume={killed}", "quiet=true")
+    after = stored_archs(killed)
+    assert after[: len(before)] == before  # the store is intact
+    assert len(after) == 150 == len(set(after))  # budget reached, nothing evaluated twice
+    report = json.loads((killed / "report.json").read_text())
+    assert report["evaluations"] == 150
+
+    # and the resumed search is the very search an uninterrupted run makes
+    train(f"agent={agent}", *SLOW, f"hydra.run.dir={whole}")
+    assert stored_archs(whole) == after
+
+
+def test_resume_of_a_missing_run(tmp_path):
+    proc = train(f"resume={tmp_path / 'nope'}", check=False)
+    assert proc.returncode == 2 and "no config.yaml" in proc.stderr
+
+
+PLUGIN = {
+    "pyproject.toml": """
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "rlnas-first-choice"
+        version = "0.1"
+
+        [project.entry-points."rlnas.agents"]
+        first_choice = "first_choice:FirstChoice"
+    """,
+    "first_choice.py": """
+        from agents.architecture_agent import ArchitectureAgent
+
+
+        class FirstChoice(ArchitectureAgent):
+            '''Always the first legal choice, then walk op by op through the first edge.'''
+
+            def __init__(self, env, seed=0, device="cpu", offset=1):
+                super().__init__(env, seed, device)
+                self.offset = offset
+
+            def learn(self, budget, callback=None):
+                for k in range(self.space.max_choices):
+                    if not self.env.within(budget):
+                        break
+                    self.play((k,) + (self.offset,) * (self.space.num_decisions - 1))
+                return self
+    """,
+}
+
+
+def test_plugin_agent_installed_from_another_package(tmp_path):
+    source, site = tmp_path / "plugin", tmp_path / "site"
+    source.mkdir()
+    for name, text in PLUGIN.items():
+        (source / name).write_text(textwrap.dedent(text))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(site), str(source)], check=True, capture_output=True)
+    env = {"PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
+    run_dir = tmp_path / "run"
+    train("agent=first_choice", "agent.offset=3", "budget.evaluations=3", "quiet=true",
+          f"hydra.run.dir={run_dir}", env=env)
+    assert stored_archs(run_dir) == [
+        f"|{op}~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+        for op in ("none", "skip_connect", "nor_conv_1x1")]
