@@ -106,7 +106,8 @@ class Reinforce(Agent):
                 advantage = to_go - self.baseline
                 losses.append(-(advantage * torch.cat(log_probs)).sum()
                               - self.entropy_coef * torch.cat(entropies).sum())
-                self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * episode_return
+                decay = self.baseline_decay
+                self.baseline = decay * self.baseline + (1 - decay) * episode_return
                 returns.append(episode_return)
                 if not env.within(budget):
                     break

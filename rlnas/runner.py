@@ -151,7 +151,8 @@ def summary(report: dict[str, Any]) -> str:
     test = report["best_test_score"]
     lines = [
         "",
-        f"rlnas: {report['agent']} on {report['env']} ({report['evaluator']} evaluator), seed {report['seed']}",
+        f"rlnas: {report['agent']} on {report['env']} ({report['evaluator']} evaluator), "
+        f"seed {report['seed']}",
         f"  evaluations   {report['evaluations']} distinct ({report['env_steps']} env steps, "
         f"stopped by {report['stopped_by']}) in {report['wall_seconds']:.1f} s",
         f"  best arch     {report['best_arch']}",
