@@ -1,0 +1,178 @@
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+import yaml
+from hydra import compose, initialize_config_dir
+
+from agents import make_agent
+from agents.registry import available_agents, hyperparameters
+from agents.reinforce import masked_logits
+from envs import NASEnv
+from rlnas.evaluators import CallableEvaluator, TabularEvaluator
+from rlnas.monitor import Budget, SearchMonitor
+from rlnas.runner import run
+from rlnas.spaces import NASNetSpace, NB201Space
+from rlnas.store import EvaluationStore
+
+ROOT = Path(__file__).resolve().parents[1]
+BASELINES = ["random", "evolution", "reinforce"]
+
+
+@pytest.fixture(scope="module")
+def table():
+    return TabularEvaluator()
+
+
+def nb201_env(table):
+    return NASEnv("nb201", table)
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_same_seed_same_search_through_the_runner(tmp_path, name):
+    def sequence(run_dir):
+        with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+            cfg = compose("config", [f"agent={name}", "budget.evaluations=40", "quiet=true", "seed=3"])
+        run(cfg, run_dir)
+        return [e.arch for e in EvaluationStore(run_dir / "evaluations.sqlite").history()]
+
+    first, second = sequence(tmp_path / "a"), sequence(tmp_path / "b")
+    assert first == second and len(set(first)) == 40
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        other = compose("config", [f"agent={name}", "budget.evaluations=40", "quiet=true", "seed=4"])
+    run(other, tmp_path / "c")
+    assert [e.arch for e in EvaluationStore(tmp_path / "c" / "evaluations.sqlite").history()] != first
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_yaml_defaults_match_the_constructor(name):
+    cfg = yaml.safe_load((ROOT / "conf" / "agent" / f"{name}.yaml").read_text())
+    assert cfg.pop("name") == name
+    assert cfg == hyperparameters(available_agents()[name])
+
+
+def test_registry_errors(table):
+    with pytest.raises(ValueError, match="unknown agent 'dqn9'; available agents: evolution, random"):
+        make_agent("dqn9", nb201_env(table))
+    with pytest.raises(ValueError, match=r"no hyperparameter\(s\) \['lr'\]; it takes population_size"):
+        make_agent("evolution", nb201_env(table), lr=0.1)
+    with pytest.raises(TypeError, match="needs an rlnas NASEnv"):
+        make_agent("random", gym.make("CartPole-v1"))
+
+
+def test_random_search_never_repeats_and_exhausts_a_tiny_space():
+    space = NASNetSpace(num_blocks=1, ops=["identity"])  # 2 inputs x 2 inputs x 2 combos per cell
+    env = NASEnv(space, CallableEvaluator(space, lambda arch: 0.0))
+    agent = make_agent("random", env, seed=0)
+    agent.learn(Budget(evaluations=10_000))
+    archs = [e.arch for e in agent.env.evaluations]
+    assert len(archs) == len(set(archs)) == space.size == 64
+    assert agent.env.episodes == 64
+
+
+def test_evolution_children_are_one_mutation_from_the_recent_population(table):
+    agent = make_agent("evolution", nb201_env(table), seed=0, population_size=8, sample_size=3)
+    agent.learn(Budget(evaluations=120))
+    space = NB201Space()
+    played = [space.from_string(e.arch) for e in agent.env.evaluations]
+    assert len(agent.population) == 8
+    # the population is the 8 most recent children (aging), each with its table score
+    for member, score in agent.population:
+        assert score == pytest.approx(table.evaluate(space.to_string(member)).score)
+    # every child after the first 8 differs in exactly one decision from some earlier member
+    for child in played[8:40]:
+        assert any(sum(a != b for a, b in zip(child, p, strict=True)) == 1 for p in played[:played.index(child)])
+
+
+def test_evolution_beats_random_search_on_average(table):
+    def mean_best(name):
+        scores = []
+        for seed in range(8):
+            agent = make_agent(name, nb201_env(table), seed=seed)
+            agent.learn(Budget(evaluations=150))
+            scores.append(agent.env.best.score)
+        return np.mean(scores)
+
+    assert mean_best("evolution") > mean_best("random")
+
+
+def test_masked_logits_by_hand():
+    logits = torch.tensor([[1.0, 2.0, 3.0]])
+    mask = torch.tensor([[True, False, True]])
+    dist = torch.distributions.Categorical(logits=masked_logits(logits, mask))
+    # softmax over the legal logits 1 and 3 only
+    expected = torch.tensor([np.exp(1) / (np.exp(1) + np.exp(3)), 0.0, np.exp(3) / (np.exp(1) + np.exp(3))])
+    torch.testing.assert_close(dist.probs[0], expected.float())
+    p = expected[[0, 2]]
+    torch.testing.assert_close(dist.entropy()[0], -(p * p.log()).sum().float())
+    assert torch.isfinite(dist.log_prob(torch.tensor([1])))  # finite, not NaN: no gradient blow-up
+
+
+def test_reinforce_learns_a_known_objective():
+    space = NB201Space()
+    # reward: fraction of edges that are nor_conv_3x3 (choice 3); the optimum is all 3s
+    rewards = []
+
+    def score(arch):
+        rewards.append(np.mean(np.array(space.from_string(arch)) == 3))
+        return rewards[-1]
+
+    evaluator = CallableEvaluator(space, score)
+    agent = make_agent("reinforce", NASEnv(space, evaluator), seed=0, learning_rate=0.02)
+    agent.learn(Budget(env_steps=6 * 400))
+    assert len(rewards) == 400
+    assert np.mean(rewards[:10]) < 0.45 < 0.9 < np.mean(rewards[-50:])  # chance level is 0.2
+    env = NASEnv(space, evaluator)
+    obs, info = env.reset(seed=0)
+    for _ in range(6):
+        obs, reward, done, _, info = env.step(agent.predict(obs, info["action_mask"], deterministic=True))
+    assert reward == 1.0
+
+
+def test_reinforce_honours_masks_on_nasnet():
+    space = NASNetSpace()
+    env = NASEnv(space, CallableEvaluator(space, lambda arch: 0.5))  # raises on any illegal action
+    agent = make_agent("reinforce", env, seed=0)
+    agent.learn(Budget(evaluations=30))
+    assert len(agent.env.evaluations) == 30
+
+
+def test_reinforce_runs_on_cartpole():
+    agent = make_agent("reinforce", gym.make("CartPole-v1"), seed=0)
+    agent.learn(Budget(env_steps=500))
+    assert agent.env.env_steps >= 500 and agent.env.evaluations == []
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_save_load_continues_identically(tmp_path, table, name):
+    agent = make_agent(name, nb201_env(table), seed=1)
+    agent.learn(Budget(evaluations=30))
+    agent.save(tmp_path / "agent.pt")
+    agent.learn(Budget(evaluations=60))
+    continued = [e.arch for e in agent.env.evaluations[30:]]
+
+    clone = make_agent(name, nb201_env(table), seed=99).load(tmp_path / "agent.pt")
+    clone.env.restore(agent.env.evaluations[:30], env_steps=0, episodes=0, wall_seconds=0.0)
+    clone.learn(Budget(evaluations=60))
+    assert [e.arch for e in clone.env.evaluations[30:]] == continued
+
+
+def test_budget_and_monitor(table):
+    with pytest.raises(ValueError, match="budget.evaluations must be a positive integer or null, got -1"):
+        Budget(evaluations=-1)
+    with pytest.raises(ValueError, match="needs budget.evaluations or budget.env_steps"):
+        Budget()
+    monitor = SearchMonitor(nb201_env(table))
+    for _ in range(2):  # the same cell twice: one evaluation, twelve steps
+        monitor.reset()
+        for action in (3, 3, 3, 1, 2, 3):
+            monitor.step(action)
+    assert len(monitor.evaluations) == 1 and monitor.env_steps == 12 and monitor.episodes == 2
+    assert monitor.stale_episodes == 1
+    assert not monitor.within(Budget(evaluations=1))
+    assert monitor.within(Budget(evaluations=2, env_steps=13))
+    assert not monitor.within(Budget(evaluations=2, env_steps=12))
+    assert not monitor.within(Budget(evaluations=2, patience=1))
+    assert monitor.best.metrics["arch_index"] == 13714
