@@ -127,7 +127,7 @@ def test_reinforce_learns_a_known_objective():
     env = NASEnv(space, evaluator)
     obs, info = env.reset(seed=0)
     for _ in range(6):
-        obs, reward, done, _, info = env.step(agent.predict(obs, info["action_mask"], deterministic=True))
+        obs, reward, _, _, info = env.step(agent.predict(obs, info["action_mask"], deterministic=True))
     assert reward == 1.0
 
 
