@@ -173,3 +173,28 @@ def test_plugin_agent_installed_from_another_package(tmp_path):
     assert stored_archs(run_dir) == [
         f"|{op}~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
         for op in ("none", "skip_connect", "nor_conv_1x1")]
+
+
+def test_user_table_by_path(tmp_path):
+    import gzip
+    from importlib import resources
+
+    raw = gzip.decompress(resources.files("rlnas.data").joinpath("nb201_cifar10_12ep.csv.gz").read_bytes())
+    lines = raw.decode().splitlines()
+    # the same cells, every validation accuracy 50 % and every test accuracy 60 %
+    path = tmp_path / "mine.csv"
+    path.write_text("\n".join([lines[0]] + [",".join(ln.split(",")[:2]) + ",50.0,60.0" for ln in lines[1:]]))
+    train("agent=evolution", f"evaluator.table={path}", "budget.evaluations=20", "quiet=true",
+          f"hydra.run.dir={tmp_path / 'run'}")
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["best_search_score"] == pytest.approx(0.5) and report["best_test_score"] == pytest.approx(0.6)
+    with sqlite3.connect(tmp_path / "run" / "evaluations.sqlite") as db:
+        assert {row[0] for row in db.execute("SELECT score FROM evaluations")} == {0.5}
+
+
+def test_nasnet_with_the_scratch_evaluator(tmp_path):
+    train("agent=evolution", "env=nasnet", "evaluator=scratch", "evaluator.epochs=1", "budget.evaluations=2",
+          "quiet=true", f"hydra.run.dir={tmp_path}")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["evaluations"] == 2 and report["best_arch"].startswith("normal=")
+    assert 0.1 < report["best_test_score"] <= 1.0 and report["best_metrics"]["params"] > 0
