@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from rlnas.logger import Logger
-from rlnas.monitor import Budget, SearchMonitor
+from rlnas.monitor import Budget, SearchMonitor, VectorSearchMonitor
 
 Callback = Callable[["Agent"], None]
 
@@ -27,7 +27,8 @@ class Agent(ABC):
     """Base class of every agent, built-in or plugin.
 
     Args:
-        env: any Gymnasium env; it is wrapped in a :class:`SearchMonitor` unless it is one.
+        env: any Gymnasium env, wrapped in a :class:`SearchMonitor` unless it is one; or a
+            vector env (``AutoresetMode.SAME_STEP``), wrapped in a :class:`VectorSearchMonitor`.
         seed: seeds the agent's own generators (and the env at its first reset).
         device: torch device for agents with networks.
 
@@ -38,9 +39,12 @@ class Agent(ABC):
     name: ClassVar[str]
 
     def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu"):
-        self.env = env if isinstance(env, SearchMonitor) else SearchMonitor(env)
-        self.observation_space = env.observation_space
-        self.action_space = env.action_space
+        if isinstance(env, gym.vector.VectorEnv):
+            self.env = env if isinstance(env, VectorSearchMonitor) else VectorSearchMonitor(env)
+            self.observation_space, self.action_space = env.single_observation_space, env.single_action_space
+        else:
+            self.env = env if isinstance(env, SearchMonitor) else SearchMonitor(env)
+            self.observation_space, self.action_space = env.observation_space, env.action_space
         self.seed = seed
         self.device = torch.device(device)
         self.rng = np.random.default_rng(seed)
@@ -76,3 +80,11 @@ class Agent(ABC):
     def load(self, path: str | Path) -> Agent:
         self.load_state_dict(torch.load(path, weights_only=True, map_location=self.device))
         return self
+
+
+def as_vector_env(env: gym.Env | gym.vector.VectorEnv) -> gym.vector.VectorEnv:
+    """A vector env as is; a single env as a vector env of one (same-step autoreset), so
+    agents written for vector envs take either."""
+    if isinstance(env, gym.vector.VectorEnv):
+        return env
+    return gym.vector.SyncVectorEnv([lambda: env], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)

@@ -23,15 +23,9 @@ import torch
 from torch import nn
 
 from agents.base import Agent, Callback
+from agents.policies import masked_categorical
 from agents.registry import register
 from rlnas.monitor import Budget
-
-
-def masked_logits(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Illegal actions get the most negative float: probability 0, no NaN in the entropy."""
-    if mask is None:
-        return logits
-    return logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
 
 
 class LSTMController(nn.Module):
@@ -74,7 +68,7 @@ class Reinforce(Agent):
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1)
         logits, state = self.controller(obs_t, state)
         mask_t = None if mask is None else torch.as_tensor(mask, dtype=torch.bool, device=self.device)[None]
-        return torch.distributions.Categorical(logits=masked_logits(logits, mask_t)), state
+        return masked_categorical(logits, mask_t), state
 
     def _sample(self, dist: torch.distributions.Categorical) -> torch.Tensor:
         return torch.multinomial(dist.probs.detach().cpu(), 1, generator=self.generator).view(1)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from rlnas.logger import Logger
 from rlnas.store import Evaluation
@@ -40,13 +41,11 @@ class Budget:
             raise ValueError("a budget needs budget.evaluations or budget.env_steps (or both)")
 
 
-class SearchMonitor(gym.Wrapper):
-    """Counts env steps, episodes and distinct evaluations; tracks the best architecture;
-    logs them. Agents loop ``while env.within(budget)``."""
+class SearchCounts:
+    """Counters shared by the single-env and the vector-env monitor."""
 
-    def __init__(self, env: gym.Env, logger: Logger | None = None,
-                 on_evaluation: Callable[[SearchMonitor], None] | None = None):
-        super().__init__(env)
+    def _init_counts(self, logger: Logger | None,
+                     on_evaluation: Callable[[SearchCounts], None] | None) -> None:
         self.logger = logger or Logger()
         self.on_evaluation = on_evaluation
         self.env_steps = 0
@@ -55,7 +54,6 @@ class SearchMonitor(gym.Wrapper):
         self.evaluations: list[Evaluation] = []  # distinct, in the order they were paid for
         self.best: Evaluation | None = None
         self._seen: set[str] = set()
-        self._episode_return = 0.0
         self._clock_offset = 0.0
         self._clock_start = time.perf_counter()
 
@@ -69,24 +67,11 @@ class SearchMonitor(gym.Wrapper):
                     or (budget.env_steps is not None and self.env_steps >= budget.env_steps)
                     or (budget.patience is not None and self.stale_episodes >= budget.patience))
 
-    def step(self, action: Any):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self.env_steps += 1
-        self._episode_return += float(reward)
-        if terminated or truncated:
-            self.episodes += 1
-            self.logger.scalar("episode/return", self._episode_return, self.env_steps)
-            self._episode_return = 0.0
-            if "arch" in info:
-                self._record(Evaluation(info["arch"], info["score"], info["metrics"],
-                                        info["cost"], info["cached"]))
-        return obs, reward, terminated, truncated, info
-
-    def reset(self, **kwargs):
-        self._episode_return = 0.0
-        return self.env.reset(**kwargs)
-
-    def _record(self, evaluation: Evaluation) -> None:
+    def _end_episode(self, episode_return: float, evaluation: Evaluation | None) -> None:
+        self.episodes += 1
+        self.logger.scalar("episode/return", episode_return, self.env_steps)
+        if evaluation is None:
+            return
         if evaluation.arch in self._seen:
             self.stale_episodes += 1
             return
@@ -116,3 +101,65 @@ class SearchMonitor(gym.Wrapper):
             self._add(evaluation)
         self.env_steps, self.episodes = env_steps, episodes
         self._clock_offset, self._clock_start = wall_seconds, time.perf_counter()
+
+
+class SearchMonitor(SearchCounts, gym.Wrapper):
+    """Counts env steps, episodes and distinct evaluations; tracks the best architecture;
+    logs them. Agents loop ``while env.within(budget)``."""
+
+    def __init__(self, env: gym.Env, logger: Logger | None = None,
+                 on_evaluation: Callable[[SearchCounts], None] | None = None):
+        gym.Wrapper.__init__(self, env)
+        self._init_counts(logger, on_evaluation)
+        self._episode_return = 0.0
+
+    def step(self, action: Any):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.env_steps += 1
+        self._episode_return += float(reward)
+        if terminated or truncated:
+            evaluation = None
+            if "arch" in info:
+                evaluation = Evaluation(info["arch"], info["score"], info["metrics"], info["cost"], info["cached"])
+            self._end_episode(self._episode_return, evaluation)
+            self._episode_return = 0.0
+        return obs, reward, terminated, truncated, info
+
+    def reset(self, **kwargs):
+        self._episode_return = 0.0
+        return self.env.reset(**kwargs)
+
+
+class VectorSearchMonitor(SearchCounts, gym.vector.VectorWrapper):
+    """The same counters over a vector env in ``AutoresetMode.SAME_STEP`` (finished
+    episodes' infos under ``info["final_info"]``). Several sub-envs can finish in one step,
+    so an evaluation budget may be overshot by up to ``num_envs - 1``."""
+
+    def __init__(self, env: gym.vector.VectorEnv, logger: Logger | None = None,
+                 on_evaluation: Callable[[SearchCounts], None] | None = None):
+        mode = env.metadata.get("autoreset_mode")
+        if mode is not None and mode != gym.vector.AutoresetMode.SAME_STEP:
+            raise ValueError(f"vector envs must use autoreset_mode=AutoresetMode.SAME_STEP, not {mode}")
+        gym.vector.VectorWrapper.__init__(self, env)
+        self._init_counts(logger, on_evaluation)
+        self._returns = np.zeros(env.num_envs)
+
+    def step(self, actions):
+        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        self.env_steps += self.num_envs
+        self._returns += rewards
+        for i in np.flatnonzero(terminated | truncated):
+            final = info.get("final_info", {})
+            evaluation = None
+            if final.get("_arch", np.zeros(self.num_envs, bool))[i]:
+                metrics = {k: v[i].item() for k, v in final["metrics"].items()
+                           if not k.startswith("_") and final["metrics"][f"_{k}"][i]}
+                evaluation = Evaluation(str(final["arch"][i]), float(final["score"][i]), metrics,
+                                        float(final["cost"][i]), bool(final["cached"][i]))
+            self._end_episode(float(self._returns[i]), evaluation)
+            self._returns[i] = 0.0
+        return obs, rewards, terminated, truncated, info
+
+    def reset(self, **kwargs):
+        self._returns[:] = 0.0
+        return self.env.reset(**kwargs)

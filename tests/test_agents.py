@@ -8,8 +8,8 @@ import yaml
 from hydra import compose, initialize_config_dir
 
 from agents import make_agent
+from agents.policies import masked_categorical
 from agents.registry import available_agents, hyperparameters
-from agents.reinforce import masked_logits
 from envs import NASEnv
 from rlnas.evaluators import CallableEvaluator, TabularEvaluator
 from rlnas.monitor import Budget, SearchMonitor
@@ -19,6 +19,7 @@ from rlnas.store import EvaluationStore
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ["random", "evolution", "reinforce"]
+BUILT_IN = [*BASELINES, "ppo", "a2c", "dqn", "rainbow"]
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +47,12 @@ def test_same_seed_same_search_through_the_runner(tmp_path, name):
     assert [e.arch for e in EvaluationStore(tmp_path / "c" / "evaluations.sqlite").history()] != first
 
 
-@pytest.mark.parametrize("name", BASELINES)
+@pytest.mark.parametrize("name", BUILT_IN)
 def test_yaml_defaults_match_the_constructor(name):
     cfg = yaml.safe_load((ROOT / "conf" / "agent" / f"{name}.yaml").read_text())
     assert cfg.pop("name") == name
-    assert cfg == hyperparameters(available_agents()[name])
+    defaults = {k: list(v) if isinstance(v, tuple) else v for k, v in hyperparameters(available_agents()[name]).items()}
+    assert cfg == defaults
 
 
 def test_registry_errors(table):
@@ -98,10 +100,10 @@ def test_evolution_beats_random_search_on_average(table):
     assert mean_best("evolution") > mean_best("random")
 
 
-def test_masked_logits_by_hand():
+def test_masked_softmax_log_prob_and_entropy_by_hand():
     logits = torch.tensor([[1.0, 2.0, 3.0]])
     mask = torch.tensor([[True, False, True]])
-    dist = torch.distributions.Categorical(logits=masked_logits(logits, mask))
+    dist = masked_categorical(logits, mask)
     # softmax over the legal logits 1 and 3 only
     expected = torch.tensor([np.exp(1) / (np.exp(1) + np.exp(3)), 0.0, np.exp(3) / (np.exp(1) + np.exp(3))])
     torch.testing.assert_close(dist.probs[0], expected.float())

@@ -1,0 +1,61 @@
+"""A2C: synchronous advantage actor-critic (Mnih et al. 2016), read top to bottom.
+
+Each iteration collects ``n_steps`` from every env (agents/on_policy.py) and takes one
+gradient step on the whole rollout:
+
+    L = -E[A * log pi(a|s)] + vf_coef * E[(V - R)^2] - ent_coef * E[H]
+
+with n-step returns (``gae_lambda=1``, the default, is A2C's plain n-step advantage) and
+RMSprop as in SB3 (alpha 0.99, eps 1e-5).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import torch
+from torch import nn
+
+from agents.base import Callback
+from agents.on_policy import ActorCriticAgent, explained_variance
+from agents.registry import register
+from rlnas.monitor import Budget
+
+
+@register("a2c")
+class A2C(ActorCriticAgent):
+    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", policy: str = "lstm",
+                 hidden_sizes: tuple[int, ...] = (64,), learning_rate: float = 3e-3, n_steps: int = 6,
+                 gamma: float = 1.0, gae_lambda: float = 1.0, ent_coef: float = 0.01, vf_coef: float = 0.5,
+                 max_grad_norm: float = 0.5, normalize_advantage: bool = False, anneal: bool = False):
+        super().__init__(env, seed, device, policy, list(hidden_sizes), n_steps, gamma, gae_lambda)
+        if learning_rate <= 0:
+            raise ValueError(f"a2c needs learning_rate > 0, got {learning_rate}")
+        self.learning_rate, self.ent_coef, self.vf_coef = learning_rate, ent_coef, vf_coef
+        self.max_grad_norm, self.normalize_advantage, self.anneal = max_grad_norm, normalize_advantage, anneal
+        self.optimizer = torch.optim.RMSprop(self.policy.parameters(), lr=learning_rate, alpha=0.99, eps=1e-5)
+
+    def learn(self, budget: Budget, callback: Callback | None = None) -> A2C:
+        while (r := self.collect(budget)) is not None:
+            remaining = 1.0 - self.env.env_steps / budget.env_steps if self.anneal and budget.env_steps else 1.0
+            self.optimizer.param_groups[0]["lr"] = lr = self.learning_rate * remaining
+            log_probs, entropy, values = self.evaluate_actions(r.obs, r.actions, r.masks, r.starts, r.initial_state)
+            advantages = r.advantages
+            if self.normalize_advantage:
+                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+            policy_loss = -(advantages * log_probs).mean()
+            value_loss = ((values - r.returns) ** 2).mean()
+            loss = policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy.mean()
+
+            self.optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            self.optimizer.step()
+            self.updates += 1
+            if self.updates % 10 == 0:  # per-update logging would cost more than the update
+                self.log_update({"policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
+                                 "entropy": entropy.mean().item(), "learning_rate": lr,
+                                 "explained_variance": explained_variance(r.values.flatten(), r.returns.flatten())})
+            if callback is not None:
+                callback(self)
+        return self

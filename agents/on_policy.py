@@ -1,0 +1,181 @@
+"""What PPO and A2C share: the actor-critic agent skeleton, rollout collection over a vector
+env, and generalized advantage estimation. Each algorithm's file keeps its own update rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from agents.base import Agent, as_vector_env
+from agents.policies import ActorCritic, masked_categorical
+from rlnas.monitor import Budget
+
+
+def compute_gae(rewards: torch.Tensor, values: torch.Tensor, ended: torch.Tensor, last_values: torch.Tensor,
+                gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalized advantage estimation (Schulman et al. 2016), over (T, N) tensors.
+
+    ``ended[t]`` marks transitions that end an episode (its next state is not bootstrapped);
+    ``last_values`` are V of the states after the last step. Returns (advantages, returns):
+
+        delta_t = r_t + gamma * V(s_{t+1}) * (1 - ended_t) - V(s_t)
+        A_t     = delta_t + gamma * lam * (1 - ended_t) * A_{t+1}
+        R_t     = A_t + V(s_t)
+    """
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(last_values)
+    for t in reversed(range(len(rewards))):
+        next_values = last_values if t == len(rewards) - 1 else values[t + 1]
+        nonterminal = 1.0 - ended[t]
+        delta = rewards[t] + gamma * next_values * nonterminal - values[t]
+        running = delta + gamma * lam * nonterminal * running
+        advantages[t] = running
+    return advantages, advantages + values
+
+
+@dataclass
+class Rollout:
+    obs: torch.Tensor  # (T, N, obs_dim)
+    actions: torch.Tensor  # (T, N)
+    log_probs: torch.Tensor
+    values: torch.Tensor
+    rewards: torch.Tensor
+    ended: torch.Tensor  # episode ended with this transition
+    starts: torch.Tensor  # episode started at this observation (resets LSTM state)
+    masks: torch.Tensor | None  # (T, N, A) bool
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    initial_state: Any  # LSTM state before the first step
+
+
+class ActorCriticAgent(Agent):
+    """Skeleton of PPO and A2C: a policy, a vector env, and :meth:`collect`."""
+
+    def __init__(self, env: gym.Env, seed: int, device: str, policy: str, hidden_sizes: list[int],
+                 n_steps: int, gamma: float, gae_lambda: float):
+        super().__init__(env, seed, device)
+        if not isinstance(self.action_space, gym.spaces.Discrete):
+            raise TypeError(f"{type(self).__name__} needs a Discrete action space, got {self.action_space}")
+        if policy not in ("mlp", "lstm"):
+            raise ValueError(f"policy must be 'mlp' or 'lstm', got {policy!r}")
+        if n_steps < 1 or not 0 <= gamma <= 1 or not 0 <= gae_lambda <= 1:
+            raise ValueError(f"need n_steps >= 1, 0 <= gamma <= 1, 0 <= gae_lambda <= 1; got n_steps={n_steps}, "
+                             f"gamma={gamma}, gae_lambda={gae_lambda}")
+        self.envs = as_vector_env(self.env)
+        torch.manual_seed(seed)
+        obs_dim = int(np.prod(self.observation_space.shape))
+        self.policy = ActorCritic(obs_dim, int(self.action_space.n), list(hidden_sizes), policy == "lstm")
+        self.policy.to(self.device)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.n_steps, self.gamma, self.gae_lambda = n_steps, gamma, gae_lambda
+        self.num_envs = self.envs.num_envs
+        self._next: tuple | None = None  # (obs, starts, masks, state) where the last rollout stopped
+        self.updates = 0
+        self._predict_state = None
+
+    def _tensor(self, x: np.ndarray, dtype=torch.float32) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(x), dtype=dtype, device=self.device)
+
+    def _masks(self, info: dict) -> torch.Tensor | None:
+        mask = info.get("action_mask")
+        return None if mask is None else self._tensor(mask, torch.bool)
+
+    def _sample(self, dist: torch.distributions.Categorical) -> torch.Tensor:
+        return torch.multinomial(dist.probs.cpu(), 1, generator=self.generator).squeeze(-1).to(self.device)
+
+    @torch.no_grad()
+    def collect(self, budget: Budget) -> Rollout | None:
+        """Step all envs ``n_steps`` times with the current policy; ``None`` if the budget
+        ran out first (the partial rollout is not learned from)."""
+        if self._next is None:
+            obs, info = self.envs.reset(seed=self.seed)
+            self._next = (self._tensor(obs.reshape(self.num_envs, -1)), torch.ones(self.num_envs, device=self.device),
+                          self._masks(info), self.policy.initial_state(self.num_envs))
+        obs, starts, masks, state = self._next
+        initial_state = state
+        T, N = self.n_steps, self.num_envs
+        buf = {k: torch.zeros(T, N, device=self.device) for k in
+               ("actions", "log_probs", "values", "rewards", "ended", "starts")}
+        buf_obs = torch.zeros(T, N, obs.shape[-1], device=self.device)
+        buf_masks = None if masks is None else torch.zeros(T, N, masks.shape[-1], dtype=torch.bool, device=self.device)
+        for t in range(T):
+            if not self.env.within(budget):
+                return None
+            logits, values, state = self.policy(obs, state, starts)
+            dist = masked_categorical(logits, masks)
+            actions = self._sample(dist)
+            buf_obs[t], buf["starts"][t], buf["actions"][t] = obs, starts, actions
+            buf["log_probs"][t], buf["values"][t] = dist.log_prob(actions), values
+            if masks is not None:
+                buf_masks[t] = masks
+            next_obs, rewards, terminated, truncated, info = self.envs.step(actions.cpu().numpy())
+            rewards = self._tensor(rewards)
+            # a time limit is not a terminal state: bootstrap it (as SB3 does)
+            for i in np.flatnonzero(truncated & ~terminated):
+                final_obs = self._tensor(info["final_obs"][i].reshape(1, -1))
+                sub_state = None if state is None else (state[0][i:i + 1], state[1][i:i + 1])
+                rewards[i] += self.gamma * self.policy(final_obs, sub_state)[1][0]
+            ended = self._tensor(terminated | truncated)
+            buf["rewards"][t], buf["ended"][t] = rewards, ended
+            obs, starts, masks = self._tensor(next_obs.reshape(N, -1)), ended, self._masks(info)
+        self._next = (obs, starts, masks, state)
+        last_values = self.policy(obs, state, starts)[1]
+        advantages, returns = compute_gae(buf["rewards"], buf["values"], buf["ended"], last_values,
+                                          self.gamma, self.gae_lambda)
+        return Rollout(buf_obs, buf["actions"].long(), buf["log_probs"], buf["values"], buf["rewards"],
+                       buf["ended"], buf["starts"], buf_masks, advantages, returns, initial_state)
+
+    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor, masks: torch.Tensor | None,
+                         starts: torch.Tensor | None = None, initial_state=None):
+        """Log-probabilities, entropies and values of ``actions`` under the current policy.
+
+        MLP: any batch shape. LSTM: (T, B) sequences, replayed from ``initial_state`` and
+        reset where ``starts`` flags an episode's first step."""
+        if not self.policy.recurrent:
+            logits, values, _ = self.policy(obs)
+            dist = masked_categorical(logits, masks)
+            return dist.log_prob(actions), dist.entropy(), values
+        state, out = initial_state, []
+        for t in range(len(obs)):
+            logits, values, state = self.policy(obs[t], state, starts[t])
+            dist = masked_categorical(logits, None if masks is None else masks[t])
+            out.append((dist.log_prob(actions[t]), dist.entropy(), values))
+        return tuple(torch.stack(x) for x in zip(*out, strict=True))
+
+    def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False,
+                episode_start: bool = False) -> int:
+        """One observation at a time; pass ``episode_start=True`` at an episode's first step
+        to reset the LSTM state (ignored by the MLP policy)."""
+        if episode_start or self._predict_state is None:
+            self._predict_state = self.policy.initial_state(1)
+        with torch.no_grad():
+            logits, _, self._predict_state = self.policy(self._tensor(obs).reshape(1, -1), self._predict_state)
+            mask = None if action_mask is None else self._tensor(action_mask, torch.bool).reshape(1, -1)
+            dist = masked_categorical(logits, mask)
+        return int(dist.probs.argmax()) if deterministic else int(self._sample(dist))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.updates = state["updates"]
+
+    def log_update(self, stats: dict[str, float]) -> None:
+        for key, value in stats.items():
+            self.logger.scalar(f"{self.name}/{key}", value, self.env.env_steps)
+
+
+def explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """1 - Var[target - pred] / Var[target]: 1 is a perfect critic, 0 a constant one."""
+    var = target.var()
+    return float("nan") if var == 0 else float(1 - (target - pred).var() / var)

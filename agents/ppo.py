@@ -1,0 +1,103 @@
+"""PPO-clip (Schulman et al. 2017), read top to bottom.
+
+Each iteration collects ``n_steps`` from every env (agents/on_policy.py: rollout and GAE),
+then takes ``n_epochs`` passes of minibatch steps on
+
+    L = -E[min(r A, clip(r, 1 - eps, 1 + eps) A)] + vf_coef * E[(V - R)^2] - ent_coef * E[H]
+
+with r = pi(a|s) / pi_old(a|s), advantages normalised per minibatch, optional value
+clipping, gradient-norm clipping, and learning rate and clip range annealed linearly to 0
+over the budget's env steps (SB3's ``lin_`` schedules). With the LSTM policy a minibatch
+is a set of whole env sequences, replayed from the rollout's initial state.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from agents.base import Callback
+from agents.on_policy import ActorCriticAgent, explained_variance
+from agents.registry import register
+from rlnas.monitor import Budget
+
+
+@register("ppo")
+class PPO(ActorCriticAgent):
+    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", policy: str = "lstm",
+                 hidden_sizes: tuple[int, ...] = (64,), learning_rate: float = 3e-3, n_steps: int = 48,
+                 batch_size: int = 48, n_epochs: int = 4, gamma: float = 1.0, gae_lambda: float = 0.95,
+                 clip_range: float = 0.2, clip_range_vf: float | None = None, ent_coef: float = 0.01,
+                 vf_coef: float = 0.5, max_grad_norm: float = 0.5, normalize_advantage: bool = True,
+                 anneal: bool = False):
+        super().__init__(env, seed, device, policy, list(hidden_sizes), n_steps, gamma, gae_lambda)
+        rollout_size = n_steps * self.num_envs
+        if learning_rate <= 0 or n_epochs < 1 or clip_range <= 0 or not 1 <= batch_size <= rollout_size:
+            raise ValueError(f"ppo needs learning_rate > 0, n_epochs >= 1, clip_range > 0 and 1 <= batch_size <= "
+                             f"n_steps * num_envs = {rollout_size}; got learning_rate={learning_rate}, "
+                             f"n_epochs={n_epochs}, clip_range={clip_range}, batch_size={batch_size}")
+        self.learning_rate, self.batch_size, self.n_epochs = learning_rate, batch_size, n_epochs
+        self.clip_range, self.clip_range_vf, self.ent_coef, self.vf_coef = clip_range, clip_range_vf, ent_coef, vf_coef
+        self.max_grad_norm, self.normalize_advantage, self.anneal = max_grad_norm, normalize_advantage, anneal
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=learning_rate, eps=1e-5, fused=True)
+
+    def learn(self, budget: Budget, callback: Callback | None = None) -> PPO:
+        while (rollout := self.collect(budget)) is not None:
+            # linear schedules over the step budget (constant without one)
+            remaining = 1.0 - self.env.env_steps / budget.env_steps if self.anneal and budget.env_steps else 1.0
+            lr, clip = self.learning_rate * remaining, self.clip_range * remaining
+            self.optimizer.param_groups[0]["lr"] = lr
+            T, N = rollout.actions.shape
+            stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl",
+                                                               "clip_fraction")}
+            for _ in range(self.n_epochs):
+                if self.policy.recurrent:  # minibatches of whole env sequences
+                    envs_per_batch = max(1, self.batch_size // T)
+                    order = torch.randperm(N, generator=self.generator)
+                    batches = [(slice(None), order[i:i + envs_per_batch]) for i in range(0, N, envs_per_batch)]
+                else:  # minibatches of (t, env) samples
+                    order = torch.randperm(T * N, generator=self.generator)
+                    batches = [(idx // N, idx % N) for idx in order.split(self.batch_size)]
+                for t_idx, e_idx in batches:
+                    r = rollout
+                    masks = None if r.masks is None else r.masks[t_idx, e_idx]
+                    initial = None if r.initial_state is None else tuple(x[e_idx] for x in r.initial_state)
+                    new_logp, entropy, values = self.evaluate_actions(
+                        r.obs[t_idx, e_idx], r.actions[t_idx, e_idx], masks, r.starts[t_idx, e_idx], initial)
+                    old = [x[t_idx, e_idx] for x in (r.log_probs, r.advantages, r.returns, r.values)]
+                    old_logp, adv, returns, old_values = (x.reshape(-1) for x in old)
+                    new_logp, entropy, values = new_logp.reshape(-1), entropy.reshape(-1), values.reshape(-1)
+                    if self.normalize_advantage and len(adv) > 1:
+                        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+
+                    log_ratio = new_logp - old_logp
+                    ratio = log_ratio.exp()
+                    policy_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip)).mean()
+                    if self.clip_range_vf is None:
+                        value_loss = ((values - returns) ** 2).mean()
+                    else:
+                        clipped = old_values + (values - old_values).clamp(-self.clip_range_vf, self.clip_range_vf)
+                        value_loss = torch.max((values - returns) ** 2, (clipped - returns) ** 2).mean()
+                    loss = policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy.mean()
+
+                    self.optimizer.zero_grad()
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                    self.optimizer.step()
+                    with torch.no_grad():
+                        stats["policy_loss"].append(policy_loss.item())
+                        stats["value_loss"].append(value_loss.item())
+                        stats["entropy"].append(entropy.mean().item())
+                        stats["approx_kl"].append(((ratio - 1) - log_ratio).mean().item())
+                        stats["clip_fraction"].append(((ratio - 1).abs() > clip).float().mean().item())
+            self.updates += 1
+            self.log_update({**{k: float(np.mean(v)) for k, v in stats.items()}, "learning_rate": lr,
+                             "clip_range": clip,
+                             "explained_variance": explained_variance(rollout.values.flatten(),
+                                                                      rollout.returns.flatten())})
+            if callback is not None:
+                callback(self)
+        return self
+

@@ -1,0 +1,160 @@
+"""Experience replay for DQN: uniform, prioritized (sum tree), and n-step transitions.
+
+Storage is preallocated numpy arrays; sampling returns torch tensors. Every transition
+keeps the action mask of its next state, so the bootstrap target can take a masked argmax.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import torch
+
+
+class SumTree:
+    """A binary tree whose internal nodes hold the sum of their children: O(log n) update and
+    proportional sampling, vectorised over a batch (one numpy op per tree level)."""
+
+    def __init__(self, capacity: int):
+        self.capacity = 1 << max(0, int(np.ceil(np.log2(capacity))))
+        self.tree = np.zeros(2 * self.capacity)  # tree[1] is the root, leaves start at `capacity`
+
+    @property
+    def total(self) -> float:
+        return float(self.tree[1])
+
+    def update(self, indices: np.ndarray, priorities: np.ndarray) -> None:
+        nodes = np.asarray(indices) + self.capacity
+        self.tree[nodes] = priorities
+        nodes //= 2
+        while nodes[0] >= 1:  # all leaves share a depth, so all nodes rise together
+            nodes = np.unique(nodes)
+            self.tree[nodes] = self.tree[2 * nodes] + self.tree[2 * nodes + 1]
+            nodes //= 2
+
+    def find(self, values: np.ndarray) -> np.ndarray:
+        """Leaf indices i with prefix_sum(i) <= value < prefix_sum(i + 1), for each value."""
+        nodes = np.ones(len(values), dtype=np.int64)
+        values = np.array(values, dtype=np.float64)
+        while nodes[0] < self.capacity:
+            left = 2 * nodes
+            go_right = values >= self.tree[left]
+            values -= np.where(go_right, self.tree[left], 0.0)
+            nodes = left + go_right
+        return nodes - self.capacity
+
+    def __getitem__(self, indices: np.ndarray) -> np.ndarray:
+        return self.tree[np.asarray(indices) + self.capacity]
+
+
+def n_step_return(rewards: list[float], gamma: float) -> float:
+    """sum_k gamma^k r_k: the reward part of an n-step target."""
+    total = 0.0
+    for r in reversed(rewards):
+        total = r + gamma * total
+    return total
+
+
+class NStepCollector:
+    """Turns one env's 1-step transitions into n-step ones (Sutton 1988; Hessel et al. 2018):
+    (s_t, a_t, sum_{k<m} gamma^k r_{t+k}, s_{t+m}, done, gamma^m), with m = n, or fewer at the
+    end of an episode."""
+
+    def __init__(self, n: int, gamma: float):
+        self.n, self.gamma = n, gamma
+        self.window: deque = deque()
+
+    def push(self, obs, action, reward, next_obs, terminated: bool, ended: bool, next_mask) -> list[tuple]:
+        self.window.append((obs, action, reward))
+        out = []
+        if len(self.window) == self.n:
+            out.append(self._emit(next_obs, terminated, next_mask))
+            self.window.popleft()
+        if ended:  # flush the shorter tails of the episode
+            while self.window:
+                out.append(self._emit(next_obs, terminated, next_mask))
+                self.window.popleft()
+        return out
+
+    def _emit(self, next_obs, terminated: bool, next_mask) -> tuple:
+        obs, action, _ = self.window[0]
+        rewards = [r for _, _, r in self.window]
+        return obs, action, n_step_return(rewards, self.gamma), next_obs, terminated, \
+            self.gamma ** len(rewards), next_mask
+
+
+class ReplayBuffer:
+    """Uniform replay of (obs, action, return, next_obs, done, discount, next_mask)."""
+
+    def __init__(self, capacity: int, obs_dim: int, num_actions: int, masked: bool, seed: int):
+        self.capacity, self.size, self.pos = capacity, 0, 0
+        self.obs = np.zeros((capacity, obs_dim), np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
+        self.actions = np.zeros(capacity, np.int64)
+        self.returns = np.zeros(capacity, np.float32)
+        self.dones = np.zeros(capacity, np.float32)
+        self.discounts = np.zeros(capacity, np.float32)
+        self.next_masks = np.ones((capacity, num_actions), bool) if masked else None
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, obs, action, ret, next_obs, done, discount, next_mask) -> int:
+        i = self.pos
+        self.obs[i], self.actions[i], self.returns[i], self.next_obs[i] = obs, action, ret, next_obs
+        self.dones[i], self.discounts[i] = float(done), discount
+        if self.next_masks is not None:
+            self.next_masks[i] = next_mask
+        self.pos, self.size = (i + 1) % self.capacity, min(self.size + 1, self.capacity)
+        return i
+
+    def _batch(self, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
+        batch = {"obs": self.obs[idx], "actions": self.actions[idx], "returns": self.returns[idx],
+                 "next_obs": self.next_obs[idx], "dones": self.dones[idx], "discounts": self.discounts[idx]}
+        if self.next_masks is not None:
+            batch["next_masks"] = self.next_masks[idx]
+        out = {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
+        out["indices"] = idx
+        return out
+
+    def sample(self, batch_size: int, device: torch.device) -> dict:
+        idx = self.rng.integers(0, self.size, batch_size)
+        batch = self._batch(idx, device)
+        batch["weights"] = None
+        return batch
+
+    def state(self) -> dict:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+
+class PrioritizedReplayBuffer(ReplayBuffer):
+    """Proportional prioritized replay (Schaul et al. 2016): P(i) = p_i^alpha / sum_k p_k^alpha,
+    stratified over ``batch_size`` equal segments of the total, with importance weights
+    w_i = (N P(i))^-beta / max_j w_j. New transitions get the largest priority seen."""
+
+    def __init__(self, capacity: int, obs_dim: int, num_actions: int, masked: bool, seed: int,
+                 alpha: float = 0.5, eps: float = 1e-6):
+        super().__init__(capacity, obs_dim, num_actions, masked, seed)
+        self.tree, self.alpha, self.eps, self.max_priority = SumTree(capacity), alpha, eps, 1.0
+
+    def add(self, *transition) -> int:
+        i = super().add(*transition)
+        self.tree.update(np.array([i]), np.array([self.max_priority ** self.alpha]))
+        return i
+
+    def sample(self, batch_size: int, device: torch.device, beta: float = 0.4) -> dict:
+        bounds = np.linspace(0.0, self.tree.total, batch_size + 1)
+        values = self.rng.uniform(bounds[:-1], bounds[1:])
+        idx = np.minimum(self.tree.find(values), self.size - 1)
+        probs = self.tree[idx] / self.tree.total
+        weights = (self.size * probs) ** -beta
+        batch = self._batch(idx, device)
+        batch["weights"] = torch.as_tensor(weights / weights.max(), dtype=torch.float32, device=device)
+        return batch
+
+    def update_priorities(self, indices: np.ndarray, errors: np.ndarray) -> None:
+        priorities = np.abs(errors) + self.eps
+        self.max_priority = max(self.max_priority, float(priorities.max()))
+        self.tree.update(indices, priorities ** self.alpha)

@@ -1,0 +1,159 @@
+"""Agents on CartPole-v1, where the answer is known, beside Stable-Baselines3 in the same run.
+
+For each algorithm and seed: env steps until the mean return of the last 10 finished
+episodes first reaches 475, the mean return of 10 deterministic evaluation episodes at
+the end, and wall seconds of training. Our PPO, A2C and DQN run with RL-Zoo's CartPole-v1
+hyperparameters and SB3's runs with the very same ones, so "ours / SB3" compares
+implementations, not settings. Rainbow has no SB3 counterpart. One torch thread, CPU.
+
+    python benchmarks/control_sanity.py [--algos ppo a2c dqn rainbow] [--seeds 3] [--no-sb3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from agents import make_agent
+from rlnas.logger import Logger
+from rlnas.monitor import Budget
+
+# RL-Zoo's tuned CartPole-v1 settings (rl-baselines3-zoo hyperparams/{ppo,a2c,dqn}.yml)
+SETTINGS = {
+    "ppo": dict(steps=100_000, n_envs=8, ours=dict(policy="mlp", hidden_sizes=(64, 64), learning_rate=1e-3,
+                                                    n_steps=32, batch_size=256, n_epochs=20, gamma=0.98,
+                                                    gae_lambda=0.8, clip_range=0.2, ent_coef=0.0, anneal=True)),
+    "a2c": dict(steps=500_000, n_envs=8, ours=dict(policy="mlp", hidden_sizes=(64, 64), learning_rate=7e-4,
+                                                    n_steps=5, gamma=0.99, gae_lambda=1.0, ent_coef=0.0)),
+    "dqn": dict(steps=50_000, n_envs=1, ours=dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000,
+                                                   learning_starts=1000, gamma=0.99, target_update_interval=10,
+                                                   train_freq=256, gradient_steps=128, exploration_fraction=0.16,
+                                                   exploration_final_eps=0.04, hidden_sizes=(256, 256))),
+    "rainbow": dict(steps=50_000, n_envs=1, ours=dict(learning_rate=1e-3, gamma=0.99, v_min=0.0, v_max=100.0,
+                                                       learning_starts=1000, target_update_interval=500,
+                                                       hidden_sizes=(128, 128))),
+}
+
+
+class EpisodeReturns(Logger):
+    """Keeps (env steps, return) of every finished episode; ignores everything else."""
+
+    def __init__(self):
+        self.history: list[tuple[int, float]] = []
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        if tag == "episode/return":
+            self.history.append((step, value))
+
+
+def first_reach(history: list[tuple[int, float]], threshold: float = 475.0) -> int | None:
+    returns = [r for _, r in history]
+    for i in range(10, len(history) + 1):
+        if np.mean(returns[i - 10:i]) >= threshold:
+            return history[i - 1][0]
+    return None
+
+
+def evaluate(act, seed: int, episodes: int = 10) -> float:
+    env, total = gym.make("CartPole-v1"), 0.0
+    for k in range(episodes):
+        obs, _ = env.reset(seed=10_000 + seed * 100 + k)
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            total += reward
+            done = terminated or truncated
+    return total / episodes
+
+
+def run_ours(algo: str, seed: int) -> dict:
+    cfg = SETTINGS[algo]
+    envs = gym.make_vec("CartPole-v1", num_envs=cfg["n_envs"], vectorization_mode="sync",
+                        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
+    agent = make_agent(algo, envs, seed=seed, **cfg["ours"])
+    agent.env.logger = log = EpisodeReturns()
+    start = time.perf_counter()
+    agent.learn(Budget(env_steps=cfg["steps"]))
+    seconds = time.perf_counter() - start
+    return {"reach": first_reach(log.history), "final": evaluate(lambda o: agent.predict(o, deterministic=True),
+                                                                 seed), "seconds": seconds}
+
+
+def run_sb3(algo: str, seed: int) -> dict:
+    import stable_baselines3 as sb3
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    cfg, ours = SETTINGS[algo], SETTINGS[algo]["ours"]
+    envs = make_vec_env("CartPole-v1", n_envs=cfg["n_envs"], seed=seed)
+    history: list[tuple[int, float]] = []
+
+    class Episodes(BaseCallback):
+        def _on_step(self) -> bool:
+            for info in self.locals["infos"]:
+                if "episode" in info:
+                    history.append((self.num_timesteps, info["episode"]["r"]))
+            return True
+
+    def linear(value):
+        return lambda progress_remaining: progress_remaining * value
+
+    if algo == "ppo":
+        model = sb3.PPO("MlpPolicy", envs, n_steps=ours["n_steps"], batch_size=ours["batch_size"],
+                        gae_lambda=ours["gae_lambda"], gamma=ours["gamma"], n_epochs=ours["n_epochs"],
+                        ent_coef=0.0, learning_rate=linear(ours["learning_rate"]),
+                        clip_range=linear(ours["clip_range"]), seed=seed, device="cpu")
+    elif algo == "a2c":
+        model = sb3.A2C("MlpPolicy", envs, ent_coef=0.0, seed=seed, device="cpu")
+    else:
+        model = sb3.DQN("MlpPolicy", envs, learning_rate=ours["learning_rate"], batch_size=ours["batch_size"],
+                        buffer_size=ours["buffer_size"], learning_starts=ours["learning_starts"],
+                        gamma=ours["gamma"], target_update_interval=ours["target_update_interval"],
+                        train_freq=ours["train_freq"], gradient_steps=ours["gradient_steps"],
+                        exploration_fraction=ours["exploration_fraction"],
+                        exploration_final_eps=ours["exploration_final_eps"],
+                        policy_kwargs=dict(net_arch=[256, 256]), seed=seed, device="cpu")
+    start = time.perf_counter()
+    model.learn(total_timesteps=cfg["steps"], callback=Episodes())
+    seconds = time.perf_counter() - start
+    return {"reach": first_reach(history), "final": evaluate(lambda o: int(model.predict(o, deterministic=True)[0]),
+                                                             seed), "seconds": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algos", nargs="*", default=list(SETTINGS))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--no-sb3", action="store_true", help="skip the Stable-Baselines3 runs")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    def fmt_reach(rows):
+        reached = [r["reach"] for r in rows]
+        ok = [x for x in reached if x is not None]
+        return (f"{len(ok)}/{len(rows)}" + (f", {np.mean(ok) / 1000:.1f}k mean ({min(ok) / 1000:.1f}k-"
+                                             f"{max(ok) / 1000:.1f}k)" if ok else ""))
+
+    print("| algorithm | impl. | budget | seeds reaching 475 (steps) | final eval return | wall s | "
+          "ours / SB3 wall |")
+    print("|---|---|---:|---|---:|---:|---:|")
+    for algo in args.algos:
+        ours = [run_ours(algo, seed) for seed in range(args.seeds)]
+        runs = {"rlnas": ours}
+        if algo != "rainbow" and not args.no_sb3:
+            runs["SB3"] = [run_sb3(algo, seed) for seed in range(args.seeds)]
+        for impl, rows in runs.items():
+            wall = np.mean([r["seconds"] for r in rows])
+            ratio = ""
+            if impl == "rlnas" and "SB3" in runs:
+                ratio = f"{wall / np.mean([r['seconds'] for r in runs['SB3']]):.2f}"
+            print(f"| {algo} | {impl} | {SETTINGS[algo]['steps'] // 1000}k | {fmt_reach(rows)} | "
+                  f"{np.mean([r['final'] for r in rows]):.1f} | {wall:.1f} | {ratio} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
