@@ -6,6 +6,8 @@ and entropy all see only the legal actions.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import torch
 from torch import nn
@@ -28,7 +30,7 @@ def layer_init(layer: nn.Linear, gain: float = np.sqrt(2), bias: float = 0.0) ->
 
 def mlp(sizes: list[int], out: int, out_gain: float) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+    for a, b in pairwise(sizes):
         layers += [layer_init(nn.Linear(a, b)), nn.Tanh()]
     return nn.Sequential(*layers, layer_init(nn.Linear(sizes[-1], out), out_gain))
 

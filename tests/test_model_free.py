@@ -106,7 +106,8 @@ def test_masked_argmax_in_the_target():
 
 def nb201_env(reward_op=3):
     space = NB201Space()
-    return NASEnv(space, CallableEvaluator(space, lambda a: float(np.mean(np.array(space.from_string(a)) == reward_op))))
+    score = lambda a: float(np.mean(np.array(space.from_string(a)) == reward_op))  # noqa: E731
+    return NASEnv(space, CallableEvaluator(space, score))
 
 
 @pytest.mark.parametrize("name, hparams, steps", [
