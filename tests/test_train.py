@@ -92,7 +92,7 @@ SLOW = ["env=nb201", "evaluator=function", "evaluator.fn=tests.objectives:slow_t
         "budget.evaluations=150", "checkpoint_every=5", "quiet=true"]
 
 
-@pytest.mark.parametrize("agent", ["evolution", "reinforce"])
+@pytest.mark.parametrize("agent", ["evolution", "reinforce", "ppo"])
 def test_sigkill_then_resume(tmp_path, agent):
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), f"agent={agent}", *SLOW,
@@ -198,3 +198,16 @@ def test_nasnet_with_the_scratch_evaluator(tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["evaluations"] == 2 and report["best_arch"].startswith("normal=")
     assert 0.1 < report["best_test_score"] <= 1.0 and report["best_metrics"]["params"] > 0
+
+
+@pytest.mark.parametrize("env_args", [
+    ["env=nb201", "budget.evaluations=20"],
+    ["env=nasnet", "evaluator=function", "evaluator.fn=tests.objectives:nasnet_sep_conv_share",
+     "budget.evaluations=3"],
+])
+def test_model_free_agents_through_train_py(tmp_path, env_args):
+    train("--multirun", "agent=ppo,a2c,dqn,rainbow", *env_args, "quiet=true", f"hydra.sweep.dir={tmp_path}")
+    reports = {r["agent"]: r for r in (json.loads(p.read_text()) for p in tmp_path.glob("*/report.json"))}
+    assert sorted(reports) == ["a2c", "dqn", "ppo", "rainbow"]
+    budget = int(env_args[-1].split("=")[1])
+    assert all(r["evaluations"] == budget and r["best_arch"] for r in reports.values())
