@@ -126,7 +126,7 @@ class DQN(Agent):
                  buffer_size: int = 50_000, learning_starts: int = 200, batch_size: int = 64, gamma: float = 1.0,
                  target_update_interval: int = 200, train_freq: int = 1, gradient_steps: int = 1,
                  exploration_fraction: float = 0.3, exploration_initial_eps: float = 1.0,
-                 exploration_final_eps: float = 0.05, exploration_steps: int = 3000,
+                 exploration_final_eps: float = 0.05, exploration_steps: int = 600,
                  hidden_sizes: tuple[int, ...] = (128, 128), max_grad_norm: float = 10.0,
                  double_q: bool = False, dueling: bool = False, prioritized: bool = False,
                  prioritized_alpha: float = 0.5, prioritized_beta: float = 0.4, n_step: int = 1,
@@ -168,10 +168,8 @@ class DQN(Agent):
     # -- acting -------------------------------------------------------------------------
     def epsilon(self, budget_steps: int | None) -> float:
         """Linear from initial to final over exploration_fraction of the step budget
-        (or over exploration_steps without one); 0 with noisy nets, which explore by noise."""
+        (or over exploration_steps without one)."""
         hp = self.hp
-        if hp["noisy"]:
-            return 0.0
         horizon = hp["exploration_fraction"] * budget_steps if budget_steps else hp["exploration_steps"]
         return hp["eps0"] + min(1.0, self.steps / max(horizon, 1)) * (hp["eps1"] - hp["eps0"])
 
@@ -283,16 +281,25 @@ class DQN(Agent):
 @register("rainbow")
 class Rainbow(DQN):
     """DQN with every extra on: double Q, dueling, prioritized replay, 3-step returns, noisy
-    nets, C51."""
+    nets, C51.
+
+    The paper explores by noise alone (epsilon 0). On NAS that collapses: on NB201 noisy nets
+    settle on a few dozen cells and then replay them (45 distinct cells in 5,800 steps), so the
+    default keeps DQN's epsilon schedule on top; pass ``exploration_initial_eps=0`` and
+    ``exploration_final_eps=0`` for the paper's agent (benchmarks/control_sanity.py does).
+    """
 
     def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", learning_rate: float = 1e-3,
                  buffer_size: int = 50_000, learning_starts: int = 200, batch_size: int = 64, gamma: float = 1.0,
                  target_update_interval: int = 200, train_freq: int = 1, gradient_steps: int = 1,
                  hidden_sizes: tuple[int, ...] = (128, 128), max_grad_norm: float = 10.0,
                  prioritized_alpha: float = 0.5, prioritized_beta: float = 0.4, n_step: int = 3,
-                 noisy_sigma: float = 0.5, n_atoms: int = 51, v_min: float = 0.0, v_max: float = 1.0):
+                 noisy_sigma: float = 0.5, n_atoms: int = 51, v_min: float = 0.0, v_max: float = 1.0,
+                 exploration_initial_eps: float = 1.0, exploration_final_eps: float = 0.05,
+                 exploration_fraction: float = 0.3, exploration_steps: int = 600):
         super().__init__(env, seed, device, learning_rate, buffer_size, learning_starts, batch_size, gamma,
-                         target_update_interval, train_freq, gradient_steps, hidden_sizes=hidden_sizes,
+                         target_update_interval, train_freq, gradient_steps, exploration_fraction,
+                         exploration_initial_eps, exploration_final_eps, exploration_steps, hidden_sizes=hidden_sizes,
                          max_grad_norm=max_grad_norm, double_q=True, dueling=True, prioritized=True,
                          prioritized_alpha=prioritized_alpha, prioritized_beta=prioritized_beta, n_step=n_step,
                          noisy=True, noisy_sigma=noisy_sigma, distributional=True, n_atoms=n_atoms,
