@@ -152,8 +152,8 @@ class DQN(Agent):
         self.optimizer = torch.optim.Adam(self.q.parameters(), lr=learning_rate, eps=1.5e-4 if distributional
                                           else 1e-8, fused=True)
         self.generator = torch.Generator().manual_seed(seed)
-        masked = "action_mask" in self.envs.reset(seed=seed)[1]
-        self._started = False
+        self._obs_info = self.envs.reset(seed=seed)  # where learn() continues from
+        masked = "action_mask" in self._obs_info[1]
         buffer_cls = PrioritizedReplayBuffer if prioritized else ReplayBuffer
         extra = {"alpha": prioritized_alpha} if prioritized else {}
         self.buffer = buffer_cls(buffer_size, obs_dim, n_actions, masked, seed, **extra)
@@ -191,8 +191,7 @@ class DQN(Agent):
     # -- learning -----------------------------------------------------------------------
     def learn(self, budget: Budget, callback: Callback | None = None) -> DQN:
         hp = self.hp
-        obs, info = self.envs.reset(seed=self.seed) if not self._started else self._last
-        self._started = True
+        obs, info = self._obs_info
         while self.env.within(budget):
             masks = info.get("action_mask")
             actions = self.act(obs.reshape(self.num_envs, -1), masks, self.epsilon(budget.env_steps))
@@ -215,7 +214,7 @@ class DQN(Agent):
                     self.train_step(budget)
                 if callback is not None:
                     callback(self)
-        self._last = (obs, info)
+        self._obs_info = (obs, info)
         return self
 
     def train_step(self, budget: Budget) -> None:
