@@ -23,9 +23,11 @@ from rlnas.monitor import Budget
 
 @register("a2c")
 class A2C(ActorCriticAgent):
-    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", policy: str = "lstm",
-                 hidden_sizes: tuple[int, ...] = (64,), learning_rate: float = 3e-3, n_steps: int = 6,
-                 gamma: float = 1.0, gae_lambda: float = 1.0, ent_coef: float = 0.01, vf_coef: float = 0.5,
+    """Constructor defaults are SB3's (an MLP policy); conf/agent/a2c.yaml holds the NAS setting."""
+
+    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", policy: str = "mlp",
+                 hidden_sizes: tuple[int, ...] = (64, 64), learning_rate: float = 7e-4, n_steps: int = 5,
+                 gamma: float = 0.99, gae_lambda: float = 1.0, ent_coef: float = 0.0, vf_coef: float = 0.5,
                  max_grad_norm: float = 0.5, normalize_advantage: bool = False, anneal: bool = False):
         super().__init__(env, seed, device, policy, list(hidden_sizes), n_steps, gamma, gae_lambda)
         if learning_rate <= 0:

@@ -26,10 +26,12 @@ from rlnas.monitor import Budget
 
 @register("ppo")
 class PPO(ActorCriticAgent):
-    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", policy: str = "lstm",
-                 hidden_sizes: tuple[int, ...] = (64,), learning_rate: float = 3e-3, n_steps: int = 48,
-                 batch_size: int = 48, n_epochs: int = 4, gamma: float = 1.0, gae_lambda: float = 0.95,
-                 clip_range: float = 0.2, clip_range_vf: float | None = None, ent_coef: float = 0.01,
+    """Constructor defaults are SB3's (an MLP policy); conf/agent/ppo.yaml holds the NAS setting."""
+
+    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", policy: str = "mlp",
+                 hidden_sizes: tuple[int, ...] = (64, 64), learning_rate: float = 3e-4, n_steps: int = 2048,
+                 batch_size: int = 64, n_epochs: int = 10, gamma: float = 0.99, gae_lambda: float = 0.95,
+                 clip_range: float = 0.2, clip_range_vf: float | None = None, ent_coef: float = 0.0,
                  vf_coef: float = 0.5, max_grad_norm: float = 0.5, normalize_advantage: bool = True,
                  anneal: bool = False):
         super().__init__(env, seed, device, policy, list(hidden_sizes), n_steps, gamma, gae_lambda)

@@ -36,8 +36,9 @@ SETTINGS = {
     # the paper's Rainbow: noisy nets explore, no epsilon
     "rainbow": dict(steps=50_000, n_envs=1, ours=dict(learning_rate=1e-3, gamma=0.99, v_min=0.0, v_max=100.0,
                                                        learning_starts=1000, target_update_interval=500,
-                                                       hidden_sizes=(128, 128), exploration_initial_eps=0.0,
-                                                       exploration_final_eps=0.0)),
+                                                       buffer_size=50_000, batch_size=64, train_freq=1,
+                                                       gradient_steps=1, hidden_sizes=(128, 128),
+                                                       exploration_initial_eps=0.0, exploration_final_eps=0.0)),
 }
 
 

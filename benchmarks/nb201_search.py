@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,18 +23,11 @@ import yaml
 
 from agents import available_agents, make_agent
 from envs import NASEnv
+from rlnas.config import CONF_DIR, agent_config
 from rlnas.evaluators import TabularEvaluator
 from rlnas.monitor import Budget
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-PATIENCE = yaml.safe_load((CONF / "config.yaml").read_text())["budget"]["patience"]
-
-
-def agent_config(name: str) -> dict:
-    path = CONF / "agent" / f"{name}.yaml"
-    cfg = yaml.safe_load(path.read_text()) if path.is_file() else {}
-    cfg.pop("name", None)
-    return cfg
+PATIENCE = yaml.safe_load((CONF_DIR / "config.yaml").read_text())["budget"]["patience"]
 
 
 def one_run(name: str, budget: int, seed: int, table: TabularEvaluator) -> dict:

@@ -4,6 +4,7 @@ what is allowed."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -13,6 +14,16 @@ from rlnas.monitor import Budget
 from rlnas.spaces import SearchSpace, make_space
 
 ENV_KEYS = ("name", "invalid_action", "invalid_penalty")  # the rest configures the space
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def agent_config(name: str) -> dict[str, Any]:
+    """The hyperparameters ``train.py`` gives agent ``name`` (conf/agent/<name>.yaml): the NAS
+    settings. Empty for agents without a file there (plugins: their constructor defaults)."""
+    path = CONF_DIR / "agent" / f"{name}.yaml"
+    cfg = dict(OmegaConf.to_container(OmegaConf.load(path))) if path.is_file() else {}
+    cfg.pop("name", None)
+    return cfg
 
 
 def to_dict(node: DictConfig | dict) -> dict[str, Any]:

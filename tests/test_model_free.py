@@ -10,6 +10,7 @@ from agents.dqn import NoisyLinear, categorical_projection, masked_argmax
 from agents.on_policy import compute_gae
 from agents.replay import NStepCollector, PrioritizedReplayBuffer, SumTree, n_step_return
 from envs import NASEnv
+from rlnas.config import agent_config
 from rlnas.evaluators import CallableEvaluator
 from rlnas.monitor import Budget
 from rlnas.spaces import NASNetSpace, NB201Space
@@ -119,7 +120,7 @@ def nb201_env(reward_op=3):
 ])
 def test_agents_learn_a_known_objective(name, hparams, steps):
     """Reward = fraction of edges that are nor_conv_3x3; chance is 0.2, the optimum 1.0."""
-    agent = make_agent(name, nb201_env(), seed=0, **hparams)
+    agent = make_agent(name, nb201_env(), seed=0, **{**agent_config(name), **hparams})
     agent.learn(Budget(env_steps=steps))
     env = nb201_env()
     obs, info = env.reset(seed=0)
@@ -133,7 +134,7 @@ def test_agents_learn_a_known_objective(name, hparams, steps):
 def test_masks_honoured_on_nasnet(name):
     space = NASNetSpace()
     env = NASEnv(space, CallableEvaluator(space, lambda a: 0.5))  # raises on any illegal action
-    agent = make_agent(name, env, seed=0)
+    agent = make_agent(name, env, seed=0, **agent_config(name))
     agent.learn(Budget(env_steps=400))
     assert agent.env.env_steps == 400
 
@@ -142,7 +143,7 @@ def test_masks_honoured_on_nasnet(name):
 def test_evaluate_actions_replays_the_rollout(policy):
     """Before any update, recomputed log-probs and values equal those recorded while acting:
     the LSTM replay resets its state exactly where episodes started."""
-    agent = make_agent("ppo", nb201_env(), seed=0, policy=policy, n_steps=20, batch_size=20)
+    agent = make_agent("ppo", nb201_env(), seed=0, policy=policy, hidden_sizes=(64,), n_steps=20, batch_size=20)
     rollout = agent.collect(Budget(env_steps=1000))
     init = rollout.initial_state
     log_probs, _, values = agent.evaluate_actions(rollout.obs, rollout.actions, rollout.masks, rollout.starts, init)
