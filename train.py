@@ -50,6 +50,8 @@ def main(cfg: DictConfig) -> None:
     except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
         print(f"rlnas: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # the runner has said how to resume
+        sys.exit(130)
 
 
 if __name__ == "__main__":

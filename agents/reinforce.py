@@ -121,21 +121,15 @@ class Reinforce(Agent):
                 callback(self)
         return self
 
-    def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None,
-                deterministic: bool = False) -> int:
-        """The controller is recurrent: its LSTM state starts fresh whenever the observation
-        is the first of an episode (nothing decided yet) and carries over otherwise."""
-        if self._is_first(obs):
+    def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False,
+                episode_start: bool = False) -> int:
+        """The controller is recurrent: pass ``episode_start=True`` at an episode's first
+        step to start its LSTM state afresh (it carries over otherwise)."""
+        if episode_start:
             self._state = None
         with torch.no_grad():
             dist, self._state = self._policy(obs, action_mask, self._state)
         return int(dist.probs.argmax()) if deterministic else int(self._sample(dist))
-
-    def _is_first(self, obs: np.ndarray) -> bool:
-        space = getattr(self.env.unwrapped, "space", None)
-        if space is None:  # not a NASEnv: treat each call as a new episode unless mid-run
-            return self._state is None
-        return bool(obs[space.num_decisions * space.max_choices] == 1.0)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "controller": self.controller.state_dict(),

@@ -131,8 +131,9 @@ def test_reinforce_learns_a_known_objective():
     assert np.mean(rewards[:10]) < 0.45 < 0.9 < np.mean(rewards[-50:])  # chance level is 0.2
     env = NASEnv(space, evaluator)
     obs, info = env.reset(seed=0)
-    for _ in range(6):
-        obs, reward, _, _, info = env.step(agent.predict(obs, info["action_mask"], deterministic=True))
+    for t in range(6):
+        obs, reward, _, _, info = env.step(agent.predict(obs, info["action_mask"], deterministic=True,
+                                                         episode_start=t == 0))
     assert reward == 1.0
 
 

@@ -125,7 +125,7 @@ def test_agents_learn_a_known_objective(name, hparams, steps):
     env = nb201_env()
     obs, info = env.reset(seed=0)
     for t in range(6):
-        kwargs = {"episode_start": t == 0} if name in ("ppo", "a2c") else {}
+        kwargs = {"episode_start": t == 0} if name in ("ppo", "a2c") else {}  # recurrent controllers
         obs, reward, *_, info = env.step(agent.predict(obs, info["action_mask"], deterministic=True, **kwargs))
     assert reward >= 5 / 6
 

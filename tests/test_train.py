@@ -211,3 +211,17 @@ def test_model_free_agents_through_train_py(tmp_path, env_args):
     assert sorted(reports) == ["a2c", "dqn", "ppo", "rainbow"]
     budget = int(env_args[-1].split("=")[1])
     assert all(r["evaluations"] == budget and r["best_arch"] for r in reports.values())
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path):
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "agent=evolution", *SLOW,
+                             f"hydra.run.dir={tmp_path}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (tmp_path / "checkpoint.pt").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and f"python train.py resume={tmp_path}" in err
+    train(f"resume={tmp_path}", "quiet=true")
+    assert len(set(stored_archs(tmp_path))) == 150
