@@ -99,6 +99,16 @@ def masked_argmax(q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return q.masked_fill(~mask, torch.finfo(q.dtype).min).argmax(-1)
 
 
+def td_target(returns: torch.Tensor, discounts: torch.Tensor, dones: torch.Tensor, q_next_target: torch.Tensor,
+              q_next_online: torch.Tensor | None, next_masks: torch.Tensor | None) -> torch.Tensor:
+    """n-step TD target R + (1 - done) gamma^n Q_target(s', a*), a* = masked argmax over the
+    next state's legal actions of Q_online (double Q) or of Q_target (plain DQN)."""
+    chooser = q_next_target if q_next_online is None else q_next_online
+    next_actions = masked_argmax(chooser, next_masks)
+    next_values = q_next_target.gather(1, next_actions[:, None]).squeeze(1)
+    return returns + (1 - dones) * discounts * next_values
+
+
 def categorical_projection(next_probs: torch.Tensor, returns: torch.Tensor, discounts: torch.Tensor,
                            dones: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
     """Project the target distribution of r + gamma^n z onto the fixed atoms (C51, Alg. 1).
@@ -233,16 +243,18 @@ class DQN(Agent):
         next_masks = batch.get("next_masks")
         with torch.no_grad():
             q_next_target, logp_next_target = self.q_target(batch["next_obs"], self.support)
-            chooser = self.q(batch["next_obs"], self.support)[0] if hp["double_q"] else q_next_target
-            next_actions = masked_argmax(chooser, next_masks)
+            q_next_online = self.q(batch["next_obs"], self.support)[0] if hp["double_q"] else None
         q, log_p = self.q(batch["obs"], self.support)
-        rows = torch.arange(len(next_actions), device=self.device)
+        rows = torch.arange(len(q), device=self.device)
         if self.support is None:
-            target = batch["returns"] + (1 - batch["dones"]) * batch["discounts"] * q_next_target[rows, next_actions]
+            target = td_target(batch["returns"], batch["discounts"], batch["dones"], q_next_target, q_next_online,
+                               next_masks)
             errors = q[rows, batch["actions"]] - target
             losses = F.smooth_l1_loss(q[rows, batch["actions"]], target, reduction="none")
         else:
             with torch.no_grad():
+                chooser = q_next_target if q_next_online is None else q_next_online
+                next_actions = masked_argmax(chooser, next_masks)
                 target = categorical_projection(logp_next_target[rows, next_actions].exp(), batch["returns"],
                                                 batch["discounts"], batch["dones"], self.support)
             losses = -(target * log_p[rows, batch["actions"]]).sum(-1)  # cross-entropy to the projection

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from agents import make_agent
-from agents.dqn import NoisyLinear, categorical_projection, masked_argmax
+from agents.dqn import NoisyLinear, categorical_projection, masked_argmax, td_target
 from agents.on_policy import compute_gae
 from agents.replay import NStepCollector, PrioritizedReplayBuffer, SumTree, n_step_return
 from envs import NASEnv
@@ -103,6 +103,20 @@ def test_masked_argmax_in_the_target():
     mask = torch.tensor([[False, True, True], [False, False, False]])
     assert masked_argmax(q, mask).tolist() == [2, 0]  # best legal; a finished state gives 0, finite
     assert masked_argmax(q, None).tolist() == [0, 1]
+
+
+def test_td_target_takes_the_masked_argmax():
+    returns, discounts, dones = torch.tensor([1.0, 1.0, 1.0]), torch.full((3,), 0.5), torch.tensor([0.0, 0.0, 1.0])
+    q_target = torch.tensor([[9.0, 2.0, 4.0], [9.0, 2.0, 4.0], [9.0, 2.0, 4.0]])
+    q_online = torch.tensor([[0.0, 5.0, 1.0], [0.0, 5.0, 1.0], [0.0, 5.0, 1.0]])
+    masks = torch.tensor([[False, True, True], [False, False, True], [False, False, False]])
+    # plain DQN: best legal target value; double Q: the online net's best legal action, valued by the target net
+    torch.testing.assert_close(td_target(returns, discounts, dones, q_target, None, masks),
+                               torch.tensor([1 + 0.5 * 4, 1 + 0.5 * 4, 1.0]))
+    torch.testing.assert_close(td_target(returns, discounts, dones, q_target, q_online, masks),
+                               torch.tensor([1 + 0.5 * 2, 1 + 0.5 * 4, 1.0]))
+    # without masks the illegal action 0 (value 9) would have been taken
+    torch.testing.assert_close(td_target(returns, discounts, dones, q_target, None, None)[0], torch.tensor(5.5))
 
 
 def nb201_env(reward_op=3):
