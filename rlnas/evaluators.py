@@ -151,6 +151,14 @@ class ScratchEvaluator(Evaluator):
     def evaluate(self, arch: str) -> Evaluation:
         import torch
 
+        # An agent may step the env inside torch.no_grad() (PPO's rollouts do); training
+        # the child needs gradients whatever the caller's mode.
+        with torch.enable_grad():
+            return self._train_and_score(arch)
+
+    def _train_and_score(self, arch: str) -> Evaluation:
+        import torch
+
         from rlnas.networks import build_network, count_flops, count_parameters
 
         start = time.perf_counter()

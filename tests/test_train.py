@@ -192,8 +192,9 @@ def test_user_table_by_path(tmp_path):
         assert {row[0] for row in db.execute("SELECT score FROM evaluations")} == {0.5}
 
 
-def test_nasnet_with_the_scratch_evaluator(tmp_path):
-    train("agent=evolution", "env=nasnet", "evaluator=scratch", "evaluator.epochs=1", "budget.evaluations=2",
+@pytest.mark.parametrize("agent", ["evolution", "ppo"])  # PPO steps the env under torch.no_grad()
+def test_nasnet_with_the_scratch_evaluator(tmp_path, agent):
+    train(f"agent={agent}", "env=nasnet", "evaluator=scratch", "evaluator.epochs=1", "budget.evaluations=2",
           "quiet=true", f"hydra.run.dir={tmp_path}")
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["evaluations"] == 2 and report["best_arch"].startswith("normal=")
