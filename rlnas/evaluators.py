@@ -52,10 +52,6 @@ class Evaluator(ABC):
     def evaluate(self, arch: str) -> Evaluation:
         """Score one architecture, given as the space's canonical string."""
 
-    def evaluate_many(self, archs: list[str]) -> list[Evaluation]:
-        """Score several architectures; backends that batch override this."""
-        return [self.evaluate(a) for a in archs]
-
 
 class TabularEvaluator(Evaluator):
     """NAS-Bench-201 lookup. ``score`` is validation accuracy (a fraction), so search
@@ -109,9 +105,6 @@ class TabularEvaluator(Evaluator):
 
     def __len__(self) -> int:
         return len(self._rows)
-
-    def __contains__(self, arch: str) -> bool:
-        return arch in self._rows
 
     def evaluate(self, arch: str) -> Evaluation:
         row = self._rows.get(arch)
