@@ -8,7 +8,6 @@ budget and the logs see them exactly as they see an RL controller.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -27,21 +26,15 @@ class ArchitectureAgent(Agent):
             raise TypeError(f"{type(self).__name__} searches architectures and needs an rlnas NASEnv, "
                             f"not {env.unwrapped!r}")
         self.space: SearchSpace = space
-        self.best: tuple[tuple[int, ...], float] | None = None
-        self._episodes = 0
 
     def play(self, decisions: Sequence[int]) -> float:
         """Build ``decisions`` through the env; return the final reward (the score)."""
-        self.env.reset(seed=self.seed if self._episodes == 0 else None)
-        self._episodes += 1
+        self.reset_env()
         reward = 0.0
         for action in decisions:
             _, reward, terminated, truncated, _ = self.env.step(action)
             if terminated or truncated:
                 break
-        decisions = tuple(decisions)
-        if self.best is None or reward > self.best[1]:
-            self.best = (decisions, float(reward))
         return float(reward)
 
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None,
@@ -49,14 +42,8 @@ class ArchitectureAgent(Agent):
         """Deterministic: the decision of the best architecture found so far at the step the
         observation points to. Otherwise uniform over the legal choices."""
         step = int(np.argmax(obs[self.space.num_decisions * self.space.max_choices:]))
-        if deterministic and self.best is not None and step < self.space.num_decisions:
-            return self.best[0][step]
+        best = self.env.best  # the monitor tracks the best architecture evaluated so far
+        if deterministic and best is not None and step < self.space.num_decisions:
+            return self.space.from_string(best.arch)[step]
         legal = np.flatnonzero(action_mask) if action_mask is not None else np.arange(self.action_space.n)
         return int(self.rng.choice(legal))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "best": self.best, "episodes": self._episodes}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.best, self._episodes = state["best"], state["episodes"]

@@ -17,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rlnas import checkpoint
 from rlnas.logger import Logger
 from rlnas.monitor import Budget, SearchMonitor, VectorSearchMonitor
 
@@ -70,15 +71,15 @@ class Agent(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
 
+    def reset_env(self) -> tuple[Any, dict]:
+        """Reset ``self.env``, seeding it at the first episode only."""
+        return self.env.reset(seed=self.seed if self.env.episodes == 0 else None)
+
     def save(self, path: str | Path) -> None:
-        """Write atomically, so a kill during the write leaves the previous checkpoint."""
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        tmp.replace(path)
+        checkpoint.save(self.state_dict(), path)
 
     def load(self, path: str | Path) -> Agent:
-        self.load_state_dict(torch.load(path, weights_only=True, map_location=self.device))
+        self.load_state_dict(checkpoint.load(path, map_location=self.device))
         return self
 
 

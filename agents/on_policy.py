@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from agents.base import Agent, as_vector_env
-from agents.policies import ActorCritic, masked_categorical
+from agents.policies import ActorCritic, masked_categorical, sample
 from rlnas.monitor import Budget
 
 
@@ -85,9 +85,6 @@ class ActorCriticAgent(Agent):
         mask = info.get("action_mask")
         return None if mask is None else self._tensor(mask, torch.bool)
 
-    def _sample(self, dist: torch.distributions.Categorical) -> torch.Tensor:
-        return torch.multinomial(dist.probs.cpu(), 1, generator=self.generator).squeeze(-1).to(self.device)
-
     @torch.no_grad()
     def collect(self, budget: Budget) -> Rollout | None:
         """Step all envs ``n_steps`` times with the current policy; ``None`` if the budget
@@ -108,7 +105,7 @@ class ActorCriticAgent(Agent):
                 return None
             logits, values, state = self.policy(obs, state, starts)
             dist = masked_categorical(logits, masks)
-            actions = self._sample(dist)
+            actions = sample(dist, self.generator)
             buf_obs[t], buf["starts"][t], buf["actions"][t] = obs, starts, actions
             buf["log_probs"][t], buf["values"][t] = dist.log_prob(actions), values
             if masks is not None:
@@ -157,7 +154,7 @@ class ActorCriticAgent(Agent):
             logits, _, self._predict_state = self.policy(self._tensor(obs).reshape(1, -1), self._predict_state)
             mask = None if action_mask is None else self._tensor(action_mask, torch.bool).reshape(1, -1)
             dist = masked_categorical(logits, mask)
-        return int(dist.probs.argmax()) if deterministic else int(self._sample(dist))
+        return int(dist.probs.argmax()) if deterministic else int(sample(dist, self.generator))
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),

@@ -35,41 +35,64 @@ def mlp(sizes: list[int], out: int, out_gain: float) -> nn.Sequential:
     return nn.Sequential(*layers, layer_init(nn.Linear(sizes[-1], out), out_gain))
 
 
+def sample(dist: torch.distributions.Categorical, generator: torch.Generator) -> torch.Tensor:
+    """One action per row, drawn from the agent's own generator (checkpointed with it), so
+    a resumed run draws what an uninterrupted one would have."""
+    return torch.multinomial(dist.probs.detach().cpu(), 1, generator=generator).squeeze(-1).to(dist.probs.device)
+
+
+State = tuple[torch.Tensor, torch.Tensor]
+
+
+class LSTMController(nn.Module):
+    """The NAS controller of Zoph & Le: observation -> tanh(linear) -> LSTM cell -> logits.
+    Its state carries the decisions made so far. One time step for a batch of envs; the
+    state is zeroed where ``starts`` flags an episode's first step (``None`` state: zeros)."""
+
+    def __init__(self, obs_dim: int, num_actions: int, hidden_size: int):
+        super().__init__()
+        self.encoder = nn.Sequential(layer_init(nn.Linear(obs_dim, hidden_size)), nn.Tanh())
+        self.lstm = nn.LSTMCell(hidden_size, hidden_size)
+        self.actor = layer_init(nn.Linear(hidden_size, num_actions), 0.01)
+
+    def initial_state(self, batch: int) -> State:
+        zeros = torch.zeros(batch, self.lstm.hidden_size, device=self.actor.weight.device)
+        return zeros, zeros.clone()
+
+    def forward(self, obs: torch.Tensor, state: State | None, starts: torch.Tensor | None = None):
+        """Returns (logits, next state)."""
+        h, c = state if state is not None else self.initial_state(len(obs))
+        if starts is not None:
+            keep = (1.0 - starts).unsqueeze(-1)
+            h, c = h * keep, c * keep
+        h, c = self.lstm(self.encoder(obs), (h, c))
+        return self.actor(h), (h, c)
+
+
 class ActorCritic(nn.Module):
-    """Separate actor and critic MLPs (SB3's default for PPO and A2C), or an LSTM torso
-    shared by both heads: the NAS controller of Zoph & Le, which carries the decisions
-    made so far in its state.
+    """Separate actor and critic MLPs (SB3's default for PPO and A2C), or the LSTM
+    controller with a value head on its hidden state.
 
     ``forward`` takes one time step for a batch of envs, plus (for the LSTM) the state and
-    the flags of envs whose episode starts at this step, where the state is zeroed.
+    the flags of envs whose episode starts at this step.
     """
 
     def __init__(self, obs_dim: int, num_actions: int, hidden: list[int], recurrent: bool = False):
         super().__init__()
         self.recurrent = recurrent
         if recurrent:
-            size = hidden[0]
-            self.encoder = nn.Sequential(layer_init(nn.Linear(obs_dim, size)), nn.Tanh())
-            self.lstm = nn.LSTMCell(size, size)
-            self.actor = layer_init(nn.Linear(size, num_actions), 0.01)
-            self.critic = layer_init(nn.Linear(size, 1), 1.0)
+            self.controller = LSTMController(obs_dim, num_actions, hidden[0])
+            self.critic = layer_init(nn.Linear(hidden[0], 1), 1.0)
         else:
             self.actor = mlp([obs_dim, *hidden], num_actions, 0.01)
             self.critic = mlp([obs_dim, *hidden], 1, 1.0)
 
-    def initial_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if not self.recurrent:
-            return None
-        zeros = torch.zeros(batch, self.lstm.hidden_size, device=self.actor.weight.device)
-        return zeros, zeros.clone()
+    def initial_state(self, batch: int) -> State | None:
+        return self.controller.initial_state(batch) if self.recurrent else None
 
-    def forward(self, obs: torch.Tensor, state=None, starts: torch.Tensor | None = None):
+    def forward(self, obs: torch.Tensor, state: State | None = None, starts: torch.Tensor | None = None):
         """Returns (logits, value, next state)."""
         if not self.recurrent:
             return self.actor(obs), self.critic(obs).squeeze(-1), None
-        h, c = state
-        if starts is not None:
-            keep = (1.0 - starts).unsqueeze(-1)
-            h, c = h * keep, c * keep
-        h, c = self.lstm(self.encoder(obs), (h, c))
-        return self.actor(h), self.critic(h).squeeze(-1), (h, c)
+        logits, state = self.controller(obs, state, starts)
+        return logits, self.critic(state[0]).squeeze(-1), state

@@ -23,21 +23,9 @@ import torch
 from torch import nn
 
 from agents.base import Agent, Callback
-from agents.policies import masked_categorical
+from agents.policies import LSTMController, masked_categorical, sample
 from agents.registry import register
 from rlnas.monitor import Budget
-
-
-class LSTMController(nn.Module):
-    def __init__(self, obs_dim: int, num_actions: int, hidden_size: int):
-        super().__init__()
-        self.encode = nn.Linear(obs_dim, hidden_size)
-        self.lstm = nn.LSTMCell(hidden_size, hidden_size)
-        self.head = nn.Linear(hidden_size, num_actions)
-
-    def forward(self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None):
-        h, c = self.lstm(torch.tanh(self.encode(obs)), state)
-        return self.head(h), (h, c)
 
 
 @register("reinforce")
@@ -70,20 +58,17 @@ class Reinforce(Agent):
         mask_t = None if mask is None else torch.as_tensor(mask, dtype=torch.bool, device=self.device)[None]
         return masked_categorical(logits, mask_t), state
 
-    def _sample(self, dist: torch.distributions.Categorical) -> torch.Tensor:
-        return torch.multinomial(dist.probs.detach().cpu(), 1, generator=self.generator).view(1)
-
     def learn(self, budget: Budget, callback: Callback | None = None) -> Reinforce:
         env = self.env
         while env.within(budget):
             losses, returns = [], []
             for _ in range(self.batch_episodes):
-                obs, info = env.reset(seed=self.seed if self.updates == 0 and not returns else None)
+                obs, info = self.reset_env()
                 state, log_probs, entropies, rewards, done = None, [], [], [], False
                 while not done:
                     dist, state = self._policy(obs, info.get("action_mask"), state)
-                    action = self._sample(dist)
-                    log_probs.append(dist.log_prob(action.to(self.device)))
+                    action = sample(dist, self.generator)
+                    log_probs.append(dist.log_prob(action))
                     entropies.append(dist.entropy())
                     obs, reward, terminated, truncated, info = env.step(int(action))
                     rewards.append(float(reward))
@@ -129,7 +114,7 @@ class Reinforce(Agent):
             self._state = None
         with torch.no_grad():
             dist, self._state = self._policy(obs, action_mask, self._state)
-        return int(dist.probs.argmax()) if deterministic else int(self._sample(dist))
+        return int(dist.probs.argmax()) if deterministic else int(sample(dist, self.generator))
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "controller": self.controller.state_dict(),

@@ -23,12 +23,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from agents import make_agent
 from envs import NASEnv
+from rlnas import checkpoint as checkpoints
 from rlnas.config import build_budget, build_evaluator, build_space, resolve_device, to_dict
 from rlnas.evaluators import StoredEvaluator
 from rlnas.logger import TensorBoardLogger
@@ -77,7 +77,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
 
     checkpoint = run_dir / CHECKPOINT
     if resume and checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=True)
+        state = checkpoints.load(checkpoint)
         agent.load_state_dict(state["agent"])
         monitor.restore(store.history(evaluator.fingerprint, run=cfg.run_id), **state["monitor"])
         _show(progress, monitor, budget)
@@ -93,11 +93,11 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
     try:
         agent.learn(budget, callback=save)
     except KeyboardInterrupt:
-        progress.close()
         print(f"\ninterrupted; continue with: python train.py resume={run_dir}", file=sys.stderr)
         raise
+    finally:
+        progress.close()
     _save_checkpoint(checkpoint, agent, monitor)
-    progress.close()
 
     report = _report(cfg, monitor, budget, run_dir)
     logger.hparams(_flatten(to_dict(cfg)),
@@ -117,11 +117,9 @@ def _show(progress: tqdm, monitor: SearchMonitor, budget: Budget) -> None:
 
 
 def _save_checkpoint(path: Path, agent, monitor: SearchMonitor) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"agent": agent.state_dict(),
-                "monitor": {"env_steps": monitor.env_steps, "episodes": monitor.episodes,
-                            "wall_seconds": monitor.wall_seconds}}, tmp)
-    tmp.replace(path)  # atomic: a kill mid-write leaves the previous checkpoint
+    checkpoints.save({"agent": agent.state_dict(),
+                      "monitor": {"env_steps": monitor.env_steps, "episodes": monitor.episodes,
+                                  "wall_seconds": monitor.wall_seconds}}, path)
 
 
 def _report(cfg: DictConfig, monitor: SearchMonitor, budget: Budget, run_dir: Path) -> dict[str, Any]:
