@@ -48,9 +48,24 @@ def build_space(env_cfg: DictConfig | dict) -> SearchSpace:
 def build_evaluator(evaluator_cfg: DictConfig | dict, space: SearchSpace) -> Evaluator:
     kwargs = to_dict(evaluator_cfg)
     name = kwargs.pop("name")
+    kwargs.pop("retrain", None)
     if "device" in kwargs:
         kwargs["device"] = resolve_device(kwargs["device"])
     return make_evaluator(name, space, **kwargs)
+
+
+def build_retrain(evaluator_cfg: DictConfig | dict, space: SearchSpace) -> tuple[int, Evaluator | None]:
+    """The final stand-alone retrain of a proxy evaluator's best architectures:
+    ``(top_k, scratch evaluator)``, or ``(0, None)`` when the config asks for none."""
+    cfg = to_dict(evaluator_cfg)
+    retrain = dict(cfg.get("retrain") or {})
+    top_k = retrain.pop("top_k", 0)
+    if top_k < 0:
+        raise ValueError(f"evaluator.retrain.top_k must be >= 0, got {top_k}")
+    if top_k == 0:
+        return 0, None
+    defaults = {key: cfg[key] for key in ("dataset", "seed", "device") if key in cfg}
+    return top_k, build_evaluator({"name": "scratch", **defaults, **retrain}, space)
 
 
 def build_budget(budget_cfg: DictConfig | dict, space: SearchSpace) -> Budget:

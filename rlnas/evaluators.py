@@ -6,6 +6,8 @@
   a held-out split.
 * :class:`NATSBenchEvaluator` reads the official NAS-Bench-201 / NATS-Bench files through
   their own API (optional extra).
+* :class:`SupernetEvaluator` scores with a weight-sharing supernet in a worker process
+  (or on Ray); see :mod:`rlnas.supernet` and :mod:`rlnas.workers`.
 * :class:`CallableEvaluator` wraps any Python function, for custom objectives and tests.
 * :class:`StoredEvaluator` puts any of them behind the durable evaluation store.
 
@@ -51,6 +53,14 @@ class Evaluator(ABC):
     @abstractmethod
     def evaluate(self, arch: str) -> Evaluation:
         """Score one architecture, given as the space's canonical string."""
+
+    def attach_run(self, run_dir: Path, run_id: str) -> None:
+        """Told by the runner where the run lives, for evaluators with state of their own."""
+        return None
+
+    def close(self) -> None:
+        """Release workers, files and devices."""
+        return None
 
 
 class TabularEvaluator(Evaluator):
@@ -268,11 +278,100 @@ class StoredEvaluator(Evaluator):
         self.store.put(self.fingerprint, evaluation, self.run)
         return evaluation
 
+    def attach_run(self, run_dir: Path, run_id: str) -> None:
+        self.inner.attach_run(run_dir, run_id)
+        self.fingerprint = self.inner.fingerprint
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class SupernetEvaluator(Evaluator):
+    """Score with a weight-sharing supernet (:mod:`rlnas.supernet`) that a backend
+    (:mod:`rlnas.workers`) serves: ``process`` (default) for a worker that owns the
+    device, ``ray`` for a pool of actors, ``inline`` for this process.
+
+    The worker starts at the first evaluation. Pickling this evaluator (as
+    ``AsyncVectorEnv`` does for its env workers) gives a client of the same worker, so
+    every env trains and reads one set of shared weights.
+
+    The store and ``enas`` mode: a score there depends on the weights when it was taken
+    (``metrics["weight_version"]``). The store keeps the first score of an architecture
+    and answers repeats with it, unchanged: re-scoring would pay again for an
+    architecture already paid for. Such scores only mean something within their run,
+    so the fingerprint names the run, and another run never reads them as its own.
+    ``oneshot`` scores depend only on the settings and the seed, and are shared.
+    """
+
+    def __init__(self, space: SearchSpace, dataset: str = "digits", mode: str = "enas", warmup_epochs: int = 0,
+                 train_steps: int | None = None, channels: int = 8, cells_per_stage: int = 1,
+                 batch_size: int = 64, lr: float = 0.05, weight_decay: float = 3e-4, valid_size: int | None = None,
+                 seed: int = 0, device: str = "cpu", backend: str = "process", workers: int = 1,
+                 address: str | None = None, checkpoint: str | Path | None = None, checkpoint_every: int = 1):
+        from rlnas.datasets import DATASETS
+        from rlnas.supernet import check_settings
+        from rlnas.workers import BACKENDS
+
+        train_steps = check_settings(mode, warmup_epochs, train_steps, batch_size, lr, channels, cells_per_stage)
+        if dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown evaluator backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        if workers < 1 or checkpoint_every < 1:
+            raise ValueError(f"workers and checkpoint_every must be >= 1, got workers={workers}, "
+                             f"checkpoint_every={checkpoint_every}")
+        self.space, self.mode = space, mode
+        self.trainer_kwargs = {"space": space, "dataset": dataset, "mode": mode, "warmup_epochs": warmup_epochs,
+                               "train_steps": train_steps, "channels": channels, "cells_per_stage": cells_per_stage,
+                               "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+                               "valid_size": valid_size, "seed": seed, "device": device}
+        self.backend_name, self.workers, self.address = backend, workers, address
+        self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
+        self.fingerprint = (f"supernet:{space.name}:{dataset}:{mode}:w{warmup_epochs}:k{train_steps}:c{channels}"
+                            f":n{cells_per_stage}:b{batch_size}:lr{lr}:wd{weight_decay}:v{valid_size}:s{seed}")
+        self._backend = None
+
+    def attach_run(self, run_dir: Path, run_id: str) -> None:
+        """Checkpoint the supernet beside the run, so ``resume=`` continues its weights."""
+        self.checkpoint = self.checkpoint or Path(run_dir) / "supernet.pt"
+        if self.mode == "enas" and ":run=" not in self.fingerprint:
+            self.fingerprint += f":run={run_id}"
+
+    @property
+    def backend(self):
+        if self._backend is None:
+            from rlnas.workers import make_backend
+
+            self._backend = make_backend(self.backend_name, self.trainer_kwargs, self.checkpoint,
+                                         self.checkpoint_every, self.workers, self.address)
+        return self._backend
+
+    def evaluate(self, arch: str) -> Evaluation:
+        return self.evaluate_many([arch])[0]
+
+    def evaluate_many(self, archs: list[str]) -> list[Evaluation]:
+        """Score several architectures as one batch (in parallel on a Ray pool)."""
+        return self.backend.evaluate(archs)
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def __getstate__(self) -> dict:
+        from rlnas.workers import ProcessBackend, WorkerClient
+
+        backend = self.backend
+        if not isinstance(backend, ProcessBackend | WorkerClient):
+            raise TypeError(f"a supernet evaluator with backend={self.backend_name!r} cannot be sent to another "
+                            "process; use backend=process to share one worker between processes")
+        return {**self.__dict__, "_backend": backend if isinstance(backend, WorkerClient) else backend.client}
 
 
 EVALUATORS: dict[str, type[Evaluator]] = {
     "tabular": TabularEvaluator,
     "scratch": ScratchEvaluator,
+    "supernet": SupernetEvaluator,
     "nats": NATSBenchEvaluator,
     "function": CallableEvaluator,
 }

@@ -6,7 +6,7 @@ benchmark's own for NAS-Bench-201 and NASNet's stem / normal-stack / reduction l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -25,10 +25,13 @@ class NB201Cell(nn.Module):
         super().__init__()
         self.edges = nn.ModuleList(NB201_OP_BUILDERS[op](channels, 1) for op in ops)
 
+    def edge(self, e: int) -> nn.Module:
+        return self.edges[e]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
         for dst in range(1, 4):
-            nodes.append(sum(self.edges[e](nodes[src])
+            nodes.append(sum(self.edge(e)(nodes[src])
                              for e, (to, src) in enumerate(NB201_EDGES) if to == dst))
         return nodes[3]
 
@@ -48,9 +51,13 @@ class ResNetBasicBlock(nn.Module):
 
 class NB201Network(nn.Module):
     """Stem, then three stages of ``cells_per_stage`` cells with a residual reduction
-    block (doubling channels) between stages, then BN-ReLU, global pooling, classifier."""
+    block (doubling channels) between stages, then BN-ReLU, global pooling, classifier.
 
-    def __init__(self, ops: Sequence[str], in_channels: int, num_classes: int,
+    ``cell(channels)`` builds each cell, so the stand-alone network and the weight-sharing
+    supernet (:mod:`rlnas.supernet`) share one skeleton.
+    """
+
+    def __init__(self, cell: Callable[[int], nn.Module], in_channels: int, num_classes: int,
                  channels: int = 16, cells_per_stage: int = 5):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
@@ -60,7 +67,7 @@ class NB201Network(nn.Module):
             if stage > 0:
                 layers.append(ResNetBasicBlock(c, 2 * c))
                 c *= 2
-            layers += [NB201Cell(ops, c) for _ in range(cells_per_stage)]
+            layers += [cell(c) for _ in range(cells_per_stage)]
         layers += [nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(c, num_classes)
@@ -110,16 +117,19 @@ class NASNetCell(nn.Module):
 
 class NASNetNetwork(nn.Module):
     """Stem, then three stacks of ``cells_per_stage`` normal cells with a reduction cell
-    (doubling channels) between stacks, then global pooling and a classifier."""
+    (doubling channels) between stacks, then global pooling and a classifier.
 
-    def __init__(self, space: NASNetSpace, decisions: Sequence[int], in_channels: int,
+    ``cell(c_pp, c_p, channels, reduction, reduction_prev)`` builds each cell (a module
+    with ``out_channels``), so the stand-alone network and the supernet share one skeleton.
+    """
+
+    def __init__(self, cell: Callable[..., nn.Module], in_channels: int,
                  num_classes: int, channels: int = 16, cells_per_stage: int = 2,
                  stem_multiplier: int = 3):
         super().__init__()
         c_stem = stem_multiplier * channels
         self.stem = nn.Sequential(nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(c_stem))
-        normal, reduce = space.cell(decisions, "normal"), space.cell(decisions, "reduce")
         c_pp, c_p, c, reduction_prev = c_stem, c_stem, channels, False
         self.cells = nn.ModuleList()
         for stage in range(3):
@@ -127,10 +137,9 @@ class NASNetNetwork(nn.Module):
             for reduction in kinds:
                 if reduction:
                     c *= 2
-                cell = NASNetCell(reduce if reduction else normal, c_pp, c_p, c,
-                                  reduction, reduction_prev)
-                self.cells.append(cell)
-                c_pp, c_p, reduction_prev = c_p, cell.out_channels, reduction
+                module = cell(c_pp, c_p, c, reduction, reduction_prev)
+                self.cells.append(module)
+                c_pp, c_p, reduction_prev = c_p, module.out_channels, reduction
         self.head = nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.classifier = nn.Linear(c_p, num_classes)
 
@@ -154,10 +163,15 @@ def build_network(space: SearchSpace, arch: str | Sequence[int], in_channels: in
     decisions = space.from_string(arch) if isinstance(arch, str) else space.validate(arch)
     if isinstance(space, NB201Space):
         ops = [space.ops[d] for d in decisions]
-        return NB201Network(ops, in_channels, num_classes, channels,
+        return NB201Network(lambda c: NB201Cell(ops, c), in_channels, num_classes, channels,
                             5 if cells_per_stage is None else cells_per_stage)
     if isinstance(space, NASNetSpace):
-        return NASNetNetwork(space, decisions, in_channels, num_classes, channels,
+        normal, reduce = space.cell(decisions, "normal"), space.cell(decisions, "reduce")
+
+        def cell(c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> nn.Module:
+            return NASNetCell(reduce if reduction else normal, c_pp, c_p, c, reduction, reduction_prev)
+
+        return NASNetNetwork(cell, in_channels, num_classes, channels,
                              2 if cells_per_stage is None else cells_per_stage)
     raise TypeError(f"no child network for search space {type(space).__name__}")
 

@@ -82,7 +82,7 @@ def test_nats_bench_is_an_optional_extra(tmp_path):
 
 
 def test_bad_evaluator_names_and_values(nasnet):
-    with pytest.raises(ValueError, match="unknown evaluator 'oracle'; choose from tabular, scratch, nats"):
+    with pytest.raises(ValueError, match="unknown evaluator 'oracle'; choose from tabular, scratch, supernet, nats"):
         make_evaluator("oracle", nasnet)
     with pytest.raises(ValueError, match="epochs >= 1.*got epochs=0"):
         ScratchEvaluator(nasnet, epochs=0)
