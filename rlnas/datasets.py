@@ -2,11 +2,18 @@
 
 Search reads the validation split only; the test split is for reports. The default,
 scikit-learn's bundled 8x8 digits, needs no download and trains in seconds on a CPU.
+CIFAR-10 is read from its binary distribution, downloaded only when asked
+(``download=True``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import tarfile
+import tempfile
+import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -49,10 +56,91 @@ def load_digits(split_seed: int = 0) -> Dataset:
     return Dataset("digits", train, valid, test, num_classes=10)
 
 
-DATASETS = {"digits": load_digits}
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+CIFAR10_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"  # as published on the CIFAR-10 page
+CIFAR10_DIR = "cifar-10-batches-bin"
+CIFAR10_TRAIN = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
+CIFAR10_TEST = "test_batch.bin"
+_CIFAR10_MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)[:, None, None]
+_CIFAR10_STD = np.array([0.2470, 0.2435, 0.2616], np.float32)[:, None, None]
 
 
-def load_dataset(name: str) -> Dataset:
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One binary batch: records of 1 label byte then 3,072 pixel bytes (the red, green
+    and blue 32x32 planes, row-major). Plain bytes, so nothing is unpickled."""
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0 or raw.size % 3073:
+        raise ValueError(f"CIFAR-10 batch {path} is garbled: {raw.size} bytes is not a whole number of "
+                         "3,073-byte records (1 label byte + 3x32x32 pixels)")
+    records = raw.reshape(-1, 3073)
+    labels = records[:, 0].astype(np.int64)
+    if labels.max() > 9:
+        raise ValueError(f"CIFAR-10 batch {path} is garbled: label {labels.max()} is not in 0..9")
+    x = records[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 255.0
+    return (x - _CIFAR10_MEAN) / _CIFAR10_STD, labels
+
+
+def download_cifar10(root: str | Path) -> Path:
+    """Fetch and unpack the CIFAR-10 binary archive into ``root`` after checking its MD5."""
+    root = Path(root).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root) as tmp:
+        archive = Path(tmp) / "cifar-10-binary.tar.gz"
+        urllib.request.urlretrieve(CIFAR10_URL, archive)
+        digest = hashlib.md5(archive.read_bytes()).hexdigest()
+        if digest != CIFAR10_MD5:
+            raise ValueError(f"downloaded {CIFAR10_URL} has MD5 {digest}, expected {CIFAR10_MD5}")
+        with tarfile.open(archive) as tar:
+            tar.extractall(root, filter="data")
+    return root / CIFAR10_DIR
+
+
+def load_cifar10(root: str | Path = "~/.cache/rlnas", download: bool = False, split_seed: int = 0) -> Dataset:
+    """CIFAR-10 split as NAS-Bench-201's ``cifar10-valid``: the 50,000 training images
+    halved into train and valid by a fixed seed; the 10,000 test images are the test split.
+
+    ``root`` holds (or receives, with ``download=True``) the ``cifar-10-batches-bin`` folder.
+    """
+    folder = Path(root).expanduser() / CIFAR10_DIR
+    if _cifar10_missing(folder) and download:
+        folder = download_cifar10(root)
+    check_dataset("cifar10", root)
+    batches = [_read_cifar_batch(folder / name) for name in CIFAR10_TRAIN]
+    x, y = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+    order = np.random.default_rng(split_seed).permutation(len(x))
+    half = len(x) // 2
+    train, valid = order[:half], order[half:]
+    test_x, test_y = _read_cifar_batch(folder / CIFAR10_TEST)
+    return Dataset("cifar10", Split(torch.as_tensor(x[train]), torch.as_tensor(y[train])),
+                   Split(torch.as_tensor(x[valid]), torch.as_tensor(y[valid])),
+                   Split(torch.as_tensor(test_x), torch.as_tensor(test_y)), num_classes=10)
+
+
+def _cifar10_missing(folder: Path) -> list[str]:
+    return [name for name in (*CIFAR10_TRAIN, CIFAR10_TEST) if not (folder / name).is_file()]
+
+
+DATASETS = ("digits", "cifar10")
+DATA_ROOT = "~/.cache/rlnas"
+
+
+def check_dataset(name: str, root: str | Path | None = None, download: bool = False) -> None:
+    """Refuse an unknown dataset, or one that is neither on disk nor to be downloaded,
+    without loading it (evaluators call this before any work)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
-    return DATASETS[name]()
+    if name == "cifar10" and not download:
+        folder = Path(root or DATA_ROOT).expanduser() / CIFAR10_DIR
+        missing = _cifar10_missing(folder)
+        if missing:
+            raise FileNotFoundError(f"CIFAR-10 not found in {folder} (missing {', '.join(missing)}); set "
+                                    "download=true to fetch it, or data_root=<folder holding "
+                                    f"{CIFAR10_DIR}>")
+
+
+def load_dataset(name: str, root: str | Path | None = None, download: bool = False) -> Dataset:
+    """A dataset by name; ``root`` and ``download`` apply to CIFAR-10 (digits is bundled)."""
+    check_dataset(name, root, download)
+    if name == "digits":
+        return load_digits()
+    return load_cifar10(root or DATA_ROOT, download)

@@ -135,7 +135,7 @@ class ScratchEvaluator(Evaluator):
     def __init__(self, space: SearchSpace, dataset: str = "digits", epochs: int = 4,
                  batch_size: int = 64, lr: float = 0.1, weight_decay: float = 3e-4,
                  channels: int = 8, cells_per_stage: int = 1, seed: int = 0,
-                 device: str = "cpu"):
+                 device: str = "cpu", data_root: str | None = None, download: bool = False):
         from rlnas.datasets import load_dataset
 
         if epochs < 1 or batch_size < 1 or lr <= 0 or channels < 1 or cells_per_stage < 0:
@@ -144,7 +144,7 @@ class ScratchEvaluator(Evaluator):
                 f"cells_per_stage >= 0; got epochs={epochs}, batch_size={batch_size}, lr={lr}, "
                 f"channels={channels}, cells_per_stage={cells_per_stage}")
         self.space = space
-        self.data = load_dataset(dataset)
+        self.data = load_dataset(dataset, data_root, download)
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
         self.channels, self.cells_per_stage, self.seed, self.device = channels, cells_per_stage, seed, device
         recipe = (f"{space.name}:{dataset}:e{epochs}:b{batch_size}:lr{lr}:wd{weight_decay}"
@@ -307,14 +307,14 @@ class SupernetEvaluator(Evaluator):
                  train_steps: int | None = None, channels: int = 8, cells_per_stage: int = 1,
                  batch_size: int = 64, lr: float = 0.05, weight_decay: float = 3e-4, valid_size: int | None = None,
                  seed: int = 0, device: str = "cpu", backend: str = "process", workers: int = 1,
-                 address: str | None = None, checkpoint: str | Path | None = None, checkpoint_every: int = 1):
-        from rlnas.datasets import DATASETS
+                 address: str | None = None, checkpoint: str | Path | None = None, checkpoint_every: int = 1,
+                 data_root: str | None = None, download: bool = False):
+        from rlnas.datasets import check_dataset
         from rlnas.supernet import check_settings
         from rlnas.workers import BACKENDS
 
         train_steps = check_settings(mode, warmup_epochs, train_steps, batch_size, lr, channels, cells_per_stage)
-        if dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+        check_dataset(dataset, data_root, download)
         if backend not in BACKENDS:
             raise ValueError(f"unknown evaluator backend {backend!r}; choose from {', '.join(BACKENDS)}")
         if workers < 1 or checkpoint_every < 1:
@@ -324,7 +324,8 @@ class SupernetEvaluator(Evaluator):
         self.trainer_kwargs = {"space": space, "dataset": dataset, "mode": mode, "warmup_epochs": warmup_epochs,
                                "train_steps": train_steps, "channels": channels, "cells_per_stage": cells_per_stage,
                                "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-                               "valid_size": valid_size, "seed": seed, "device": device}
+                               "valid_size": valid_size, "seed": seed, "device": device,
+                               "data_root": data_root, "download": download}
         self.backend_name, self.workers, self.address = backend, workers, address
         self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
         self.fingerprint = (f"supernet:{space.name}:{dataset}:{mode}:w{warmup_epochs}:k{train_steps}:c{channels}"
@@ -359,8 +360,16 @@ class SupernetEvaluator(Evaluator):
             self._backend = None
 
     def __getstate__(self) -> dict:
+        import threading
+
         from rlnas.workers import ProcessBackend, WorkerClient
 
+        if self._backend is None and self.backend_name == "process":
+            # Usually called while multiprocessing pickles another process's arguments; a
+            # spawn from this thread would clobber that pickling's state, so spawn elsewhere.
+            starter = threading.Thread(target=lambda: self.backend)
+            starter.start()
+            starter.join()
         backend = self.backend
         if not isinstance(backend, ProcessBackend | WorkerClient):
             raise TypeError(f"a supernet evaluator with backend={self.backend_name!r} cannot be sent to another "

@@ -21,6 +21,7 @@ training modes:
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Sequence
@@ -173,12 +174,12 @@ class SupernetTrainer:
                  warmup_epochs: int = 0, train_steps: int | None = None, channels: int = 8,
                  cells_per_stage: int = 1, batch_size: int = 64, lr: float = 0.05, momentum: float = 0.9,
                  weight_decay: float = 3e-4, grad_clip: float = 5.0, valid_size: int | None = None,
-                 seed: int = 0, device: str = "cpu"):
+                 seed: int = 0, device: str = "cpu", data_root: str | None = None, download: bool = False):
         train_steps = check_settings(mode, warmup_epochs, train_steps, batch_size, lr, channels, cells_per_stage)
         self.space, self.mode, self.device = space, mode, device
         self.warmup_epochs, self.train_steps = warmup_epochs, train_steps
         self.batch_size, self.grad_clip, self.seed = batch_size, grad_clip, seed
-        data = load_dataset(dataset)
+        data = load_dataset(dataset, data_root, download)
         if valid_size is not None and not 1 <= valid_size <= len(data.valid.y):
             raise ValueError(f"valid_size must be in 1..{len(data.valid.y)} (the {dataset} validation split), "
                              f"got {valid_size}")
@@ -273,6 +274,9 @@ class SupernetTrainer:
                 "version": self.version, "warmed_up": self.warmed_up}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        # torch's optimizer keeps the given momentum tensors, not copies: copy first, so
+        # two trainers never share state through an in-process handover.
+        state = copy.deepcopy(state)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self._generator.set_state(state["generator"])

@@ -186,8 +186,13 @@ def serve(address: str, authkey: bytes, trainer_kwargs: dict[str, Any], checkpoi
 
     threading.Thread(target=accept, daemon=True).start()
     checkpointer = Checkpointer(checkpoint, checkpoint_every)
-    host = TrainerHost(trainer_kwargs, checkpointer.load())
-    checkpointer.after(0, host.version, host.state_dict)
+    try:
+        host = TrainerHost(trainer_kwargs, checkpointer.load())
+        checkpointer.after(0, host.version, host.state_dict)
+        broken = None
+    except Exception as err:  # every client hears why, instead of a silent restart loop
+        host, broken = None, {"error": f"the evaluator worker could not start: {type(err).__name__}: {err}",
+                              "type": "WorkerError"}
     served, clients = 0, set()
     while os.getppid() == parent_pid:  # an orphaned worker exits
         with lock:
@@ -204,15 +209,17 @@ def serve(address: str, authkey: bytes, trainer_kwargs: dict[str, Any], checkpoi
                     conns.remove(conn)
                 conn.close()
         batch = [(conn, msg["archs"]) for conn, msg in requests if msg["op"] == "evaluate"]
-        for (conn, _), reply in zip(batch, _answer(host, [archs for _, archs in batch]), strict=True):
+        replies = [broken] * len(batch) if broken else _answer(host, [archs for _, archs in batch])
+        for (conn, _), reply in zip(batch, replies, strict=True):
             conn.send_bytes(json.dumps(reply).encode())
         served += len(batch)
         clients |= {id(conn) for conn, _ in batch}
-        checkpointer.after(sum(len(archs) for _, archs in batch), host.version, host.state_dict)
+        if host is not None:
+            checkpointer.after(sum(len(archs) for _, archs in batch), host.version, host.state_dict)
         for conn, msg in requests:
             if msg["op"] == "stats":
                 conn.send_bytes(json.dumps({"ok": {"pid": os.getpid(), "requests": served, "clients": len(clients),
-                                                   "weight_version": host.version}}).encode())
+                                                   "weight_version": host and host.version}}).encode())
 
 
 def _answer(host: TrainerHost, requests: list[list[str]]) -> list[dict[str, Any]]:

@@ -226,3 +226,47 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
     assert proc.returncode == 130 and f"python train.py resume={tmp_path}" in err
     train(f"resume={tmp_path}", "quiet=true")
     assert len(set(stored_archs(tmp_path))) == 150
+
+
+SUPERNET = ["agent=reinforce", "env=nb201", "evaluator=supernet", "evaluator.train_steps=2",
+            "evaluator.retrain.top_k=2", "evaluator.retrain.epochs=1", "quiet=true"]
+
+
+def stored_rows(run_dir):
+    with sqlite3.connect(run_dir / "evaluations.sqlite") as db:
+        return [(arch, evaluator, json.loads(metrics)) for arch, evaluator, metrics in
+                db.execute("SELECT arch, evaluator, metrics FROM evaluations ORDER BY seq")]
+
+
+@pytest.mark.parametrize("backend", ["process", "ray"])
+def test_supernet_search_then_stand_alone_retrain(tmp_path, backend):
+    train(*SUPERNET, "budget.evaluations=12", f"evaluator.backend={backend}", f"hydra.run.dir={tmp_path}")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["evaluations"] == 12 and len(report["final"]) == 2
+    headline = max(report["final"], key=lambda r: r["val_acc"])
+    assert report["best_test_score"] == headline["test_acc"] and report["best_arch"] == headline["arch"]
+    search = [m for _, evaluator, m in stored_rows(tmp_path) if evaluator.startswith("supernet:")]
+    versions = [m["weight_version"] for m in search]
+    assert versions == list(range(versions[0], versions[0] + 24, 2))  # 2 steps per evaluation, after warm-up
+    assert (tmp_path / "supernet.pt").is_file()
+
+
+def test_supernet_run_killed_then_resumed_loses_nothing(tmp_path):
+    args = [*SUPERNET, "budget.evaluations=40", "evaluator.retrain.top_k=0", "checkpoint_every=3"]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={tmp_path}"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if (tmp_path / "checkpoint.pt").exists() and len(stored_archs(tmp_path)) >= 15:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = stored_archs(tmp_path)
+    assert 15 <= len(before) < 40, "the run should have been killed midway"
+    train(f"resume={tmp_path}", "quiet=true")
+    after = stored_archs(tmp_path)
+    assert after[: len(before)] == before and len(after) == 40 == len(set(after))
+    versions = [m["weight_version"] for *_, m in stored_rows(tmp_path)]
+    # The resumed worker continued from the supernet checkpoint, not from fresh weights.
+    assert versions == sorted(versions) and versions[len(before)] > versions[len(before) - 1]
