@@ -64,7 +64,7 @@ def build_retrain(evaluator_cfg: DictConfig | dict, space: SearchSpace) -> tuple
         raise ValueError(f"evaluator.retrain.top_k must be >= 0, got {top_k}")
     if top_k == 0:
         return 0, None
-    defaults = {key: cfg[key] for key in ("dataset", "seed", "device") if key in cfg}
+    defaults = {key: cfg[key] for key in ("dataset", "data_root", "download", "seed", "device") if key in cfg}
     return top_k, build_evaluator({"name": "scratch", **defaults, **retrain}, space)
 
 

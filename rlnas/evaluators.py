@@ -183,19 +183,20 @@ class ScratchEvaluator(Evaluator):
                 loss.backward()
                 opt.step()
                 sched.step()
-        val, test = (self._accuracy(model, split) for split in (data.valid, data.test))
-        metrics = {"val_acc": val, "test_acc": test, "final_loss": float(loss.detach()),
+        (val, val_loss), (test, _) = (self._measure(model, split) for split in (data.valid, data.test))
+        metrics = {"val_acc": val, "val_loss": val_loss, "test_acc": test, "final_loss": float(loss.detach()),
                    "params": count_parameters(model),
                    "flops": count_flops(model.cpu(), data.input_shape)}
         return Evaluation(arch, val, metrics, cost=time.perf_counter() - start)
 
-    def _accuracy(self, model, split) -> float:
+    def _measure(self, model, split) -> tuple[float, float]:
+        """Accuracy and mean cross-entropy on one split."""
         import torch
 
         model.eval()
         with torch.no_grad():
-            pred = model(split.x.to(self.device)).argmax(1)
-        return float((pred == split.y.to(self.device)).float().mean())
+            logits, y = model(split.x.to(self.device)), split.y.to(self.device)
+        return float((logits.argmax(1) == y).float().mean()), float(torch.nn.functional.cross_entropy(logits, y))
 
 
 class NATSBenchEvaluator(Evaluator):

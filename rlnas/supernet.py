@@ -233,18 +233,19 @@ class SupernetTrainer:
 
     # -- scoring ------------------------------------------------------------------------
     @torch.no_grad()
-    def score(self, decisions: Sequence[int]) -> float:
-        """Accuracy of path ``decisions`` on the fixed validation subset, shared weights as
-        they are. NaN if the logits are not finite."""
+    def score(self, decisions: Sequence[int]) -> tuple[float, float]:
+        """Accuracy and mean cross-entropy of path ``decisions`` on the fixed validation
+        subset, shared weights as they are; NaN if the logits are not finite."""
         self.model.select(decisions)
         self.model.eval()
-        correct = 0
+        correct, loss = 0, 0.0
         for x, y in zip(self.valid_x.split(512), self.valid_y.split(512), strict=True):
             logits = self.model(x)
             if not torch.isfinite(logits).all():
-                return math.nan
+                return math.nan, math.nan
             correct += int((logits.argmax(1) == y).sum())
-        return correct / len(self.valid_y)
+            loss += F.cross_entropy(logits, y, reduction="sum").item()
+        return correct / len(self.valid_y), loss / len(self.valid_y)
 
     def evaluate(self, arch: str) -> Evaluation:
         """Train (in ``enas`` mode) and score one architecture. A diverging loss or
@@ -257,11 +258,11 @@ class SupernetTrainer:
             loss = self.train_step(decisions)
             if not math.isfinite(loss):
                 return self._failed(arch, f"training loss is {loss} at weight version {self.version}", start)
-        accuracy = self.score(decisions)
+        accuracy, loss = self.score(decisions)
         if not math.isfinite(accuracy):
             return self._failed(arch, f"non-finite logits at weight version {self.version}", start)
-        return Evaluation(arch, accuracy, {"supernet_acc": accuracy, "weight_version": self.version},
-                          cost=time.perf_counter() - start)
+        return Evaluation(arch, accuracy, {"supernet_acc": accuracy, "supernet_loss": loss,
+                                           "weight_version": self.version}, cost=time.perf_counter() - start)
 
     def _failed(self, arch: str, reason: str, start: float) -> Evaluation:
         return Evaluation(arch, 0.0, {"failed": reason, "weight_version": self.version},
