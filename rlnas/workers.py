@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -168,6 +169,7 @@ class WorkerClient:
 def serve(address: str, authkey: bytes, trainer_kwargs: dict[str, Any], checkpoint: str | None,
           checkpoint_every: int, parent_pid: int, ready: Any) -> None:
     """The worker's main loop: accept clients, batch what they send, answer each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the owner's to handle; it stops us
     if os.path.exists(address):
         os.unlink(address)
     listener = Listener(address, "AF_UNIX", authkey=authkey)
@@ -311,7 +313,8 @@ class RayBackend:
         if trainer_kwargs.get("mode") == "enas" and workers != 1:
             raise ValueError("supernet mode=enas trains one set of shared weights in order; on Ray it needs "
                              f"workers=1 (got {workers}), or use mode=oneshot for a pool")
-        if not ray.is_initialized():
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         self._ray = ray
         gpu = str(trainer_kwargs.get("device", "cpu")).startswith("cuda")
@@ -346,6 +349,8 @@ class RayBackend:
     def close(self) -> None:
         for actor in self.actors:
             self._ray.kill(actor)
+        if self._owns_ray:
+            self._ray.shutdown()
 
 
 def make_backend(name: str, trainer_kwargs: dict[str, Any], checkpoint: str | Path | None = None,
