@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--warmup-epochs", type=int, default=30)
     parser.add_argument("--channels", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=4, help="stand-alone training epochs")
+    parser.add_argument("--epochs", type=int, default=8, help="stand-alone training epochs (8: the retrain recipe)")
     parser.add_argument("--seeds", type=int, default=3, help="stand-alone training seeds per architecture")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -182,3 +182,16 @@ def test_ray_pool_scores_like_one_process(nb201):
         pool.close()
     with pytest.raises(ValueError, match="enas trains one set of shared weights in order"):
         SupernetEvaluator(nb201, backend="ray", workers=2).backend  # noqa: B018
+
+
+def test_concurrent_requests_are_answered_as_one_batch(nb201):
+    from rlnas.workers import TrainerHost, _answer
+
+    host = TrainerHost({"space": nb201, "mode": "enas", "train_steps": 2})
+    a, b = nb201.to_string(A), nb201.to_string(B)
+    replies = _answer(host, [[a], ["|bad|"], [b, a]])
+    assert "malformed NB201 architecture" in replies[1]["error"]  # fails only its own request
+    first, (second, again) = replies[0]["ok"][0], replies[2]["ok"]
+    assert again == first  # one architecture twice in a batch is trained and scored once
+    assert (first["metrics"]["weight_version"], second["metrics"]["weight_version"]) == (2, 4)
+    assert host.version == 4
