@@ -147,11 +147,11 @@ class Supernet(nn.Module):
 def check_settings(mode: str, warmup_epochs: int, train_steps: int | None, batch_size: int, lr: float,
                    channels: int, cells_per_stage: int) -> int:
     """Refuse impossible training settings with a message naming them; return
-    ``train_steps`` with its mode's default (10 for ``enas``, 0 for ``oneshot``) filled in."""
+    ``train_steps`` with its mode's default (5 for ``enas``, 0 for ``oneshot``) filled in."""
     if mode not in MODES:
         raise ValueError(f"supernet mode must be one of {', '.join(MODES)}, got {mode!r}")
     if train_steps is None:
-        train_steps = 10 if mode == "enas" else 0
+        train_steps = 5 if mode == "enas" else 0
     if mode == "oneshot" and (train_steps != 0 or warmup_epochs < 1):
         raise ValueError("supernet mode=oneshot trains only before the search: it needs warmup_epochs >= 1 "
                          f"and train_steps=0 (or null), got warmup_epochs={warmup_epochs}, train_steps={train_steps}")
