@@ -215,9 +215,11 @@ def test_model_free_agents_through_train_py(tmp_path, env_args):
 
 
 def test_ctrl_c_says_how_to_resume(tmp_path):
+    # A suite started in the background inherits SIGINT ignored; give train.py a terminal's default.
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "agent=evolution", *SLOW,
                              f"hydra.run.dir={tmp_path}"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (tmp_path / "checkpoint.pt").exists():
         time.sleep(0.05)
