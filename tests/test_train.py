@@ -88,6 +88,23 @@ def test_multirun(tmp_path):
     assert all(r["evaluations"] == 15 for r in reports)
 
 
+def kill_midway(args, run_dir, at_least, budget):
+    """Start train.py, SIGKILL it once it has checkpointed and stored ``at_least``
+    evaluations, and return the stored architectures."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if (run_dir / "checkpoint.pt").exists() and len(stored_archs(run_dir)) >= at_least:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = stored_archs(run_dir)
+    assert at_least <= len(before) < budget, "the run should have been killed midway"
+    return before
+
+
 SLOW = ["env=nb201", "evaluator=function", "evaluator.fn=tests.objectives:slow_table_score",
         "budget.evaluations=150", "checkpoint_every=5", "quiet=true"]
 
@@ -95,18 +112,7 @@ SLOW = ["env=nb201", "evaluator=function", "evaluator.fn=tests.objectives:slow_t
 @pytest.mark.parametrize("agent", ["evolution", "reinforce", "ppo"])
 def test_sigkill_then_resume(tmp_path, agent):
     killed, whole = tmp_path / "killed", tmp_path / "whole"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), f"agent={agent}", *SLOW,
-                             f"hydra.run.dir={killed}"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if (killed / "checkpoint.pt").exists() and len(stored_archs(killed)) >= 60:
-            break
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = stored_archs(killed)
-    assert 60 <= len(before) < 150, "the run should have been killed midway"
+    before = kill_midway([f"agent={agent}", *SLOW], killed, at_least=60, budget=150)
 
     train(f"resume={killed}", "quiet=true")
     after = stored_archs(killed)
@@ -255,17 +261,7 @@ def test_supernet_search_then_stand_alone_retrain(tmp_path, backend):
 
 def test_supernet_run_killed_then_resumed_loses_nothing(tmp_path):
     args = [*SUPERNET, "budget.evaluations=40", "evaluator.retrain.top_k=0", "checkpoint_every=3"]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={tmp_path}"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if (tmp_path / "checkpoint.pt").exists() and len(stored_archs(tmp_path)) >= 15:
-            break
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = stored_archs(tmp_path)
-    assert 15 <= len(before) < 40, "the run should have been killed midway"
+    before = kill_midway(args, tmp_path, at_least=15, budget=40)
     train(f"resume={tmp_path}", "quiet=true")
     after = stored_archs(tmp_path)
     assert after[: len(before)] == before and len(after) == 40 == len(set(after))
