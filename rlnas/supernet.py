@@ -35,7 +35,7 @@ from torch import nn
 from rlnas.datasets import load_dataset
 from rlnas.networks import NASNetNetwork, NB201Cell, NB201Network
 from rlnas.ops import NASNET_OP_BUILDERS, NB201_OP_BUILDERS, FactorizedReduce, ReLUConvBN
-from rlnas.spaces import CELLS, NB201_EDGES, NASNetSpace, NB201Space, SearchSpace
+from rlnas.spaces import NB201_EDGES, NASNetSpace, NB201Space, SearchSpace
 from rlnas.store import Evaluation
 
 MODES = ("oneshot", "enas")
@@ -50,8 +50,8 @@ class NB201SuperCell(NB201Cell):
                                    for _ in NB201_EDGES)
         self.choice = [0] * len(NB201_EDGES)
 
-    def select(self, ops: Sequence[int]) -> None:
-        self.choice = list(ops)
+    def select(self, space: NB201Space, decisions: Sequence[int]) -> None:
+        self.choice = list(decisions)  # an NB201 decision is the op index of its edge
 
     def edge(self, e: int) -> nn.Module:
         return self.edges[e][self.choice[e]]
@@ -85,17 +85,18 @@ class NASNetSuperCell(nn.Module):
         self.out_bn = nn.BatchNorm2d(channels)
         self.channels = self.out_channels = channels
         self.reduction = reduction
-        self.blocks: list[tuple[int, int, int, int, int]] = [(0, 1, 0, 0, 0)] * num_blocks
+        self.op_index = {op: i for i, op in enumerate(ops)}
+        self.blocks: list[tuple[int, int, str, str, str]] = [(0, 1, ops[0], ops[0], "add")] * num_blocks
 
-    def select(self, blocks: Sequence[tuple[int, int, int, int, int]]) -> None:
-        self.blocks = list(blocks)
+    def select(self, space: NASNetSpace, decisions: Sequence[int]) -> None:
+        self.blocks = space.cell(decisions, "reduce" if self.reduction else "normal")
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
-        for b, (i1, i2, o1, o2, comb) in enumerate(self.blocks):
-            h1 = self.ops[b][0][i1][o1](states[i1])
-            h2 = self.ops[b][1][i2][o2](states[i2])
-            states.append(h1 + h2 if comb == 0 else self.merges[b](torch.cat([h1, h2], 1)))
+        for b, (i1, i2, op1, op2, comb) in enumerate(self.blocks):
+            h1 = self.ops[b][0][i1][self.op_index[op1]](states[i1])
+            h2 = self.ops[b][1][i2][self.op_index[op2]](states[i2])
+            states.append(h1 + h2 if comb == "add" else self.merges[b](torch.cat([h1, h2], 1)))
         used = {i for i1, i2, *_ in self.blocks for i in (i1, i2)}
         loose = [b for b in range(len(self.blocks)) if 2 + b not in used]
         c = self.channels
@@ -124,21 +125,14 @@ class Supernet(nn.Module):
             if isinstance(module, nn.BatchNorm2d):
                 module.track_running_stats = False
                 module.running_mean = module.running_var = module.num_batches_tracked = None
+        # Found once: select() runs before every training step and every score.
+        self._cells = [m for m in self.modules() if isinstance(m, NB201SuperCell | NASNetSuperCell)]
 
     def select(self, decisions: Sequence[int]) -> None:
         """Route the next forward passes through architecture ``decisions``."""
         decisions = self.space.validate(decisions)
-        if isinstance(self.space, NB201Space):
-            for module in self.modules():
-                if isinstance(module, NB201SuperCell):
-                    module.select(decisions)
-            return
-        per_cell = len(decisions) // len(CELLS)
-        cells = {kind: [tuple(decisions[i * per_cell + 5 * b: i * per_cell + 5 * b + 5])
-                        for b in range(self.space.num_blocks)] for i, kind in enumerate(CELLS)}
-        for module in self.modules():
-            if isinstance(module, NASNetSuperCell):
-                module.select(cells["reduce" if module.reduction else "normal"])
+        for cell in self._cells:
+            cell.select(self.space, decisions)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
