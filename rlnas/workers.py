@@ -36,22 +36,58 @@ from rlnas.supernet import SupernetTrainer
 BACKENDS = ("inline", "process", "ray")
 
 
-class TrainerHost:
-    """A :class:`SupernetTrainer` that starts from ``state`` (or warms up) and answers
-    batches, each distinct architecture once: the one piece every backend runs."""
+class Checkpointer:
+    """When to save: after the first batch, then whenever the weights have moved and
+    ``every`` evaluations have passed since the last save."""
 
-    def __init__(self, trainer_kwargs: dict[str, Any], state: dict[str, Any] | None = None):
+    def __init__(self, path: str | Path | None, every: int = 1):
+        if every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {every}")
+        self.path, self.every = (Path(path) if path else None), every
+        self._saved_version: int | None = None
+        self._unsaved = 0
+
+    def load(self) -> dict[str, Any] | None:
+        return checkpoints.load(self.path) if self.path and self.path.is_file() else None
+
+    def due(self, evaluations: int, version: int) -> bool:
+        self._unsaved += evaluations
+        if version == self._saved_version or (self._saved_version is not None and self._unsaved < self.every):
+            return False
+        self._saved_version, self._unsaved = version, 0
+        return True
+
+    def save(self, state: dict[str, Any]) -> None:
+        if self.path is not None:
+            checkpoints.save(state, self.path)
+
+
+class TrainerHost:
+    """A :class:`SupernetTrainer` with its checkpoint: it starts from ``state``, else from
+    the checkpoint file, else warms up; it answers batches, each distinct architecture
+    once. It is the ``inline`` backend, and what the worker process and each Ray actor run."""
+
+    def __init__(self, trainer_kwargs: dict[str, Any], checkpoint: str | Path | None = None,
+                 checkpoint_every: int = 1, state: dict[str, Any] | None = None):
+        self._checkpointer = Checkpointer(checkpoint, checkpoint_every)
         self.trainer = SupernetTrainer(**trainer_kwargs)
+        state = state if state is not None else self._checkpointer.load()
         if state is not None:
             self.trainer.load_state_dict(state)
         self.trainer.warm_up()
+        self._save_if_due(0)
 
     def evaluate(self, archs: Sequence[str]) -> list[Evaluation]:
         answers: dict[str, Evaluation] = {}
         for arch in archs:
             if arch not in answers:
                 answers[arch] = self.trainer.evaluate(arch)
+        self._save_if_due(len(archs))
         return [answers[arch] for arch in archs]
+
+    def _save_if_due(self, evaluations: int) -> None:
+        if self._checkpointer.due(evaluations, self.trainer.version):
+            self._checkpointer.save(self.trainer.state_dict())
 
     def state_dict(self) -> dict[str, Any]:
         return self.trainer.state_dict()
@@ -60,46 +96,8 @@ class TrainerHost:
     def version(self) -> int:
         return self.trainer.version
 
-
-class Checkpointer:
-    """Saves a host's state to ``path`` whenever its weights have moved ``every`` times."""
-
-    def __init__(self, path: str | Path | None, every: int = 1):
-        if every < 1:
-            raise ValueError(f"checkpoint_every must be >= 1, got {every}")
-        self.path, self.every = (Path(path) if path else None), every
-        self._saved_version: int | None = None
-        self._pending = 0
-
-    def load(self) -> dict[str, Any] | None:
-        return checkpoints.load(self.path) if self.path and self.path.is_file() else None
-
-    def after(self, evaluations: int, version: int, state: Any) -> None:
-        """Call after each batch; ``state`` is a callable giving the state to save."""
-        if self.path is None:
-            return
-        self._pending += evaluations
-        if version != self._saved_version and (self._saved_version is None or self._pending >= self.every):
-            checkpoints.save(state(), self.path)
-            self._saved_version, self._pending = version, 0
-
-
-class InlineBackend:
-    """The trainer in this process: for debugging and tests, and where spawning is not allowed."""
-
-    def __init__(self, trainer_kwargs: dict[str, Any], checkpoint: str | Path | None = None,
-                 checkpoint_every: int = 1):
-        self._checkpointer = Checkpointer(checkpoint, checkpoint_every)
-        self.host = TrainerHost(trainer_kwargs, self._checkpointer.load())
-        self._checkpointer.after(0, self.host.version, self.host.state_dict)
-
-    def evaluate(self, archs: Sequence[str]) -> list[Evaluation]:
-        results = self.host.evaluate(archs)
-        self._checkpointer.after(len(archs), self.host.version, self.host.state_dict)
-        return results
-
     def close(self) -> None:
-        pass
+        """Nothing to release: the trainer lives in this process."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -187,10 +185,8 @@ def serve(address: str, authkey: bytes, trainer_kwargs: dict[str, Any], checkpoi
                 conns.append(conn)
 
     threading.Thread(target=accept, daemon=True).start()
-    checkpointer = Checkpointer(checkpoint, checkpoint_every)
     try:
-        host = TrainerHost(trainer_kwargs, checkpointer.load())
-        checkpointer.after(0, host.version, host.state_dict)
+        host = TrainerHost(trainer_kwargs, checkpoint, checkpoint_every)
         broken = None
     except Exception as err:  # every client hears why, instead of a silent restart loop
         host, broken = None, {"error": f"the evaluator worker could not start: {type(err).__name__}: {err}",
@@ -216,8 +212,6 @@ def serve(address: str, authkey: bytes, trainer_kwargs: dict[str, Any], checkpoi
             conn.send_bytes(json.dumps(reply).encode())
         served += len(batch)
         clients |= {id(conn) for conn, _ in batch}
-        if host is not None:
-            checkpointer.after(sum(len(archs) for _, archs in batch), host.version, host.state_dict)
         for conn, msg in requests:
             if msg["op"] == "stats":
                 conn.send_bytes(json.dumps({"ok": {"pid": os.getpid(), "requests": served, "clients": len(clients),
@@ -319,12 +313,15 @@ class RayBackend:
         self._ray = ray
         gpu = str(trainer_kwargs.get("device", "cpu")).startswith("cuda")
         self._actor = ray.remote(num_cpus=0 if gpu else 1, num_gpus=1 if gpu else 0)(TrainerHost)
+        # The driver keeps the checkpoint (actors may run on other machines) and the state a
+        # restarted actor starts from.
         self._kwargs = trainer_kwargs
         self._checkpointer = Checkpointer(checkpoint, checkpoint_every)
-        first = self._actor.remote(trainer_kwargs, self._checkpointer.load())
+        first = self._actor.remote(trainer_kwargs, state=self._checkpointer.load())
         self._state = ray.get(first.state_dict.remote())
-        self._checkpointer.after(0, self._state["version"], lambda: self._state)
-        self.actors = [first] + [self._actor.remote(trainer_kwargs, self._state) for _ in range(workers - 1)]
+        if self._checkpointer.due(0, self._state["version"]):
+            self._checkpointer.save(self._state)
+        self.actors = [first] + [self._actor.remote(trainer_kwargs, state=self._state) for _ in range(workers - 1)]
         self.restarts = 0
 
     def evaluate(self, archs: Sequence[str]) -> list[Evaluation]:
@@ -338,12 +335,13 @@ class RayBackend:
                 results.append(ray.get(future) if future else [])
             except ray.exceptions.RayActorError:  # restart the actor, retry its chunk once
                 self.restarts += 1
-                self.actors[i] = self._actor.remote(self._kwargs, self._state)
+                self.actors[i] = self._actor.remote(self._kwargs, state=self._state)
                 results.append(ray.get(self.actors[i].evaluate.remote(chunks[i])))
         ordered = [results[i % n][i // n] for i in range(len(archs))]
-        if self._kwargs.get("mode") == "enas":
+        version = max(e.metrics["weight_version"] for e in ordered)
+        if self._checkpointer.due(len(archs), version):  # only enas mode moves the weights
             self._state = ray.get(self.actors[0].state_dict.remote())
-            self._checkpointer.after(len(archs), self._state["version"], lambda: self._state)
+            self._checkpointer.save(self._state)
         return ordered
 
     def close(self) -> None:
@@ -356,7 +354,7 @@ class RayBackend:
 def make_backend(name: str, trainer_kwargs: dict[str, Any], checkpoint: str | Path | None = None,
                  checkpoint_every: int = 1, workers: int = 1, address: str | None = None):
     if name == "inline":
-        return InlineBackend(trainer_kwargs, checkpoint, checkpoint_every)
+        return TrainerHost(trainer_kwargs, checkpoint, checkpoint_every)
     if name == "process":
         return ProcessBackend(trainer_kwargs, checkpoint, checkpoint_every)
     if name == "ray":

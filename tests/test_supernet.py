@@ -14,7 +14,7 @@ from envs import NASEnv
 from rlnas.evaluators import StoredEvaluator, SupernetEvaluator
 from rlnas.store import EvaluationStore
 from rlnas.supernet import NB201SuperCell, Supernet, SupernetTrainer
-from rlnas.workers import InlineBackend, ProcessBackend
+from rlnas.workers import ProcessBackend, TrainerHost
 
 # NB201 decisions are op indices per edge: none, skip, conv1x1, conv3x3, avg_pool.
 A = (3, 1, 3, 2, 4, 3)
@@ -91,6 +91,8 @@ def test_bad_settings_are_refused_by_name(nb201):
         SupernetEvaluator(nb201, backend="mpi")
     with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
         SupernetEvaluator(nb201, dataset="mnist")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'lrr'; its settings are dataset, mode"):
+        SupernetEvaluator(nb201, lrr=0.1)
 
 
 def test_diverging_loss_is_a_failed_evaluation_in_the_store(nb201, tmp_path):
@@ -104,16 +106,16 @@ def test_diverging_loss_is_a_failed_evaluation_in_the_store(nb201, tmp_path):
                                    or "non-finite logits" in r.metrics["failed"]) for r in failed)
     rows = {e.arch: e for e in store.history()}
     assert len(rows) == 3 and all("failed" in rows[r.arch].metrics for r in failed)
-    params = evaluator.backend.host.trainer.model.parameters()
+    params = evaluator.backend.trainer.model.parameters()
     assert all(torch.isfinite(p).all() for p in params), "a non-finite loss must not reach the weights"
 
 
 def test_inline_backend_checkpoints_every_evaluation(nb201, tmp_path):
     kwargs = {"space": nb201, "mode": "enas", "train_steps": 2}
-    backend = InlineBackend(kwargs, tmp_path / "supernet.pt")
+    backend = TrainerHost(kwargs, tmp_path / "supernet.pt")
     first = backend.evaluate([nb201.to_string(A)])[0]
-    resumed = InlineBackend(kwargs, tmp_path / "supernet.pt")
-    assert resumed.host.version == first.metrics["weight_version"] == 2
+    resumed = TrainerHost(kwargs, tmp_path / "supernet.pt")
+    assert resumed.version == first.metrics["weight_version"] == 2
     ours, theirs = resumed.evaluate([nb201.to_string(B)])[0], backend.evaluate([nb201.to_string(B)])[0]
     assert (ours.score, ours.metrics) == (theirs.score, theirs.metrics)
 
@@ -185,7 +187,7 @@ def test_ray_pool_scores_like_one_process(nb201):
 
 
 def test_concurrent_requests_are_answered_as_one_batch(nb201):
-    from rlnas.workers import TrainerHost, _answer
+    from rlnas.workers import _answer
 
     host = TrainerHost({"space": nb201, "mode": "enas", "train_steps": 2})
     a, b = nb201.to_string(A), nb201.to_string(B)
