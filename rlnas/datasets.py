@@ -56,6 +56,7 @@ def load_digits(split_seed: int = 0) -> Dataset:
     return Dataset("digits", train, valid, test, num_classes=10)
 
 
+DATA_ROOT = "~/.cache/rlnas"  # where datasets that live on disk are looked for
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CIFAR10_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"  # as published on the CIFAR-10 page
 CIFAR10_DIR = "cifar-10-batches-bin"
@@ -95,7 +96,7 @@ def download_cifar10(root: str | Path) -> Path:
     return root / CIFAR10_DIR
 
 
-def load_cifar10(root: str | Path = "~/.cache/rlnas", download: bool = False, split_seed: int = 0) -> Dataset:
+def load_cifar10(root: str | Path = DATA_ROOT, download: bool = False, split_seed: int = 0) -> Dataset:
     """CIFAR-10 split as NAS-Bench-201's ``cifar10-valid``: the 50,000 training images
     halved into train and valid by a fixed seed; the 10,000 test images are the test split.
 
@@ -121,7 +122,6 @@ def _cifar10_missing(folder: Path) -> list[str]:
 
 
 DATASETS = ("digits", "cifar10")
-DATA_ROOT = "~/.cache/rlnas"
 
 
 def check_dataset(name: str, root: str | Path | None = None, download: bool = False) -> None:

@@ -304,33 +304,39 @@ class SupernetEvaluator(Evaluator):
     ``oneshot`` scores depend only on the settings and the seed, and are shared.
     """
 
-    def __init__(self, space: SearchSpace, dataset: str = "digits", mode: str = "enas", warmup_epochs: int = 0,
-                 train_steps: int | None = None, channels: int = 8, cells_per_stage: int = 1,
-                 batch_size: int = 64, lr: float = 0.05, weight_decay: float = 3e-4, valid_size: int | None = None,
-                 seed: int = 0, device: str = "cpu", backend: str = "process", workers: int = 1,
-                 address: str | None = None, checkpoint: str | Path | None = None, checkpoint_every: int = 1,
-                 data_root: str | None = None, download: bool = False):
+    def __init__(self, space: SearchSpace, backend: str = "process", workers: int = 1, address: str | None = None,
+                 checkpoint: str | Path | None = None, checkpoint_every: int = 1, **settings):
+        """``settings`` are :class:`~rlnas.supernet.SupernetTrainer`'s (``dataset``, ``mode``,
+        ``warmup_epochs``, ``train_steps``, ``lr``, ...), checked here, before a worker starts."""
+        import inspect
+
         from rlnas.datasets import check_dataset
-        from rlnas.supernet import check_settings
+        from rlnas.supernet import SupernetTrainer, check_settings
         from rlnas.workers import BACKENDS
 
-        train_steps = check_settings(mode, warmup_epochs, train_steps, batch_size, lr, channels, cells_per_stage)
-        check_dataset(dataset, data_root, download)
+        signature = inspect.signature(SupernetTrainer)
+        try:
+            bound = signature.bind(space, **settings)
+        except TypeError as err:
+            raise TypeError(f"supernet evaluator: {err}; its settings are "
+                            f"{', '.join(list(signature.parameters)[1:])}") from err
+        bound.apply_defaults()
+        kwargs = bound.arguments
+        kwargs["train_steps"] = check_settings(*(kwargs[key] for key in (
+            "mode", "warmup_epochs", "train_steps", "batch_size", "lr", "channels", "cells_per_stage")))
+        check_dataset(kwargs["dataset"], kwargs["data_root"], kwargs["download"])
         if backend not in BACKENDS:
             raise ValueError(f"unknown evaluator backend {backend!r}; choose from {', '.join(BACKENDS)}")
         if workers < 1 or checkpoint_every < 1:
             raise ValueError(f"workers and checkpoint_every must be >= 1, got workers={workers}, "
                              f"checkpoint_every={checkpoint_every}")
-        self.space, self.mode = space, mode
-        self.trainer_kwargs = {"space": space, "dataset": dataset, "mode": mode, "warmup_epochs": warmup_epochs,
-                               "train_steps": train_steps, "channels": channels, "cells_per_stage": cells_per_stage,
-                               "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-                               "valid_size": valid_size, "seed": seed, "device": device,
-                               "data_root": data_root, "download": download}
+        self.space, self.mode, self.trainer_kwargs = space, kwargs["mode"], dict(kwargs)
         self.backend_name, self.workers, self.address = backend, workers, address
         self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
-        self.fingerprint = (f"supernet:{space.name}:{dataset}:{mode}:w{warmup_epochs}:k{train_steps}:c{channels}"
-                            f":n{cells_per_stage}:b{batch_size}:lr{lr}:wd{weight_decay}:v{valid_size}:s{seed}")
+        # What a score means: every setting but where the data lives and which device runs it.
+        recipe = ":".join(f"{key}={value}" for key, value in kwargs.items()
+                          if key not in ("space", "device", "data_root", "download"))
+        self.fingerprint = f"supernet:{space.name}:{recipe}"
         self._backend = None
 
     def attach_run(self, run_dir: Path, run_id: str) -> None:
