@@ -12,8 +12,9 @@ from collections.abc import Sequence
 import gymnasium as gym
 import numpy as np
 
-from agents.base import Agent
-from rlnas.spaces import SearchSpace
+from agents.base import Agent, Callback
+from rlnas.monitor import Budget
+from rlnas.spaces import Decisions, SearchSpace
 
 
 class ArchitectureAgent(Agent):
@@ -26,6 +27,23 @@ class ArchitectureAgent(Agent):
             raise TypeError(f"{type(self).__name__} searches architectures and needs an rlnas NASEnv, "
                             f"not {env.unwrapped!r}")
         self.space: SearchSpace = space
+
+    def propose(self) -> Decisions | None:
+        """The next architecture to build, or None when there is nothing left to try."""
+        raise NotImplementedError
+
+    def observe(self, decisions: Decisions, score: float) -> None:
+        """Learn from the score of an architecture just built (nothing, by default)."""
+
+    def learn(self, budget: Budget, callback: Callback | None = None) -> ArchitectureAgent:
+        while self.env.within(budget):
+            decisions = self.propose()
+            if decisions is None:
+                break
+            self.observe(decisions, self.play(decisions))
+            if callback is not None:
+                callback(self)
+        return self
 
     def play(self, decisions: Sequence[int]) -> float:
         """Build ``decisions`` through the env; return the final reward (the score)."""

@@ -14,9 +14,8 @@ from typing import Any
 import gymnasium as gym
 
 from agents.architecture_agent import ArchitectureAgent
-from agents.base import Callback
 from agents.registry import register
-from rlnas.monitor import Budget
+from rlnas.spaces import Decisions
 
 
 @register("evolution")
@@ -30,20 +29,17 @@ class RegularizedEvolution(ArchitectureAgent):
         self.population_size, self.sample_size = population_size, sample_size
         self.population: deque[tuple[tuple[int, ...], float]] = deque()
 
-    def learn(self, budget: Budget, callback: Callback | None = None) -> RegularizedEvolution:
-        while self.env.within(budget):
-            if len(self.population) < self.population_size:
-                child = self.space.sample(self.rng)
-            else:
-                draw = self.rng.choice(len(self.population), self.sample_size, replace=False)
-                parent = max((self.population[i] for i in draw), key=lambda member: member[1])
-                child = self.space.mutate(parent[0], self.rng)
-            self.population.append((child, self.play(child)))
-            if len(self.population) > self.population_size:
-                self.population.popleft()
-            if callback is not None:
-                callback(self)
-        return self
+    def propose(self) -> Decisions:
+        if len(self.population) < self.population_size:
+            return self.space.sample(self.rng)
+        draw = self.rng.choice(len(self.population), self.sample_size, replace=False)
+        parent = max((self.population[i] for i in draw), key=lambda member: member[1])
+        return self.space.mutate(parent[0], self.rng)
+
+    def observe(self, decisions: Decisions, score: float) -> None:
+        self.population.append((decisions, score))  # the oldest dies, not the worst
+        if len(self.population) > self.population_size:
+            self.population.popleft()
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "population": list(self.population)}

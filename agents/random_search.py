@@ -8,9 +8,8 @@ from typing import Any
 import gymnasium as gym
 
 from agents.architecture_agent import ArchitectureAgent
-from agents.base import Callback
 from agents.registry import register
-from rlnas.monitor import Budget
+from rlnas.spaces import Decisions
 
 
 @register("random")
@@ -21,18 +20,14 @@ class RandomSearch(ArchitectureAgent):
         super().__init__(env, seed, device)
         self.tried: set[str] = set()
 
-    def learn(self, budget: Budget, callback: Callback | None = None) -> RandomSearch:
-        tried = self.tried
-        while self.env.within(budget) and len(tried) < self.space.size:
+    def propose(self) -> Decisions | None:
+        while len(self.tried) < self.space.size:
             decisions = self.space.sample(self.rng)
             arch = self.space.to_string(decisions)
-            if arch in tried:
-                continue
-            tried.add(arch)
-            self.play(decisions)
-            if callback is not None:
-                callback(self)
-        return self
+            if arch not in self.tried:
+                self.tried.add(arch)
+                return decisions
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "tried": sorted(self.tried)}
