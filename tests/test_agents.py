@@ -20,7 +20,7 @@ from rlnas.store import EvaluationStore
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ["random", "evolution", "reinforce"]
-BUILT_IN = [*BASELINES, "ppo", "a2c", "dqn", "rainbow"]
+BUILT_IN = [*BASELINES, "ppo", "a2c", "dqn", "rainbow", "dreamer_v1", "dreamer_v2"]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_yaml_names_every_hyperparameter(name):
 
 
 def test_registry_errors(table):
-    with pytest.raises(ValueError, match="unknown agent .dqn9.; available agents: a2c, dqn, evolution, ppo, rainbow"):
+    with pytest.raises(ValueError, match="unknown agent .dqn9.; available agents: a2c, dqn, dreamer_v1, dreamer_v2"):
         make_agent("dqn9", nb201_env(table))
     with pytest.raises(ValueError, match=r"no hyperparameter\(s\) \['lr'\]; it takes population_size"):
         make_agent("evolution", nb201_env(table), lr=0.1)

@@ -1,0 +1,310 @@
+"""Dreamer V1 (Hafner et al. 2019, "Dream to Control") and V2 (Hafner et al. 2020,
+"Mastering Atari with Discrete World Models"): learn a world model from replayed
+sequences, then train an actor and a critic on trajectories imagined in its latent space.
+
+One loop, top to bottom:
+
+1. act in the env: filter the observation into the RSSM posterior, sample the actor's
+   action among the legal ones (``info["action_mask"]``), store the step;
+2. every ``train_every`` steps, ``train_steps`` times: sample ``batch_size`` sequences of
+   ``seq_len`` steps, fit the world model (reconstruction + reward + continuation + KL,
+   with V2's KL balancing and free nats), imagine ``horizon`` steps from every posterior
+   state with the actor (legal actions predicted by the model's mask head), and
+   * critic: regress ``v(s_t)`` on the lambda-return ``R_t = r_t + d_t ((1 - lambda) v(s_{t+1})
+     + lambda R_{t+1})``, ``R_H = v(s_H)`` (V1 eq. 6), values from a slow target critic;
+   * actor: ``-w_t [rho log pi(a_t|s_t) sg(R_t - v(s_t)) + (1 - rho) R_t + eta H(pi(.|s_t))]``,
+     ``w_t`` the imagined probability of being alive, discounted. ``rho = 1`` (REINFORCE)
+     is V2's choice for discrete actions; ``rho = 0`` is V1's dynamics backpropagation,
+     the return's gradient flowing through the straight-through actions and the model.
+
+``version`` picks the paper: its latents, KL form and defaults (``PAPER_DEFAULTS``); any
+hyperparameter given explicitly overrides its paper's value.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agents.base import Agent, Callback
+from agents.registry import register
+from rlnas.monitor import Budget
+from world_models.rssm import RSSM, State, straight_through_onehot
+from world_models.world_model import WorldModel, mlp
+
+# The papers' published settings: V1 from "Dream to Control" (Appendix A, continuous
+# control), V2 from "Mastering Atari with Discrete World Models" (Appendix, Atari: discrete
+# actions). V1's 5,000-step prefill and train-every-1000 x 100 equal a train ratio of 1:10.
+PAPER_DEFAULTS: dict[int, dict[str, Any]] = {
+    1: dict(latent="gaussian", deter_size=200, hidden_size=200, stoch_size=30, classes=1, units=400,
+            kl_balance=None, free_nats=3.0, kl_scale=1.0, model_lr=6e-4, actor_lr=8e-5, critic_lr=8e-5,
+            adam_eps=1e-7, grad_clip=100.0, horizon=15, gamma=0.99, lambda_=0.95, entropy=0.0, rho=0.0,
+            target_every=100, batch_size=50, seq_len=50, train_every=1000, train_steps=100, prefill=5000,
+            buffer_size=1_000_000),
+    2: dict(latent="categorical", deter_size=600, hidden_size=600, stoch_size=32, classes=32, units=400,
+            kl_balance=0.8, free_nats=0.0, kl_scale=0.1, model_lr=2e-4, actor_lr=4e-5, critic_lr=1e-4,
+            adam_eps=1e-5, grad_clip=100.0, horizon=15, gamma=0.999, lambda_=0.95, entropy=1e-3, rho=1.0,
+            target_every=100, batch_size=16, seq_len=50, train_every=16, train_steps=1, prefill=50_000,
+            buffer_size=2_000_000),
+}
+
+
+def lambda_returns(rewards: torch.Tensor, values: torch.Tensor, discounts: torch.Tensor,
+                   lambda_: float) -> torch.Tensor:
+    """``R_t = r_t + d_t ((1 - lambda) v_{t+1} + lambda R_{t+1})`` with ``R_H = v_H``.
+
+    ``rewards`` and ``discounts`` are ``(H, ...)`` (the transition out of step t),
+    ``values`` is ``(H + 1, ...)``; returns ``(H, ...)``.
+    """
+    returns = []
+    last = values[-1]
+    for t in reversed(range(rewards.shape[0])):
+        last = rewards[t] + discounts[t] * ((1 - lambda_) * values[t + 1] + lambda_ * last)
+        returns.append(last)
+    return torch.stack(returns[::-1])
+
+
+class SequenceReplay:
+    """Steps in arrival order; ``sample`` draws windows of consecutive steps (episode
+    starts inside a window are marked by ``firsts``, where the RSSM resets)."""
+
+    def __init__(self, capacity: int, obs_dim: int, action_dim: int):
+        self.capacity, self.size, self.head = capacity, 0, 0
+        self.data = {"obs": np.zeros((capacity, obs_dim), np.float32), "actions": np.zeros(capacity, np.int64),
+                     "rewards": np.zeros(capacity, np.float32), "terminals": np.zeros(capacity, np.float32),
+                     "firsts": np.zeros(capacity, np.float32), "masks": np.ones((capacity, action_dim), np.float32)}
+        self.action_dim = action_dim
+
+    def add(self, obs: np.ndarray, action: int, reward: float, terminal: bool, first: bool,
+            mask: np.ndarray | None) -> None:
+        """``action`` is the one that led to ``obs`` (-1 at an episode's first step)."""
+        i = self.head
+        self.data["obs"][i], self.data["actions"][i], self.data["rewards"][i] = obs, action, reward
+        self.data["terminals"][i], self.data["firsts"][i] = terminal, first
+        self.data["masks"][i] = 1.0 if mask is None else mask
+        self.head, self.size = (i + 1) % self.capacity, min(self.size + 1, self.capacity)
+
+    def sample(self, batch: int, length: int, rng: np.random.Generator,
+               device: torch.device) -> dict[str, torch.Tensor]:
+        oldest = self.head if self.size == self.capacity else 0
+        starts = rng.integers(0, self.size - length + 1, batch)
+        idx = (oldest + starts[None, :] + np.arange(length)[:, None]) % self.capacity  # (T, B)
+        out = {k: torch.as_tensor(v[idx], device=device) for k, v in self.data.items()}
+        actions = out.pop("actions")
+        out["actions"] = F.one_hot(actions.clamp(min=0), self.action_dim).float() * (actions >= 0).unsqueeze(-1)
+        out["firsts"][0] = 1.0  # a window starts from the zero state, as an episode does
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {"size": self.size, "head": self.head, **{k: torch.as_tensor(v) for k, v in self.data.items()}}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.size, self.head = state["size"], state["head"]
+        for k in self.data:
+            self.data[k] = state[k].numpy()
+
+
+class Dreamer(Agent):
+    """Dreamer on any env with a flat ``Box`` observation and a ``Discrete`` action space."""
+
+    default_version = 2
+
+    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", version: int | None = None,
+                 latent: str | None = None, deter_size: int | None = None, hidden_size: int | None = None,
+                 stoch_size: int | None = None, classes: int | None = None, units: int | None = None,
+                 kl_balance: float | None = None, free_nats: float | None = None, kl_scale: float | None = None,
+                 model_lr: float | None = None, actor_lr: float | None = None, critic_lr: float | None = None,
+                 adam_eps: float | None = None, grad_clip: float | None = None, horizon: int | None = None,
+                 gamma: float | None = None, lambda_: float | None = None, entropy: float | None = None,
+                 rho: float | None = None, target_every: int | None = None, batch_size: int | None = None,
+                 seq_len: int | None = None, train_every: int | None = None, train_steps: int | None = None,
+                 prefill: int | None = None, buffer_size: int | None = None):
+        super().__init__(env, seed, device)
+        version = version or self.default_version
+        if version not in PAPER_DEFAULTS:
+            raise ValueError(f"Dreamer version must be 1 or 2, got {version}")
+        given = {k: v for k, v in locals().items() if k in PAPER_DEFAULTS[version] and v is not None}
+        self.hp = hp = {**PAPER_DEFAULTS[version], **given, "version": version}  # None: the paper's value
+        if not isinstance(self.action_space, gym.spaces.Discrete) or len(self.observation_space.shape) != 1:
+            raise TypeError("Dreamer here needs a flat Box observation and a Discrete action space, got "
+                            f"{self.observation_space} and {self.action_space}")
+        obs_dim, self.num_actions = self.observation_space.shape[0], int(self.action_space.n)
+        torch.manual_seed(seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        rssm = RSSM(self.num_actions, hp["units"], hp["deter_size"], hp["hidden_size"], hp["latent"],
+                    hp["stoch_size"], hp["classes"])
+        masked = hasattr(env.unwrapped, "action_masks")
+        self.model = WorldModel(obs_dim, self.num_actions, rssm, hp["units"], hp["units"],
+                                predict_mask=masked).to(self.device)
+        self.actor = mlp(rssm.feature_size, hp["units"], self.num_actions).to(self.device)
+        self.critic = mlp(rssm.feature_size, hp["units"], 1).to(self.device)
+        self.target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.model_opt = torch.optim.Adam(self.model.parameters(), hp["model_lr"], eps=hp["adam_eps"])
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), hp["actor_lr"], eps=hp["adam_eps"])
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), hp["critic_lr"], eps=hp["adam_eps"])
+        self.replay = SequenceReplay(hp["buffer_size"], obs_dim, self.num_actions)
+        self.steps = self.updates = 0
+
+    # -- acting -------------------------------------------------------------------------
+    @torch.no_grad()
+    def _filter(self, state: State | None, action: int | None, obs: np.ndarray) -> State:
+        rssm = self.model.rssm
+        state = state or rssm.initial(1, self.device)
+        prev = torch.zeros(1, self.num_actions, device=self.device)
+        if action is not None:
+            prev[0, action] = 1.0
+        embed = self.model.encoder(torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1))
+        return rssm.obs_step(state, prev, embed, self.generator)[0]
+
+    @torch.no_grad()
+    def _act(self, state: State, mask: np.ndarray | None, deterministic: bool) -> int:
+        logits = self.actor(state.feature)[0]
+        if mask is not None:
+            logits = logits.masked_fill(~torch.as_tensor(mask, dtype=torch.bool, device=self.device), -torch.inf)
+        if deterministic:
+            return int(logits.argmax())
+        return int(torch.multinomial(logits.softmax(-1), 1, generator=self.generator))
+
+    def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False) -> int:
+        """Acts from the latent of this observation alone (a fresh RSSM state): enough for
+        fully observed envs like CartPole and NASEnv, whose observation holds the state."""
+        return self._act(self._filter(None, None, obs), action_mask, deterministic)
+
+    # -- learning -----------------------------------------------------------------------
+    def learn(self, budget: Budget, callback: Callback | None = None) -> Dreamer:
+        hp = self.hp
+        while self.env.within(budget):
+            obs, info = self.reset_env()
+            mask = info.get("action_mask")
+            self.replay.add(obs, -1, 0.0, False, True, mask)
+            state, done = self._filter(None, None, obs), False
+            while not done and self.env.within(budget):
+                if self.steps < hp["prefill"]:
+                    legal = np.flatnonzero(mask) if mask is not None else np.arange(self.num_actions)
+                    action = int(self.rng.choice(legal))
+                else:
+                    action = self._act(state, mask, deterministic=False)
+                obs, reward, terminated, truncated, info = self.env.step(action)
+                done = terminated or truncated
+                mask = info.get("action_mask")
+                self.replay.add(obs, action, float(reward), bool(terminated), False, mask)
+                self.steps += 1
+                if done and "arch" in info:
+                    self._log_surrogate(state, action, obs, float(reward))
+                state = self._filter(state, action, obs)
+                if self.steps >= hp["prefill"] and self.steps % hp["train_every"] == 0 \
+                        and self.replay.size >= hp["seq_len"]:
+                    for _ in range(hp["train_steps"]):
+                        self.train_step()
+            if callback is not None:
+                callback(self)
+        return self
+
+    def _log_surrogate(self, state: State, action: int, obs: np.ndarray, reward: float) -> None:
+        """How good the world model is as a surrogate: its predicted against the real
+        reward (the score) of every evaluated architecture."""
+        with torch.no_grad():
+            predicted = self.model.reward(self._filter(state, action, obs).feature).item()
+        step = self.env.env_steps
+        self.logger.scalar("world_model/predicted_score", predicted, step)
+        self.logger.scalar("world_model/real_score", reward, step)
+        self.logger.scalar("world_model/score_error", predicted - reward, step)
+
+    def train_step(self) -> None:
+        hp = self.hp
+        batch = self.replay.sample(hp["batch_size"], hp["seq_len"], self.rng, self.device)
+        model_loss, post, terms = self.model.loss(batch, hp["kl_balance"], hp["free_nats"], hp["kl_scale"],
+                                                  self.generator)
+        self.model_opt.zero_grad(set_to_none=True)
+        model_loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), hp["grad_clip"])
+        self.model_opt.step()
+
+        start = post.detach().flatten()
+        alive = 1.0 - batch["terminals"].reshape(-1)
+        actor_loss, critic_loss, imagined = self._behaviour_losses(start, alive)
+        for loss, opt, net in ((actor_loss, self.actor_opt, self.actor), (critic_loss, self.critic_opt, self.critic)):
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), hp["grad_clip"])
+            opt.step()
+        self.updates += 1
+        if self.updates % hp["target_every"] == 0:
+            self.target.load_state_dict(self.critic.state_dict())
+        if self.updates % 50 == 0:
+            step = self.env.env_steps
+            for key, value in {**terms, **imagined, "model_loss": model_loss.item(), "actor_loss": actor_loss.item(),
+                               "critic_loss": critic_loss.item()}.items():
+                self.logger.scalar(f"{self.name}/{key}", value, step)
+
+    def _behaviour_losses(self, start: State, alive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        hp, model = self.hp, self.model
+        dynamics = hp["rho"] < 1.0  # the return's gradient flows back through imagined states (V1)
+        for p in model.parameters():  # ... through the model, never into it
+            p.requires_grad_(False)
+        try:
+            state, features, entropies, logps = start, [start.feature], [], []
+            for _ in range(hp["horizon"]):
+                feature = state.feature
+                logits = self.actor(feature if dynamics else feature.detach())
+                legal = model.legal(feature.detach())
+                if legal is not None:
+                    logits = logits.masked_fill(~legal, -1e9)
+                action = straight_through_onehot(logits, self.generator)
+                logp = logits.log_softmax(-1)
+                logps.append((logp * action.detach()).sum(-1))
+                entropies.append(-(logp.exp() * logp).sum(-1))
+                with torch.set_grad_enabled(dynamics):
+                    state = model.rssm.img_step(state, action if dynamics else action.detach(), self.generator)
+                features.append(state.feature)
+            with torch.set_grad_enabled(dynamics):
+                feats = torch.stack(features)  # (H + 1, N, F)
+                rewards = model.reward(feats[1:]).squeeze(-1)
+                discounts = hp["gamma"] * torch.sigmoid(model.cont(feats[1:])).squeeze(-1)
+        finally:
+            for p in model.parameters():
+                p.requires_grad_(True)
+        values = self.target(feats).squeeze(-1)
+        returns = lambda_returns(rewards, values, discounts, hp["lambda_"])  # (H, N)
+        with torch.no_grad():
+            weights = torch.cat([alive[None], alive[None] * torch.cumprod(discounts[:-1].detach(), 0)])
+        logp, entropy = torch.stack(logps), torch.stack(entropies)
+        reinforce = logp * (returns - values[:-1]).detach()
+        objective = hp["rho"] * reinforce + (1 - hp["rho"]) * returns + hp["entropy"] * entropy
+        actor_loss = -(weights * objective).mean()
+        critic_loss = 0.5 * (weights * (self.critic(feats[:-1].detach()).squeeze(-1) - returns.detach()) ** 2).mean()
+        imagined = {"imagined_return": returns[0].mean().item(), "actor_entropy": entropy.mean().item()}
+        return actor_loss, critic_loss, imagined
+
+    # -- checkpoints --------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        nets = ("model", "actor", "critic", "target", "model_opt", "actor_opt", "critic_opt")
+        return {**super().state_dict(), **{n: getattr(self, n).state_dict() for n in nets},
+                "generator": self.generator.get_state(), "replay": self.replay.state(),
+                "steps": self.steps, "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        for n in ("model", "actor", "critic", "target", "model_opt", "actor_opt", "critic_opt"):
+            getattr(self, n).load_state_dict(state[n])
+        self.generator.set_state(state["generator"])
+        self.replay.load(state["replay"])
+        self.steps, self.updates = state["steps"], state["updates"]
+
+
+@register("dreamer_v1")
+class DreamerV1(Dreamer):
+    """Dreamer V1: Gaussian latents, KL with free nats, actor by dynamics backpropagation."""
+
+    default_version = 1
+
+
+@register("dreamer_v2")
+class DreamerV2(Dreamer):
+    """Dreamer V2: 32 x 32 categorical latents, KL balancing, REINFORCE actor (discrete)."""

@@ -1,0 +1,176 @@
+"""The RSSM's pieces against hand-computed values, and Dreamer end to end on small tasks."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from agents import make_agent
+from agents.dreamer import SequenceReplay, lambda_returns
+from envs import NASEnv
+from rlnas.config import agent_config
+from rlnas.evaluators import CallableEvaluator
+from rlnas.monitor import Budget
+from rlnas.spaces import NASNetSpace
+from world_models import RSSM, State, straight_through_onehot
+
+
+def test_straight_through_gradient_is_the_gradient_through_the_probabilities():
+    logits = torch.randn(4, 3, 5, requires_grad=True)
+    weights = torch.randn(4, 3, 5)
+    sample = straight_through_onehot(logits, torch.Generator().manual_seed(0))
+    forward = sample.detach()  # one-hot, up to the rounding of probs - probs
+    torch.testing.assert_close(forward, forward.round())
+    torch.testing.assert_close(forward.round().sum(-1), torch.ones(4, 3))
+    (grad_st,) = torch.autograd.grad((weights * sample).sum(), logits)
+    (grad_probs,) = torch.autograd.grad((weights * logits.softmax(-1)).sum(), logits)
+    torch.testing.assert_close(grad_st, grad_probs)
+
+
+def test_straight_through_samples_follow_the_probabilities_and_masks():
+    logits = torch.tensor([0.0, np.log(3.0), -1e9]).expand(20_000, 3)
+    counts = straight_through_onehot(logits, torch.Generator().manual_seed(0)).detach().round().sum(0)
+    assert counts[2] == 0  # a masked action is never drawn
+    assert counts[1] / counts.sum() == pytest.approx(0.75, abs=0.01)
+
+
+def categorical_states(post_logits, prior_logits):
+    zeros = torch.zeros(post_logits.shape[0], 1)
+    return State(zeros, zeros, post_logits), State(zeros, zeros, prior_logits)
+
+
+def test_kl_balancing_splits_the_gradient_alpha_to_the_prior():
+    rssm = RSSM(2, 4, deter_size=8, hidden_size=8, latent="categorical", stoch_size=3, classes=4)
+    torch.manual_seed(0)
+    post_logits = torch.randn(6, 3, 4, requires_grad=True)
+    prior_logits = torch.randn(6, 3, 4, requires_grad=True)
+    post, prior = categorical_states(post_logits, prior_logits)
+    loss, value = rssm.kl_loss(post, prior, balance=0.8, free_nats=0.0)
+    g_post, g_prior = torch.autograd.grad(loss, (post_logits, prior_logits))
+    plain = rssm.kl(post_logits, prior_logits).mean()
+    p_post, p_prior = torch.autograd.grad(plain, (post_logits, prior_logits))
+    torch.testing.assert_close(loss, value)  # the forward value is the KL itself
+    torch.testing.assert_close(g_prior, 0.8 * p_prior)
+    torch.testing.assert_close(g_post, 0.2 * p_post)
+    # and the plain KL's gradient is the true one: central differences on one logit
+    eps, index = 1e-6, (2, 1, 3)
+    with torch.no_grad():  # in float64, so the difference quotient is exact enough
+        post64, bumped = post_logits.double(), [prior_logits.double() for _ in range(2)]
+        bumped[0][index] += eps
+        bumped[1][index] -= eps
+        numeric = (rssm.kl(post64, bumped[0]).mean() - rssm.kl(post64, bumped[1]).mean()) / (2 * eps)
+    assert p_prior[index].item() == pytest.approx(numeric.item(), rel=1e-3)
+
+
+def test_free_nats_clamp_the_mean_kl():
+    rssm = RSSM(2, 4, deter_size=8, hidden_size=8, latent="categorical", stoch_size=3, classes=4)
+    post_logits = torch.zeros(5, 3, 4, requires_grad=True)
+    prior_logits = torch.full((5, 3, 4), 0.0).index_fill(-1, torch.tensor([0]), 0.3).requires_grad_(True)
+    post, prior = categorical_states(post_logits, prior_logits)
+    kl = rssm.kl(post_logits, prior_logits).mean().item()
+    assert 0 < kl < 1.0
+    for balance in (None, 0.8):
+        loss, value = rssm.kl_loss(post, prior, balance, free_nats=1.0)
+        assert loss.item() == pytest.approx(1.0) and value.item() == pytest.approx(kl)
+        grads = torch.autograd.grad(loss, (post_logits, prior_logits))
+        assert all(g.abs().max() == 0 for g in grads)  # below the free nats: no gradient
+        loss, _ = rssm.kl_loss(post, prior, balance, free_nats=0.01)
+        assert loss.item() == pytest.approx(kl, rel=1e-5)
+
+
+def test_gaussian_kl_matches_torch():
+    rssm = RSSM(2, 4, deter_size=8, hidden_size=8, latent="gaussian", stoch_size=3)
+    post, prior = torch.randn(7, 6), torch.randn(7, 6)
+    post[:, 3:], prior[:, 3:] = post[:, 3:].exp(), prior[:, 3:].exp()  # [mean, std]
+    expected = torch.distributions.kl_divergence(
+        torch.distributions.Normal(post[:, :3], post[:, 3:]), torch.distributions.Normal(prior[:, :3], prior[:, 3:]))
+    torch.testing.assert_close(rssm.kl(post, prior), expected.sum(-1))
+
+
+def test_lambda_returns_by_hand():
+    rewards = torch.tensor([1.0, 2.0])
+    values = torch.tensor([0.5, 1.0, 3.0])
+    discounts = torch.tensor([0.9, 0.8])
+    # R_1 = 2 + 0.8 (0.5 * 3 + 0.5 * 3) = 4.4;  R_0 = 1 + 0.9 (0.5 * 1 + 0.5 * 4.4) = 3.43
+    torch.testing.assert_close(lambda_returns(rewards, values, discounts, 0.5), torch.tensor([3.43, 4.4]))
+    # lambda 0: one-step TD targets; lambda 1: discounted returns bootstrapped at the end
+    torch.testing.assert_close(lambda_returns(rewards, values, discounts, 0.0), torch.tensor([1.9, 4.4]))
+    torch.testing.assert_close(lambda_returns(rewards, values, discounts, 1.0),
+                               torch.tensor([1 + 0.9 * (2 + 0.8 * 3), 2 + 0.8 * 3]))
+
+
+@pytest.mark.parametrize("latent, stoch_dim, stats_shape", [("categorical", 32 * 32, (32, 32)),
+                                                            ("gaussian", 30, (60,))])
+def test_rssm_shapes(latent, stoch_dim, stats_shape):
+    rssm = RSSM(action_dim=3, embed_dim=10, deter_size=20, hidden_size=16, latent=latent,
+                stoch_size=32 if latent == "categorical" else 30, classes=32)
+    T, B = 5, 4
+    firsts = torch.zeros(T, B)
+    firsts[0] = 1
+    post, prior = rssm.observe(torch.randn(T, B, 10), torch.zeros(T, B, 3), firsts,
+                               generator=torch.Generator().manual_seed(0))
+    for state in (post, prior):
+        assert state.deter.shape == (T, B, 20) and state.stoch.shape == (T, B, stoch_dim)
+        assert state.stats.shape == (T, B, *stats_shape)
+    assert post.feature.shape == (T, B, rssm.feature_size) == (T, B, 20 + stoch_dim)
+    if latent == "categorical":  # one class per variable
+        torch.testing.assert_close(post.stoch.reshape(T, B, 32, 32).sum(-1), torch.ones(T, B, 32))
+    step = rssm.img_step(post.flatten(), torch.zeros(T * B, 3))
+    assert step.deter.shape == (T * B, 20) and step.stoch.shape == (T * B, stoch_dim)
+
+
+def test_sequence_replay_windows_and_first_steps():
+    replay = SequenceReplay(capacity=6, obs_dim=1, action_dim=2)
+    for t in range(9):  # wraps: holds steps 3..8
+        replay.add(np.array([t], np.float32), t % 2 if t % 4 else -1, float(t), False, t % 4 == 0, None)
+    batch = replay.sample(50, 3, np.random.default_rng(0), torch.device("cpu"))
+    obs = batch["obs"][..., 0]
+    assert obs.min() >= 3 and torch.equal(obs[1:] - obs[:-1], torch.ones(2, 50))  # consecutive, oldest kept
+    assert torch.equal(batch["firsts"][0], torch.ones(50))  # every window starts from the zero state
+    assert torch.equal(batch["firsts"][1:], (obs[1:] % 4 == 0).float())
+    assert torch.equal(batch["actions"].sum(-1), (obs % 4 != 0).float())  # no action before a first step
+
+
+def small(version):
+    return dict(deter_size=32, hidden_size=32, units=32, stoch_size=4 if version == 2 else 8,
+                classes=4 if version == 2 else 1, batch_size=4, seq_len=8, train_every=5, prefill=60,
+                buffer_size=1000)
+
+
+@pytest.mark.parametrize("name", ["dreamer_v1", "dreamer_v2"])
+def test_dreamer_honours_masks_on_nasnet(name):
+    space = NASNetSpace()
+    env = NASEnv(space, CallableEvaluator(space, lambda a: 0.5))  # raises on any illegal action
+    agent = make_agent(name, env, seed=0, **{**agent_config(name), **small(int(name[-1])), "prefill": 100})
+    agent.learn(Budget(env_steps=300))
+    assert agent.env.env_steps == 300 and agent.updates == 41  # every 5 steps from step 100 to 300
+    assert agent.model.mask is not None  # imagination reads the predicted legal actions
+
+
+def nb201_ones_env():
+    from rlnas.spaces import NB201Space
+
+    space = NB201Space()
+    return NASEnv(space, CallableEvaluator(space, lambda a: float(np.mean(np.array(space.from_string(a)) == 1))))
+
+
+@pytest.mark.parametrize("name", ["dreamer_v1", "dreamer_v2"])
+def test_dreamer_save_load_continues_identically(name, tmp_path):
+    kwargs = {**agent_config(name), **small(int(name[-1]))}
+    a = make_agent(name, nb201_ones_env(), seed=1, **kwargs)
+    a.learn(Budget(env_steps=120))
+    a.save(tmp_path / "a.pt")
+    b = make_agent(name, nb201_ones_env(), seed=1, **kwargs).load(tmp_path / "a.pt")
+    b.env.env_steps, b.env.episodes = a.env.env_steps, a.env.episodes
+    for agent in (a, b):
+        agent.learn(Budget(env_steps=240))
+    assert a.updates == b.updates > 0
+    for pa, pb in zip(a.actor.parameters(), b.actor.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb)
+
+
+def test_dreamer_refuses_what_it_cannot_drive():
+    with pytest.raises(ValueError, match="Dreamer version must be 1 or 2"):
+        make_agent("dreamer_v2", gym.make("CartPole-v1"), version=3)
+    with pytest.raises(TypeError, match="flat Box observation and a Discrete action space"):
+        make_agent("dreamer_v2", gym.make("Pendulum-v1"))
