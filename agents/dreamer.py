@@ -150,6 +150,7 @@ class Dreamer(Agent):
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), hp["critic_lr"], eps=hp["adam_eps"])
         self.replay = SequenceReplay(hp["buffer_size"], obs_dim, self.num_actions)
         self.steps = self.updates = 0
+        self._predict: tuple[State | None, int | None] | None = None
 
     # -- acting -------------------------------------------------------------------------
     @torch.no_grad()
@@ -171,10 +172,17 @@ class Dreamer(Agent):
             return int(logits.argmax())
         return int(torch.multinomial(logits.softmax(-1), 1, generator=self.generator))
 
-    def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False) -> int:
-        """Acts from the latent of this observation alone (a fresh RSSM state): enough for
-        fully observed envs like CartPole and NASEnv, whose observation holds the state."""
-        return self._act(self._filter(None, None, obs), action_mask, deterministic)
+    def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False,
+                episode_start: bool = False) -> int:
+        """One observation at a time, filtered into the RSSM state of the calls before; pass
+        ``episode_start=True`` at an episode's first step to start from the zero state."""
+        if episode_start or self._predict is None:
+            self._predict = (None, None)
+        state, action = self._predict
+        state = self._filter(state, action, obs)
+        action = self._act(state, action_mask, deterministic)
+        self._predict = (state, action)
+        return action
 
     # -- learning -----------------------------------------------------------------------
     def learn(self, budget: Budget, callback: Callback | None = None) -> Dreamer:

@@ -84,11 +84,11 @@ def evaluate(act, seed: int, episodes: int = 10) -> float:
     env, total = gym.make("CartPole-v1"), 0.0
     for k in range(episodes):
         obs, _ = env.reset(seed=10_000 + seed * 100 + k)
-        done = False
+        done, first = False, True
         while not done:
-            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            obs, reward, terminated, truncated, _ = env.step(act(obs, first))
             total += reward
-            done = terminated or truncated
+            done, first = terminated or truncated, False
     return total / episodes
 
 
@@ -108,8 +108,12 @@ def run_ours(algo: str, seed: int) -> dict:
     with contextlib.suppress(Reached):
         agent.learn(Budget(env_steps=cfg["steps"]), callback=stop_at_target)
     seconds = time.perf_counter() - start
-    return {"reach": first_reach(log.history), "final": evaluate(lambda o: agent.predict(o, deterministic=True),
-                                                                 seed), "seconds": seconds}
+    recurrent = algo.startswith("dreamer")  # its predict() filters the episode so far
+
+    def act(obs, first):
+        return agent.predict(obs, deterministic=True, **({"episode_start": first} if recurrent else {}))
+
+    return {"reach": first_reach(log.history), "final": evaluate(act, seed), "seconds": seconds}
 
 
 def run_sb3(algo: str, seed: int) -> dict:
@@ -149,7 +153,7 @@ def run_sb3(algo: str, seed: int) -> dict:
     start = time.perf_counter()
     model.learn(total_timesteps=cfg["steps"], callback=Episodes())
     seconds = time.perf_counter() - start
-    return {"reach": first_reach(history), "final": evaluate(lambda o: int(model.predict(o, deterministic=True)[0]),
+    return {"reach": first_reach(history), "final": evaluate(lambda o, _: int(model.predict(o, deterministic=True)[0]),
                                                              seed), "seconds": seconds}
 
 

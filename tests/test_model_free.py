@@ -131,6 +131,7 @@ def nb201_env(reward_op=3):
     ("a2c", {}, 1800),
     ("dqn", {}, 2400),
     ("rainbow", {}, 1800),
+    ("dreamer_v2", {}, 1800),
 ])
 def test_agents_learn_a_known_objective(name, hparams, steps):
     """Reward = fraction of edges that are nor_conv_3x3; chance is 0.2, the optimum 1.0."""
@@ -139,7 +140,7 @@ def test_agents_learn_a_known_objective(name, hparams, steps):
     env = nb201_env()
     obs, info = env.reset(seed=0)
     for t in range(6):
-        kwargs = {"episode_start": t == 0} if name in ("ppo", "a2c") else {}  # recurrent controllers
+        kwargs = {"episode_start": t == 0} if name in ("ppo", "a2c", "dreamer_v2") else {}  # recurrent
         obs, reward, *_, info = env.step(agent.predict(obs, info["action_mask"], deterministic=True, **kwargs))
     assert reward >= 5 / 6
 
