@@ -12,7 +12,7 @@ from rlnas.config import agent_config
 from rlnas.evaluators import CallableEvaluator
 from rlnas.monitor import Budget
 from rlnas.spaces import NASNetSpace
-from world_models import RSSM, State, straight_through_onehot
+from world_models import RSSM, State, WorldModel, straight_through_onehot
 
 
 def test_straight_through_gradient_is_the_gradient_through_the_probabilities():
@@ -117,6 +117,19 @@ def test_rssm_shapes(latent, stoch_dim, stats_shape):
         torch.testing.assert_close(post.stoch.reshape(T, B, 32, 32).sum(-1), torch.ones(T, B, 32))
     step = rssm.img_step(post.flatten(), torch.zeros(T * B, 3))
     assert step.deter.shape == (T * B, 20) and step.stoch.shape == (T * B, stoch_dim)
+
+
+def test_reward_scale_weighs_only_the_reward_term():
+    rssm = RSSM(action_dim=3, embed_dim=8, deter_size=8, hidden_size=8, latent="categorical", stoch_size=2,
+                classes=3)
+    model = WorldModel(obs_dim=5, action_dim=3, rssm=rssm, hidden_size=8, embed_size=8)
+    T, B = 4, 2
+    batch = {"obs": torch.rand(T, B, 5), "actions": torch.zeros(T, B, 3), "rewards": torch.rand(T, B),
+             "terminals": torch.zeros(T, B), "firsts": torch.zeros(T, B)}
+    losses = [model.loss(batch, 0.8, 0.0, 1.0, scale, torch.Generator().manual_seed(0)) for scale in (1.0, 3.0)]
+    (one, _, terms), (three, _, _) = losses
+    assert terms["reward_loss"] > 0
+    torch.testing.assert_close(three - one, torch.tensor(2 * terms["reward_loss"]))
 
 
 def test_sequence_replay_windows_and_first_steps():
