@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import time
 
 import gymnasium as gym
@@ -108,7 +109,7 @@ def run_ours(algo: str, seed: int) -> dict:
     with contextlib.suppress(Reached):
         agent.learn(Budget(env_steps=cfg["steps"]), callback=stop_at_target)
     seconds = time.perf_counter() - start
-    recurrent = algo.startswith("dreamer")  # its predict() filters the episode so far
+    recurrent = "episode_start" in inspect.signature(agent.predict).parameters  # PPO, A2C, Dreamer
 
     def act(obs, first):
         return agent.predict(obs, deterministic=True, **({"episode_start": first} if recurrent else {}))
