@@ -56,7 +56,7 @@ class ArchitectureAgent(Agent):
         return float(reward)
 
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None,
-                deterministic: bool = False) -> int:
+                deterministic: bool = False, episode_start: bool = False) -> int:
         """Deterministic: the decision of the best architecture found so far at the step the
         observation points to. Otherwise uniform over the legal choices."""
         step = int(np.argmax(obs[self.space.num_decisions * self.space.max_choices:]))

@@ -61,8 +61,13 @@ class Agent(ABC):
 
     @abstractmethod
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None,
-                deterministic: bool = False) -> int:
-        """Choose an action for one observation, honouring ``action_mask`` if given."""
+                deterministic: bool = False, episode_start: bool = False) -> int:
+        """Choose an action for one observation, honouring ``action_mask`` if given.
+
+        Call it once per step; ``episode_start=True`` at an episode's first step. Recurrent
+        agents (LSTM policies, REINFORCE's controller, Dreamer's RSSM) carry their state
+        between calls and start afresh there; the others ignore it (SB3's convention).
+        """
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where the agent stopped."""

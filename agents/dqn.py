@@ -197,7 +197,8 @@ class DQN(Agent):
             actions[i] = self.rng.choice(legal)
         return actions
 
-    def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False) -> int:
+    def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False,
+                episode_start: bool = False) -> int:
         masks = None if action_mask is None else np.asarray(action_mask).reshape(1, -1)
         return int(self.act(np.asarray(obs).reshape(1, -1), masks, 0.0 if deterministic else self.hp["eps1"])[0])
 

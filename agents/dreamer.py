@@ -151,18 +151,18 @@ class Dreamer(Agent):
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), hp["critic_lr"], eps=hp["adam_eps"])
         self.replay = SequenceReplay(hp["buffer_size"], obs_dim, self.num_actions)
         self.steps = self.updates = 0
-        self._predict: tuple[State | None, int | None] | None = None
+        self._predict: tuple[State | None, int | None] = (None, None)  # predict()'s RSSM state, last action
 
     # -- acting -------------------------------------------------------------------------
     @torch.no_grad()
-    def _filter(self, state: State | None, action: int | None, obs: np.ndarray) -> State:
+    def _filter(self, state: State | None, action: int | None, obs: np.ndarray, sample: bool = True) -> State:
         rssm = self.model.rssm
         state = state or rssm.initial(1, self.device)
         prev = torch.zeros(1, self.num_actions, device=self.device)
         if action is not None:
             prev[0, action] = 1.0
         embed = self.model.encoder(torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1))
-        return rssm.obs_step(state, prev, embed, self.generator)[0]
+        return rssm.obs_step(state, prev, embed, self.generator, sample)[0]
 
     @torch.no_grad()
     def _act(self, state: State, mask: np.ndarray | None, deterministic: bool) -> int:
@@ -175,12 +175,12 @@ class Dreamer(Agent):
 
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False,
                 episode_start: bool = False) -> int:
-        """One observation at a time, filtered into the RSSM state of the calls before; pass
-        ``episode_start=True`` at an episode's first step to start from the zero state."""
-        if episode_start or self._predict is None:
-            self._predict = (None, None)
-        state, action = self._predict
-        state = self._filter(state, action, obs)
+        """One observation at a time, filtered into the RSSM state of the calls before
+        (``episode_start=True`` starts from the zero state). ``deterministic`` also takes the
+        posterior's mode instead of a sample, so that the same observations give the same
+        actions."""
+        state, action = (None, None) if episode_start else self._predict
+        state = self._filter(state, action, obs, sample=not deterministic)
         action = self._act(state, action_mask, deterministic)
         self._predict = (state, action)
         return action
@@ -204,9 +204,9 @@ class Dreamer(Agent):
                 mask = info.get("action_mask")
                 self.replay.add(obs, action, float(reward), bool(terminated), False, mask)
                 self.steps += 1
-                if done and "arch" in info:
-                    self._log_surrogate(state, action, obs, float(reward))
                 state = self._filter(state, action, obs)
+                if done and "arch" in info:
+                    self._log_surrogate(state, float(reward))
                 if self.steps >= hp["prefill"] and self.steps % hp["train_every"] == 0 \
                         and self.replay.size >= hp["seq_len"]:
                     for _ in range(hp["train_steps"]):
@@ -215,11 +215,11 @@ class Dreamer(Agent):
                 callback(self)
         return self
 
-    def _log_surrogate(self, state: State, action: int, obs: np.ndarray, reward: float) -> None:
+    def _log_surrogate(self, state: State, reward: float) -> None:
         """How good the world model is as a surrogate: its predicted against the real
-        reward (the score) of every evaluated architecture."""
+        reward (the score) of every evaluated architecture, from the filtered final state."""
         with torch.no_grad():
-            predicted = self.model.reward(self._filter(state, action, obs).feature).item()
+            predicted = self.model.reward(state.feature).item()
         step = self.env.env_steps
         self.logger.scalar("world_model/predicted_score", predicted, step)
         self.logger.scalar("world_model/real_score", reward, step)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
 import time
 
 import gymnasium as gym
@@ -109,12 +108,8 @@ def run_ours(algo: str, seed: int) -> dict:
     with contextlib.suppress(Reached):
         agent.learn(Budget(env_steps=cfg["steps"]), callback=stop_at_target)
     seconds = time.perf_counter() - start
-    recurrent = "episode_start" in inspect.signature(agent.predict).parameters  # PPO, A2C, Dreamer
-
-    def act(obs, first):
-        return agent.predict(obs, deterministic=True, **({"episode_start": first} if recurrent else {}))
-
-    return {"reach": first_reach(log.history), "final": evaluate(act, seed), "seconds": seconds}
+    return {"reach": first_reach(log.history), "seconds": seconds,
+            "final": evaluate(lambda o, first: agent.predict(o, deterministic=True, episode_start=first), seed)}
 
 
 def run_sb3(algo: str, seed: int) -> dict:

@@ -58,6 +58,24 @@ def test_yaml_names_every_hyperparameter(name):
     assert cfg == agent_config(name)
 
 
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_predict_contract_masks_and_episode_start(name):
+    """One ``predict`` per step, ``episode_start`` at the first, every agent; only legal
+    actions (the env raises otherwise); a deterministic policy builds the same cell in two
+    episodes, so recurrent agents really start afresh."""
+    space = NASNetSpace()
+    env = NASEnv(space, CallableEvaluator(space, lambda a: 0.5))
+    agent = make_agent(name, env, seed=0, **agent_config(name))
+    cells = []
+    for _ in range(2):
+        obs, info = env.reset(seed=0)
+        for t in range(space.num_decisions):
+            obs, *_, info = env.step(agent.predict(obs, info["action_mask"], deterministic=True, episode_start=t == 0))
+        cells.append(info["arch"])
+    if name not in ("random", "evolution"):  # with nothing evaluated yet they choose at random
+        assert cells[0] == cells[1]
+
+
 def test_registry_errors(table):
     with pytest.raises(ValueError, match="unknown agent .dqn9.; available agents: a2c, dqn, dreamer_v1, dreamer_v2"):
         make_agent("dqn9", nb201_env(table))

@@ -78,15 +78,18 @@ class RSSM(nn.Module):
         stats_shape = (batch, self.stoch_size, self.classes) if categorical else (batch, 2 * self.stoch_size)
         return State(zeros, torch.zeros(batch, self.stoch_dim, device=device), torch.zeros(stats_shape, device=device))
 
-    def _state(self, deter: torch.Tensor, raw: torch.Tensor, generator: torch.Generator | None) -> State:
+    def _state(self, deter: torch.Tensor, raw: torch.Tensor, generator: torch.Generator | None,
+               sample: bool = True) -> State:
+        """``sample=False`` takes the mode (the most likely class, the mean) instead of a sample."""
         if self.latent == "categorical":
             logits = raw.reshape(*raw.shape[:-1], self.stoch_size, self.classes)
-            stoch = straight_through_onehot(logits, generator).flatten(-2)
-            return State(deter, stoch, logits)
+            onehot = straight_through_onehot(logits, generator) if sample else \
+                F.one_hot(logits.argmax(-1), self.classes).to(logits.dtype)
+            return State(deter, onehot.flatten(-2), logits)
         mean, std = raw.chunk(2, -1)
         std = F.softplus(std) + self.min_std
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device)
-        return State(deter, mean + std * noise, torch.cat([mean, std], -1))
+        stoch = mean + std * torch.randn(mean.shape, generator=generator, device=mean.device) if sample else mean
+        return State(deter, stoch, torch.cat([mean, std], -1))
 
     def img_step(self, prev: State, action: torch.Tensor, generator: torch.Generator | None = None) -> State:
         """The prior: one step of imagination from ``prev`` under ``action`` (one-hot)."""
@@ -94,10 +97,11 @@ class RSSM(nn.Module):
         return self._state(deter, self.prior_head(deter), generator)
 
     def obs_step(self, prev: State, action: torch.Tensor, embed: torch.Tensor,
-                 generator: torch.Generator | None = None) -> tuple[State, State]:
-        """Posterior and prior of the next state, having seen its observation's ``embed``."""
+                 generator: torch.Generator | None = None, sample: bool = True) -> tuple[State, State]:
+        """Posterior and prior of the next state, having seen its observation's ``embed``;
+        ``sample=False``: the posterior's mode."""
         prior = self.img_step(prev, action, generator)
-        post = self._state(prior.deter, self.post_head(torch.cat([prior.deter, embed], -1)), generator)
+        post = self._state(prior.deter, self.post_head(torch.cat([prior.deter, embed], -1)), generator, sample)
         return post, prior
 
     def observe(self, embeds: torch.Tensor, actions: torch.Tensor, firsts: torch.Tensor,
