@@ -6,7 +6,10 @@ One loop, top to bottom:
 
 1. act in the env: filter the observation into the RSSM posterior, sample the actor's
    action among the legal ones (``info["action_mask"]``), store the step;
-2. every ``train_every`` steps, ``train_steps`` times: sample ``batch_size`` sequences of
+2. every ``train_every`` steps, ``train_steps`` times (the papers' schedule), or
+   ``updates_per_evaluation`` times after each episode that built a new architecture (the
+   NAS schedule: a repeat costs no evaluation, teaches nothing, and is not even stored, so
+   compute follows the evaluations paid for): sample ``batch_size`` sequences of
    ``seq_len`` steps, fit the world model (reconstruction + reward + continuation + KL,
    with V2's KL balancing and free nats), imagine ``horizon`` steps from every posterior
    state with the actor (legal actions predicted by the model's mask head), and
@@ -46,12 +49,12 @@ PAPER_DEFAULTS: dict[int, dict[str, Any]] = {
             kl_balance=None, free_nats=3.0, kl_scale=1.0, reward_scale=1.0, model_lr=6e-4, actor_lr=8e-5,
             critic_lr=8e-5, adam_eps=1e-7, grad_clip=100.0, horizon=15, gamma=0.99, lambda_=0.95, entropy=0.0, rho=0.0,
             target_every=100, batch_size=50, seq_len=50, train_every=1000, train_steps=100, prefill=5000,
-            buffer_size=1_000_000),
+            buffer_size=1_000_000, updates_per_evaluation=None),
     2: dict(latent="categorical", deter_size=600, hidden_size=600, stoch_size=32, classes=32, units=400,
             kl_balance=0.8, free_nats=0.0, kl_scale=0.1, reward_scale=1.0, model_lr=2e-4, actor_lr=4e-5,
             critic_lr=1e-4, adam_eps=1e-5, grad_clip=100.0, horizon=15, gamma=0.999, lambda_=0.95, entropy=1e-3,
             rho=1.0, target_every=100, batch_size=16, seq_len=50, train_every=16, train_steps=1, prefill=50_000,
-            buffer_size=2_000_000),
+            buffer_size=2_000_000, updates_per_evaluation=None),
 }
 
 
@@ -125,7 +128,8 @@ class Dreamer(Agent):
                  gamma: float | None = None, lambda_: float | None = None, entropy: float | None = None,
                  rho: float | None = None, target_every: int | None = None, batch_size: int | None = None,
                  seq_len: int | None = None, train_every: int | None = None, train_steps: int | None = None,
-                 prefill: int | None = None, buffer_size: int | None = None):
+                 prefill: int | None = None, buffer_size: int | None = None,
+                 updates_per_evaluation: int | None = None):
         super().__init__(env, seed, device)
         version = version or self.default_version
         if version not in PAPER_DEFAULTS:
@@ -188,10 +192,11 @@ class Dreamer(Agent):
     # -- learning -----------------------------------------------------------------------
     def learn(self, budget: Budget, callback: Callback | None = None) -> Dreamer:
         hp = self.hp
+        per_evaluation = hp["updates_per_evaluation"] is not None
         while self.env.within(budget):
             obs, info = self.reset_env()
             mask = info.get("action_mask")
-            self.replay.add(obs, -1, 0.0, False, True, mask)
+            episode = [(obs, -1, 0.0, False, True, mask)]
             state, done = self._filter(None, None, obs), False
             while not done and self.env.within(budget):
                 if self.steps < hp["prefill"]:
@@ -202,18 +207,36 @@ class Dreamer(Agent):
                 obs, reward, terminated, truncated, info = self.env.step(action)
                 done = terminated or truncated
                 mask = info.get("action_mask")
-                self.replay.add(obs, action, float(reward), bool(terminated), False, mask)
-                self.steps += 1
                 state = self._filter(state, action, obs)
                 if done and "arch" in info:
                     self._log_surrogate(state, float(reward))
-                if self.steps >= hp["prefill"] and self.steps % hp["train_every"] == 0 \
-                        and self.replay.size >= hp["seq_len"]:
-                    for _ in range(hp["train_steps"]):
+                episode.append((obs, action, float(reward), bool(terminated), False, mask))
+                if not per_evaluation:  # the papers' schedule: store and train as the steps come
+                    self._store(episode)
+            # the monitor counts repeated architectures; on an env without them every episode is new
+            if per_evaluation and self.env.stale_episodes == 0:
+                self._store(episode)
+                if self.steps >= hp["prefill"] and self.replay.size >= hp["seq_len"]:
+                    for _ in range(hp["updates_per_evaluation"]):
                         self.train_step()
             if callback is not None:
                 callback(self)
         return self
+
+    def _store(self, episode: list[tuple]) -> None:
+        """Move the episode's pending steps into the replay. On the papers' schedule, train
+        after the prefill, every ``train_every`` steps, ``train_steps`` updates."""
+        hp = self.hp
+        for transition in episode:
+            self.replay.add(*transition)
+            if transition[1] < 0:  # an episode's first observation: no step taken
+                continue
+            self.steps += 1
+            if hp["updates_per_evaluation"] is None and self.steps >= hp["prefill"] \
+                    and self.steps % hp["train_every"] == 0 and self.replay.size >= hp["seq_len"]:
+                for _ in range(hp["train_steps"]):
+                    self.train_step()
+        episode.clear()
 
     def _log_surrogate(self, state: State, reward: float) -> None:
         """How good the world model is as a surrogate: its predicted against the real

@@ -7,7 +7,10 @@ accuracy among them. Printed per (agent, budget): the mean +- std test accuracy 
 architecture, the mean validation regret (table's best validation accuracy minus the
 run's), and the fraction of runs that evaluated the table's best cell at all.
 
-    python benchmarks/nb201_search.py [--seeds 20] [--budgets 50 100 150] [--agents random evolution]
+    python benchmarks/nb201_search.py [--seeds 20] [--budgets 50 100 150] [--agents random evolution] [--jobs 2]
+
+``--jobs`` runs seeds side by side, one process (and one torch thread) each; every run
+depends on its seed alone, so the table is the same for any ``--jobs``.
 
 Agents run with the hyperparameters of conf/agent/<name>.yaml (those train.py uses).
 """
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
 import numpy as np
 import torch
@@ -31,6 +36,7 @@ PATIENCE = yaml.safe_load((CONF_DIR / "config.yaml").read_text())["budget"]["pat
 
 
 def one_run(name: str, budget: int, seed: int, table: TabularEvaluator) -> dict:
+    torch.set_num_threads(1)
     agent = make_agent(name, NASEnv("nb201", table), seed=seed, **agent_config(name))
     start = time.perf_counter()
     agent.learn(Budget(evaluations=budget, patience=PATIENCE))
@@ -46,8 +52,8 @@ def main() -> None:
     parser.add_argument("--agents", nargs="*", default=None, help="default: every registered agent")
     parser.add_argument("--budgets", nargs="*", type=int, default=[50, 100, 150])
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--jobs", type=int, default=1, help="processes running seeds side by side")
     args = parser.parse_args()
-    torch.set_num_threads(1)
 
     table = TabularEvaluator()
     best_val = table.evaluate(table.best_arch).score
@@ -57,9 +63,11 @@ def main() -> None:
     print("| agent | evaluations | test acc. of best-by-val (%) | val regret (%) | found best cell | "
           "s / run |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name in names:
-        for budget in args.budgets:
-            runs = [one_run(name, budget, seed, table) for seed in range(args.seeds)]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        rows = {(name, budget): pool.map(partial(one_run, name, budget, table=table), range(args.seeds))
+                for name in names for budget in args.budgets}
+        for (name, budget), results in rows.items():
+            runs = list(results)
             test = 100 * np.array([r["test"] for r in runs])
             regret = 100 * (best_val - np.array([r["val"] for r in runs]))
             spent = {r["evaluations"] for r in runs}

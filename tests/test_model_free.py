@@ -131,7 +131,7 @@ def nb201_env(reward_op=3):
     ("a2c", {}, 1800),
     ("dqn", {}, 2400),
     ("rainbow", {}, 1800),
-    ("dreamer_v2", {"train_every": 3}, 900),
+    ("dreamer_v2", {"updates_per_evaluation": 6}, 900),
 ])
 def test_agents_learn_a_known_objective(name, hparams, steps):
     """Reward = fraction of edges that are nor_conv_3x3; chance is 0.2, the optimum 1.0."""

@@ -147,7 +147,7 @@ def test_sequence_replay_windows_and_first_steps():
 def small(version):
     return dict(deter_size=32, hidden_size=32, units=32, stoch_size=4 if version == 2 else 8,
                 classes=4 if version == 2 else 1, batch_size=4, seq_len=8, train_every=5, prefill=60,
-                buffer_size=1000)
+                buffer_size=1000, updates_per_evaluation=None)
 
 
 @pytest.mark.parametrize("name", ["dreamer_v1", "dreamer_v2"])
@@ -165,6 +165,18 @@ def nb201_ones_env():
 
     space = NB201Space()
     return NASEnv(space, CallableEvaluator(space, lambda a: float(np.mean(np.array(space.from_string(a)) == 1))))
+
+
+def test_dreamer_trains_per_new_evaluation_and_skips_repeats():
+    """With ``updates_per_evaluation`` a repeated architecture is neither stored nor trained
+    on: after two random episodes (the prefill) the policy below builds one cell forever."""
+    agent = make_agent("dreamer_v2", nb201_ones_env(), seed=0,
+                       **{**small(2), "prefill": 12, "updates_per_evaluation": 3})
+    agent._act = lambda state, mask, deterministic: int(np.flatnonzero(mask)[0])
+    agent.learn(Budget(env_steps=60))  # 10 episodes: 2 random, 1 new fixed cell, 7 repeats of it
+    assert agent.env.env_steps == 60 and len(agent.env.evaluations) == 3 and agent.env.stale_episodes == 7
+    assert agent.replay.size == 3 * 7 and agent.steps == 3 * 6  # 7 observations an episode, repeats dropped
+    assert agent.updates == 2 * 3  # after the 2nd episode (the prefill's 12 steps are in) and the 3rd
 
 
 @pytest.mark.parametrize("name", ["dreamer_v1", "dreamer_v2"])
