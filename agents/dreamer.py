@@ -105,12 +105,15 @@ class SequenceReplay:
         return out
 
     def state(self) -> dict[str, Any]:
-        return {"size": self.size, "head": self.head, **{k: torch.as_tensor(v) for k, v in self.data.items()}}
+        """The filled rows only (until the buffer wraps they are the first ``size``): a
+        checkpoint early in a search stays small whatever the capacity."""
+        return {"size": self.size, "head": self.head,
+                **{k: torch.as_tensor(v[:self.size]) for k, v in self.data.items()}}
 
     def load(self, state: dict[str, Any]) -> None:
         self.size, self.head = state["size"], state["head"]
         for k in self.data:
-            self.data[k] = state[k].numpy()
+            self.data[k][:self.size] = state[k].numpy()
 
 
 class Dreamer(Agent):

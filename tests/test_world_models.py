@@ -144,6 +144,20 @@ def test_sequence_replay_windows_and_first_steps():
     assert torch.equal(batch["actions"].sum(-1), (obs % 4 != 0).float())  # no action before a first step
 
 
+def test_sequence_replay_state_holds_the_filled_rows_and_round_trips():
+    rng = np.random.default_rng(0)
+    for steps in (4, 9):  # partly filled; wrapped around its capacity of 6
+        replay = SequenceReplay(capacity=6, obs_dim=2, action_dim=3)
+        for t in range(steps):
+            replay.add(rng.random(2, dtype=np.float32), t % 3, float(t), t % 4 == 3, t % 4 == 0, np.eye(3)[t % 3])
+        state = replay.state()
+        assert len(state["obs"]) == min(steps, 6)
+        copy = SequenceReplay(capacity=6, obs_dim=2, action_dim=3)
+        copy.load(state)
+        a, b = (r.sample(8, 3, np.random.default_rng(1), torch.device("cpu")) for r in (replay, copy))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def small(version):
     return dict(deter_size=32, hidden_size=32, units=32, stoch_size=4 if version == 2 else 8,
                 classes=4 if version == 2 else 1, batch_size=4, seq_len=8, train_every=5, prefill=60,
