@@ -193,14 +193,14 @@ def test_dreamer_trains_per_new_evaluation_and_skips_repeats():
     assert agent.updates == 2 * 3  # after the 2nd episode (the prefill's 12 steps are in) and the 3rd
 
 
-@pytest.mark.parametrize("name", ["dreamer_v1", "dreamer_v2"])
-def test_dreamer_save_load_continues_identically(name, tmp_path):
-    kwargs = {**agent_config(name), **small(int(name[-1]))}
+@pytest.mark.parametrize("name, per_evaluation", [("dreamer_v1", None), ("dreamer_v2", None), ("dreamer_v2", 2)])
+def test_dreamer_save_load_continues_identically(name, per_evaluation, tmp_path):
+    kwargs = {**agent_config(name), **small(int(name[-1])), "updates_per_evaluation": per_evaluation}
     a = make_agent(name, nb201_ones_env(), seed=1, **kwargs)
     a.learn(Budget(env_steps=120))
     a.save(tmp_path / "a.pt")
     b = make_agent(name, nb201_ones_env(), seed=1, **kwargs).load(tmp_path / "a.pt")
-    b.env.env_steps, b.env.episodes = a.env.env_steps, a.env.episodes
+    b.env.restore(list(a.env.evaluations), a.env.env_steps, a.env.episodes, 0.0)  # what a resumed run restores
     for agent in (a, b):
         agent.learn(Budget(env_steps=240))
     assert a.updates == b.updates > 0
