@@ -139,6 +139,9 @@ class Dreamer(Agent):
             raise ValueError(f"Dreamer version must be 1 or 2, got {version}")
         given = {k: v for k, v in locals().items() if k in PAPER_DEFAULTS[version] and v is not None}
         self.hp = hp = {**PAPER_DEFAULTS[version], **given, "version": version}  # None: the paper's value
+        if hp["updates_per_evaluation"] is not None and hp["updates_per_evaluation"] < 1:
+            raise ValueError("updates_per_evaluation must be a positive integer, or None for the papers' "
+                             f"per-step schedule (train_every, train_steps), got {hp['updates_per_evaluation']}")
         if not isinstance(self.action_space, gym.spaces.Discrete) or len(self.observation_space.shape) != 1:
             raise TypeError("Dreamer here needs a flat Box observation and a Discrete action space, got "
                             f"{self.observation_space} and {self.action_space}")
