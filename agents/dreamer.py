@@ -222,27 +222,29 @@ class Dreamer(Agent):
             # the monitor counts repeated architectures; on an env without them every episode is new
             if per_evaluation and self.env.stale_episodes == 0:
                 self._store(episode)
-                if self.steps >= hp["prefill"] and self.replay.size >= hp["seq_len"]:
-                    for _ in range(hp["updates_per_evaluation"]):
-                        self.train_step()
+                self._train(hp["updates_per_evaluation"])
             if callback is not None:
                 callback(self)
         return self
 
     def _store(self, episode: list[tuple]) -> None:
         """Move the episode's pending steps into the replay. On the papers' schedule, train
-        after the prefill, every ``train_every`` steps, ``train_steps`` updates."""
+        ``train_steps`` times every ``train_every`` steps."""
         hp = self.hp
         for transition in episode:
             self.replay.add(*transition)
             if transition[1] < 0:  # an episode's first observation: no step taken
                 continue
             self.steps += 1
-            if hp["updates_per_evaluation"] is None and self.steps >= hp["prefill"] \
-                    and self.steps % hp["train_every"] == 0 and self.replay.size >= hp["seq_len"]:
-                for _ in range(hp["train_steps"]):
-                    self.train_step()
+            if hp["updates_per_evaluation"] is None and self.steps % hp["train_every"] == 0:
+                self._train(hp["train_steps"])
         episode.clear()
+
+    def _train(self, updates: int) -> None:
+        """``updates`` training steps, once the prefill is over and a window fits the replay."""
+        if self.steps >= self.hp["prefill"] and self.replay.size >= self.hp["seq_len"]:
+            for _ in range(updates):
+                self.train_step()
 
     def _log_surrogate(self, state: State, reward: float) -> None:
         """How good the world model is as a surrogate: its predicted against the real
