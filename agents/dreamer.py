@@ -46,14 +46,16 @@ from world_models.world_model import WorldModel, mlp
 # actions). V1's 5,000-step prefill and train-every-1000 x 100 equal a train ratio of 1:10.
 PAPER_DEFAULTS: dict[int, dict[str, Any]] = {
     1: dict(latent="gaussian", deter_size=200, hidden_size=200, stoch_size=30, classes=1, units=400,
-            kl_balance=None, free_nats=3.0, kl_scale=1.0, reward_scale=1.0, model_lr=6e-4, actor_lr=8e-5,
-            critic_lr=8e-5, adam_eps=1e-7, grad_clip=100.0, horizon=15, gamma=0.99, lambda_=0.95, entropy=0.0, rho=0.0,
-            target_every=100, batch_size=50, seq_len=50, train_every=1000, train_steps=100, prefill=5000,
+            kl_balance=None, free_nats=3.0, kl_scale=1.0, reward_scale=1.0, discount_scale=1.0,
+            model_lr=6e-4, actor_lr=8e-5, critic_lr=8e-5, adam_eps=1e-7, grad_clip=100.0,
+            horizon=15, gamma=0.99, lambda_=0.95, entropy=0.0, rho=0.0, target_every=100,
+            batch_size=50, seq_len=50, train_every=1000, train_steps=100, prefill=5000,
             buffer_size=1_000_000, updates_per_evaluation=None),
     2: dict(latent="categorical", deter_size=600, hidden_size=600, stoch_size=32, classes=32, units=400,
-            kl_balance=0.8, free_nats=0.0, kl_scale=0.1, reward_scale=1.0, model_lr=2e-4, actor_lr=4e-5,
-            critic_lr=1e-4, adam_eps=1e-5, grad_clip=100.0, horizon=15, gamma=0.999, lambda_=0.95, entropy=1e-3,
-            rho=1.0, target_every=100, batch_size=16, seq_len=50, train_every=16, train_steps=1, prefill=50_000,
+            kl_balance=0.8, free_nats=0.0, kl_scale=0.1, reward_scale=1.0, discount_scale=5.0,
+            model_lr=2e-4, actor_lr=4e-5, critic_lr=1e-4, adam_eps=1e-5, grad_clip=100.0,
+            horizon=15, gamma=0.999, lambda_=0.95, entropy=1e-3, rho=1.0, target_every=100,
+            batch_size=16, seq_len=50, train_every=16, train_steps=1, prefill=50_000,
             buffer_size=2_000_000, updates_per_evaluation=None),
 }
 
@@ -125,7 +127,7 @@ class Dreamer(Agent):
                  latent: str | None = None, deter_size: int | None = None, hidden_size: int | None = None,
                  stoch_size: int | None = None, classes: int | None = None, units: int | None = None,
                  kl_balance: float | None = None, free_nats: float | None = None, kl_scale: float | None = None,
-                 reward_scale: float | None = None,
+                 reward_scale: float | None = None, discount_scale: float | None = None,
                  model_lr: float | None = None, actor_lr: float | None = None, critic_lr: float | None = None,
                  adam_eps: float | None = None, grad_clip: float | None = None, horizon: int | None = None,
                  gamma: float | None = None, lambda_: float | None = None, entropy: float | None = None,
@@ -260,7 +262,7 @@ class Dreamer(Agent):
         hp = self.hp
         batch = self.replay.sample(hp["batch_size"], hp["seq_len"], self.rng, self.device)
         model_loss, post, terms = self.model.loss(batch, hp["kl_balance"], hp["free_nats"], hp["kl_scale"],
-                                                  hp["reward_scale"], self.generator)
+                                                  hp["reward_scale"], self.generator, hp["discount_scale"])
         self.model_opt.zero_grad(set_to_none=True)
         model_loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), hp["grad_clip"])

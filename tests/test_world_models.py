@@ -119,17 +119,19 @@ def test_rssm_shapes(latent, stoch_dim, stats_shape):
     assert step.deter.shape == (T * B, 20) and step.stoch.shape == (T * B, stoch_dim)
 
 
-def test_reward_scale_weighs_only_the_reward_term():
+@pytest.mark.parametrize("term, scale_arg", [("reward_loss", "reward_scale"), ("discount_loss", "discount_scale")])
+def test_loss_scale_weighs_only_its_term(term, scale_arg):
     rssm = RSSM(action_dim=3, embed_dim=8, deter_size=8, hidden_size=8, latent="categorical", stoch_size=2,
                 classes=3)
     model = WorldModel(obs_dim=5, action_dim=3, rssm=rssm, hidden_size=8, embed_size=8)
     T, B = 4, 2
     batch = {"obs": torch.rand(T, B, 5), "actions": torch.zeros(T, B, 3), "rewards": torch.rand(T, B),
              "terminals": torch.zeros(T, B), "firsts": torch.zeros(T, B)}
-    losses = [model.loss(batch, 0.8, 0.0, 1.0, scale, torch.Generator().manual_seed(0)) for scale in (1.0, 3.0)]
+    losses = [model.loss(batch, 0.8, 0.0, 1.0, generator=torch.Generator().manual_seed(0), **{scale_arg: scale})
+              for scale in (1.0, 3.0)]
     (one, _, terms), (three, _, _) = losses
-    assert terms["reward_loss"] > 0
-    torch.testing.assert_close(three - one, torch.tensor(2 * terms["reward_loss"]))
+    assert terms[term] > 0
+    torch.testing.assert_close(three - one, torch.tensor(2 * terms[term]))
 
 
 def test_sequence_replay_windows_and_first_steps():

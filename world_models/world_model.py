@@ -46,7 +46,7 @@ class WorldModel(nn.Module):
         return legal | ~legal.any(-1, keepdim=True)
 
     def loss(self, batch: dict[str, torch.Tensor], kl_balance: float | None, free_nats: float, kl_scale: float,
-             reward_scale: float = 1.0, generator: torch.Generator | None = None
+             reward_scale: float = 1.0, generator: torch.Generator | None = None, discount_scale: float = 1.0
              ) -> tuple[torch.Tensor, State, dict[str, float]]:
         """The world-model loss on sequences ``(T, B, ...)``; returns it, the posterior
         states (the starts of imagination) and the terms for logging.
@@ -55,6 +55,9 @@ class WorldModel(nn.Module):
         received on arriving there; whether the episode goes on after it). ``reward_scale``
         weighs the reward term (V2's ``loss_scales.reward``): scores that differ by a
         percent need it raised before the reward head matters beside reconstruction.
+        ``discount_scale`` weighs the continuation term (V2's ``loss_scales.discount``, 5 on
+        Atari): terminals are rare, and where reward is constant, as on CartPole, they are
+        the only thing that tells a good state from a bad one.
         """
         embeds = self.encoder(batch["obs"])
         post, prior = self.rssm.observe(embeds, batch["actions"], batch["firsts"], generator=generator)
@@ -63,7 +66,7 @@ class WorldModel(nn.Module):
         reward = 0.5 * (self.reward(feature).squeeze(-1) - batch["rewards"]).pow(2).mean()
         cont = F.binary_cross_entropy_with_logits(self.cont(feature).squeeze(-1), 1.0 - batch["terminals"])
         kl, kl_value = self.rssm.kl_loss(post, prior, kl_balance, free_nats)
-        loss = recon + reward_scale * reward + cont + kl_scale * kl
+        loss = recon + reward_scale * reward + discount_scale * cont + kl_scale * kl
         terms = {"recon_loss": recon.item(), "reward_loss": reward.item(), "discount_loss": cont.item(),
                  "kl": kl_value.item(), "prior_entropy": self.rssm.entropy(prior.stats).mean().item(),
                  "posterior_entropy": self.rssm.entropy(post.stats).mean().item()}
