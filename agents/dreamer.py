@@ -262,7 +262,7 @@ class Dreamer(Agent):
         hp = self.hp
         batch = self.replay.sample(hp["batch_size"], hp["seq_len"], self.rng, self.device)
         model_loss, post, terms = self.model.loss(batch, hp["kl_balance"], hp["free_nats"], hp["kl_scale"],
-                                                  hp["reward_scale"], self.generator, hp["discount_scale"])
+                                                  hp["reward_scale"], hp["discount_scale"], self.generator)
         self.model_opt.zero_grad(set_to_none=True)
         model_loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), hp["grad_clip"])

@@ -46,7 +46,7 @@ class WorldModel(nn.Module):
         return legal | ~legal.any(-1, keepdim=True)
 
     def loss(self, batch: dict[str, torch.Tensor], kl_balance: float | None, free_nats: float, kl_scale: float,
-             reward_scale: float = 1.0, generator: torch.Generator | None = None, discount_scale: float = 1.0
+             reward_scale: float = 1.0, discount_scale: float = 1.0, generator: torch.Generator | None = None
              ) -> tuple[torch.Tensor, State, dict[str, float]]:
         """The world-model loss on sequences ``(T, B, ...)``; returns it, the posterior
         states (the starts of imagination) and the terms for logging.
