@@ -1,60 +1,10 @@
-"""Run a search: ``python train.py agent=ppo env=nb201 evaluator=tabular budget.evaluations=200``.
+"""Run a search from a checkout: ``python train.py agent=ppo env=nb201 evaluator=tabular``.
 
-Config groups live in ``conf/`` (agent, env, evaluator). ``python train.py resume=RUN_DIR``
-continues a killed run in its own directory. Agents installed by other packages under the
-``rlnas.agents`` entry-point group are selectable by name like the built-ins.
+The same command line as the installed ``rlnas-train`` (:mod:`rlnas.cli`); the config
+groups are ``conf/`` (agent, env, evaluator).
 """
 
-from __future__ import annotations
-
-import sys
-
-import hydra
-from hydra.core.config_store import ConfigStore
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
-
-from agents.registry import available_agents, hyperparameters
-from rlnas.runner import load_run_config, run
-
-
-def register_plugin_agents() -> None:
-    """Give every agent without a YAML file in conf/agent a config group entry made from
-    its constructor's defaults, so ``agent=<plugin>`` composes like a built-in."""
-    from pathlib import Path
-
-    shipped = {p.stem for p in (Path(__file__).parent / "conf" / "agent").glob("*.yaml")}
-    store = ConfigStore.instance()
-    for name, cls in available_agents().items():
-        if name not in shipped:
-            store.store(group="agent", name=name, node={"name": name, **hyperparameters(cls)})
-
-
-def redirect_resume_to_its_run_dir(argv: list[str]) -> None:
-    """``resume=DIR`` continues in DIR: Hydra must neither make a new directory nor
-    overwrite the run's saved config."""
-    for arg in argv[1:]:
-        if arg.startswith("resume=") and arg != "resume=null":
-            argv += [f"hydra.run.dir={arg.split('=', 1)[1]}", "hydra.output_subdir=null"]
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> None:
-    try:
-        if cfg.resume:
-            saved = load_run_config(cfg.resume)
-            saved.quiet = cfg.quiet
-            run(saved, cfg.resume, resume=True)
-        else:
-            run(cfg, HydraConfig.get().runtime.output_dir)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
-        print(f"rlnas: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:  # the runner has said how to resume
-        sys.exit(130)
-
+from rlnas.cli import main
 
 if __name__ == "__main__":
-    register_plugin_agents()
-    redirect_resume_to_its_run_dir(sys.argv)
     main()

@@ -1,11 +1,11 @@
-"""Agents: search controllers behind one small interface (:class:`agents.base.Agent`).
+"""Agents: search controllers behind one small interface (:class:`rlnas.agents.base.Agent`).
 
 Importing this package registers the built-ins; :func:`make_agent` also finds agents
 that other installed packages declare under the ``rlnas.agents`` entry-point group.
 """
 
-from agents import a2c, dqn, dreamer, evolution, ppo, random_search, reinforce  # noqa: F401  (registers them)
-from agents.base import Agent
-from agents.registry import available_agents, make_agent, register
+from rlnas.agents import a2c, dqn, dreamer, evolution, ppo, random_search, reinforce  # noqa: F401  (registers them)
+from rlnas.agents.base import Agent
+from rlnas.agents.registry import available_agents, make_agent, register
 
 __all__ = ["Agent", "available_agents", "make_agent", "register"]

@@ -15,9 +15,9 @@ import gymnasium as gym
 import torch
 from torch import nn
 
-from agents.base import Callback
-from agents.on_policy import ActorCriticAgent, explained_variance
-from agents.registry import register
+from rlnas.agents.base import Callback
+from rlnas.agents.on_policy import ActorCriticAgent, explained_variance
+from rlnas.agents.registry import register
 from rlnas.monitor import Budget
 
 

@@ -12,13 +12,13 @@ from collections.abc import Sequence
 import gymnasium as gym
 import numpy as np
 
-from agents.base import Agent, Callback
+from rlnas.agents.base import Agent, Callback
 from rlnas.monitor import Budget
 from rlnas.spaces import Decisions, SearchSpace
 
 
 class ArchitectureAgent(Agent):
-    """An agent that needs a :class:`~envs.NASEnv` underneath (it reads ``env.unwrapped.space``)."""
+    """An agent that needs a :class:`~rlnas.envs.NASEnv` underneath (it reads ``env.unwrapped.space``)."""
 
     def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu"):
         super().__init__(env, seed, device)

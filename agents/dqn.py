@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.base import Agent, Callback, as_vector_env
-from agents.registry import register
-from agents.replay import NStepCollector, PrioritizedReplayBuffer, ReplayBuffer
+from rlnas.agents.base import Agent, Callback, as_vector_env
+from rlnas.agents.registry import register
+from rlnas.agents.replay import NStepCollector, PrioritizedReplayBuffer, ReplayBuffer
 from rlnas.monitor import Budget
 
 

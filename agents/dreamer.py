@@ -35,11 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.base import Agent, Callback
-from agents.registry import register
+from rlnas.agents.base import Agent, Callback
+from rlnas.agents.registry import register
 from rlnas.monitor import Budget
-from world_models.rssm import RSSM, State, straight_through_onehot
-from world_models.world_model import WorldModel, mlp
+from rlnas.world_models.rssm import RSSM, State, straight_through_onehot
+from rlnas.world_models.world_model import WorldModel, mlp
 
 # The papers' published settings: V1 from "Dream to Control" (Appendix A, continuous
 # control), V2 from "Mastering Atari with Discrete World Models" (Appendix, Atari: discrete

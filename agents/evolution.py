@@ -13,8 +13,8 @@ from typing import Any
 
 import gymnasium as gym
 
-from agents.architecture_agent import ArchitectureAgent
-from agents.registry import register
+from rlnas.agents.architecture_agent import ArchitectureAgent
+from rlnas.agents.registry import register
 from rlnas.spaces import Decisions
 
 

@@ -11,8 +11,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.base import Agent, as_vector_env
-from agents.policies import ActorCritic, masked_categorical, sample
+from rlnas.agents.base import Agent, as_vector_env
+from rlnas.agents.policies import ActorCritic, masked_categorical, sample
 from rlnas.monitor import Budget
 
 

@@ -16,7 +16,7 @@ import inspect
 from importlib.metadata import entry_points
 from typing import Any
 
-from agents.base import Agent
+from rlnas.agents.base import Agent
 
 ENTRY_POINT_GROUP = "rlnas.agents"
 AGENTS: dict[str, type[Agent]] = {}

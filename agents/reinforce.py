@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.base import Agent, Callback
-from agents.policies import LSTMController, masked_categorical, sample
-from agents.registry import register
+from rlnas.agents.base import Agent, Callback
+from rlnas.agents.policies import LSTMController, masked_categorical, sample
+from rlnas.agents.registry import register
 from rlnas.monitor import Budget
 
 

@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents import make_agent
+from rlnas.agents import make_agent
 from rlnas.logger import Logger
 from rlnas.monitor import Budget
 

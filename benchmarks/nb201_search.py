@@ -26,13 +26,13 @@ import numpy as np
 import torch
 import yaml
 
-from agents import available_agents, make_agent
-from envs import NASEnv
-from rlnas.config import CONF_DIR, agent_config
+from rlnas.agents import available_agents, make_agent
+from rlnas.config import CONF, agent_config
+from rlnas.envs import NASEnv
 from rlnas.evaluators import TabularEvaluator
 from rlnas.monitor import Budget
 
-PATIENCE = yaml.safe_load((CONF_DIR / "config.yaml").read_text())["budget"]["patience"]
+PATIENCE = yaml.safe_load((CONF / "config.yaml").read_text())["budget"]["patience"]
 
 
 def one_run(name: str, budget: int, seed: int, table: TabularEvaluator) -> dict:

@@ -15,4 +15,4 @@ for _env_id, _kwargs in (
     ("rlnas/NASNet-v0", {"space": "nasnet", "evaluator": "scratch"}),
 ):
     if _env_id not in registry:
-        register(id=_env_id, entry_point="envs.nas_env:NASEnv", kwargs=_kwargs)
+        register(id=_env_id, entry_point="rlnas.envs.nas_env:NASEnv", kwargs=_kwargs)

@@ -4,7 +4,7 @@ what is allowed."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -14,14 +14,15 @@ from rlnas.monitor import Budget
 from rlnas.spaces import SearchSpace, make_space
 
 ENV_KEYS = ("name", "invalid_action", "invalid_penalty")  # the rest configures the space
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+# The Hydra config groups: conf/ in a checkout, installed inside the package as rlnas.conf.
+CONF = resources.files("rlnas.conf")
 
 
 def agent_config(name: str) -> dict[str, Any]:
     """The hyperparameters ``train.py`` gives agent ``name`` (conf/agent/<name>.yaml): the NAS
     settings. Empty for agents without a file there (plugins: their constructor defaults)."""
-    path = CONF_DIR / "agent" / f"{name}.yaml"
-    cfg = dict(OmegaConf.to_container(OmegaConf.load(path))) if path.is_file() else {}
+    path = CONF / "agent" / f"{name}.yaml"
+    cfg = dict(OmegaConf.to_container(OmegaConf.create(path.read_text()))) if path.is_file() else {}
     cfg.pop("name", None)
     return cfg
 

@@ -26,10 +26,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from agents import make_agent
-from envs import NASEnv
 from rlnas import checkpoint as checkpoints
+from rlnas.agents import make_agent
 from rlnas.config import build_budget, build_evaluator, build_retrain, build_space, resolve_device, to_dict
+from rlnas.envs import NASEnv
 from rlnas.evaluators import StoredEvaluator
 from rlnas.logger import TensorBoardLogger
 from rlnas.monitor import Budget, SearchMonitor
@@ -99,7 +99,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
         final = _retrain(monitor, top_k, StoredEvaluator(retrainer, store, run=cfg.run_id), cfg.quiet) \
             if retrainer else None
     except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with: python train.py resume={run_dir}", file=sys.stderr)
+        print(f"\ninterrupted; continue with: {_command()} resume={run_dir}", file=sys.stderr)
         raise
     finally:
         progress.close()
@@ -118,6 +118,12 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
     if not cfg.quiet:
         print(summary(report))
     return report
+
+
+def _command() -> str:
+    """How the user started this run: ``python train.py`` in a checkout, else ``rlnas-train``."""
+    program = Path(sys.argv[0]).name
+    return f"python {program}" if program.endswith(".py") else "rlnas-train"
 
 
 def _show(progress: tqdm, monitor: SearchMonitor, budget: Budget) -> None:

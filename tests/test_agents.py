@@ -7,11 +7,11 @@ import torch
 import yaml
 from hydra import compose, initialize_config_dir
 
-from agents import make_agent
-from agents.policies import masked_categorical
-from agents.registry import available_agents, hyperparameters
-from envs import NASEnv
+from rlnas.agents import make_agent
+from rlnas.agents.policies import masked_categorical
+from rlnas.agents.registry import available_agents, hyperparameters
 from rlnas.config import agent_config
+from rlnas.envs import NASEnv
 from rlnas.evaluators import CallableEvaluator, TabularEvaluator
 from rlnas.monitor import Budget, SearchMonitor
 from rlnas.runner import run

@@ -7,7 +7,7 @@ from gymnasium.utils.env_checker import check_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from envs import IllegalActionError, NASEnv
+from rlnas.envs import IllegalActionError, NASEnv
 from tests.conftest import op_count_score
 
 

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from agents import make_agent
-from agents.dqn import NoisyLinear, categorical_projection, masked_argmax, td_target
-from agents.on_policy import compute_gae
-from agents.replay import NStepCollector, PrioritizedReplayBuffer, SumTree, n_step_return
-from envs import NASEnv
+from rlnas.agents import make_agent
+from rlnas.agents.dqn import NoisyLinear, categorical_projection, masked_argmax, td_target
+from rlnas.agents.on_policy import compute_gae
+from rlnas.agents.replay import NStepCollector, PrioritizedReplayBuffer, SumTree, n_step_return
 from rlnas.config import agent_config
+from rlnas.envs import NASEnv
 from rlnas.evaluators import CallableEvaluator
 from rlnas.monitor import Budget
 from rlnas.spaces import NASNetSpace, NB201Space

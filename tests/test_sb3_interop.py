@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from envs import NASEnv
+from rlnas.envs import NASEnv
 from tests.conftest import op_count_score
 
 sb3_contrib = pytest.importorskip("sb3_contrib")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs import NASEnv
+from rlnas.envs import NASEnv
 from rlnas.evaluators import StoredEvaluator, SupernetEvaluator
 from rlnas.store import EvaluationStore
 from rlnas.supernet import NB201SuperCell, Supernet, SupernetTrainer

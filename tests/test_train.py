@@ -145,7 +145,7 @@ PLUGIN = {
         first_choice = "first_choice:FirstChoice"
     """,
     "first_choice.py": """
-        from agents.architecture_agent import ArchitectureAgent
+        from rlnas.agents.architecture_agent import ArchitectureAgent
 
 
         class FirstChoice(ArchitectureAgent):

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from agents import make_agent
-from agents.dreamer import SequenceReplay, lambda_returns
-from envs import NASEnv
+from rlnas.agents import make_agent
+from rlnas.agents.dreamer import SequenceReplay, lambda_returns
 from rlnas.config import agent_config
+from rlnas.envs import NASEnv
 from rlnas.evaluators import CallableEvaluator
 from rlnas.monitor import Budget
 from rlnas.spaces import NASNetSpace
-from world_models import RSSM, State, WorldModel, straight_through_onehot
+from rlnas.world_models import RSSM, State, WorldModel, straight_through_onehot
 
 
 def test_straight_through_gradient_is_the_gradient_through_the_probabilities():

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from world_models.rssm import RSSM, State
+from rlnas.world_models.rssm import RSSM, State
 
 
 def mlp(inp: int, hidden: int, out: int, layers: int = 2) -> nn.Sequential:
