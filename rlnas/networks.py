@@ -6,13 +6,14 @@ benchmark's own for NAS-Bench-201 and NASNet's stem / normal-stack / reduction l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from rlnas.ops import NASNET_OP_BUILDERS, NB201_OP_BUILDERS, FactorizedReduce, ReLUConvBN
-from rlnas.spaces import NB201_EDGES, NASNetSpace, NB201Space, SearchSpace
+from rlnas.spaces import NB201_EDGES, NASNetSpace, NB201Space, SearchSpace, make_space
 
 
 # ---------------------------------------------------------------------------------------
@@ -150,30 +151,71 @@ class NASNetNetwork(nn.Module):
         return self.classifier(self.head(s1))
 
 
-def build_network(space: SearchSpace, arch: str | Sequence[int], in_channels: int = 3,
-                  num_classes: int = 10, channels: int = 16,
-                  cells_per_stage: int | None = None) -> nn.Module:
+def build_network(space: SearchSpace | Mapping[str, Any], arch: str | Sequence[int], in_channels: int = 3,
+                  num_classes: int = 10, channels: int = 16, cells_per_stage: int | None = None,
+                  state_dict: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
     """Compile an architecture (string or decisions) of ``space`` into a module.
 
-    ``cells_per_stage`` defaults to each benchmark's own (5 for NB201, 2 for NASNet).
+    ``space`` is a search space or its :meth:`~rlnas.spaces.SearchSpace.config`, as a
+    saved ``best_model.pt`` holds it; ``state_dict`` loads trained weights (the module is
+    then returned in eval mode, ready to predict). ``cells_per_stage`` defaults to each
+    benchmark's own (5 for NB201, 2 for NASNet).
     """
     if channels < 1 or (cells_per_stage is not None and cells_per_stage < 0):
         raise ValueError(f"channels must be >= 1 and cells_per_stage >= 0; got channels="
                          f"{channels}, cells_per_stage={cells_per_stage}")
+    if isinstance(space, Mapping):
+        space = make_space(**space)
     decisions = space.from_string(arch) if isinstance(arch, str) else space.validate(arch)
     if isinstance(space, NB201Space):
         ops = [space.ops[d] for d in decisions]
-        return NB201Network(lambda c: NB201Cell(ops, c), in_channels, num_classes, channels,
-                            5 if cells_per_stage is None else cells_per_stage)
-    if isinstance(space, NASNetSpace):
+        model: nn.Module = NB201Network(lambda c: NB201Cell(ops, c), in_channels, num_classes, channels,
+                                        5 if cells_per_stage is None else cells_per_stage)
+    elif isinstance(space, NASNetSpace):
         normal, reduce = space.cell(decisions, "normal"), space.cell(decisions, "reduce")
 
         def cell(c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> nn.Module:
             return NASNetCell(reduce if reduction else normal, c_pp, c_p, c, reduction, reduction_prev)
 
-        return NASNetNetwork(cell, in_channels, num_classes, channels,
-                             2 if cells_per_stage is None else cells_per_stage)
-    raise TypeError(f"no child network for search space {type(space).__name__}")
+        model = NASNetNetwork(cell, in_channels, num_classes, channels,
+                              2 if cells_per_stage is None else cells_per_stage)
+    else:
+        raise TypeError(f"no child network for search space {type(space).__name__}")
+    if state_dict is not None:
+        model.load_state_dict(state_dict)
+        model.eval()
+    return model
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int) -> None:
+    """Set every BatchNorm's running statistics to their exact average over ``x`` in batches.
+
+    Training keeps exponential averages (momentum 0.1) that still remember the early
+    weights; after a short recipe they describe a network that no longer exists, and
+    eval-mode accuracy can fall to chance while the training loss is low. One pass in
+    train mode with cumulative averaging (``momentum=None``) measures the final weights,
+    as one-shot NAS recalibrates its sub-networks (Guo et al. 2020). The batches follow
+    ``x``'s order, so the result is deterministic; a short last batch is left out where a
+    full one exists, since every batch weighs the same in the average.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    batches = torch.arange(len(x), device=x.device).split(batch_size)
+    if len(batches) > 1 and len(batches[-1]) < batch_size:
+        batches = batches[:-1]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    was_training = model.training
+    model.train()
+    for idx in batches:
+        model(x[idx])
+    model.train(was_training)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -8,6 +8,7 @@ Run directory::
     checkpoint.pt        agent + counters at the last consistent point (weights_only-safe)
     tb/                  TensorBoard events
     report.json          the result, for scripts
+    best_model.pt        the best network the run trained (scratch evaluator, retrain), weights_only-safe
 
 Resume: the agent and counters come back from the checkpoint and the paid evaluations
 from the store. Whatever the agent replays between the checkpoint and the kill is answered
@@ -35,8 +36,8 @@ from rlnas.logger import TensorBoardLogger
 from rlnas.monitor import Budget, SearchMonitor
 from rlnas.store import EvaluationStore
 
-CONFIG, STORE, CHECKPOINT, REPORT, TENSORBOARD = (
-    "config.yaml", "evaluations.sqlite", "checkpoint.pt", "report.json", "tb")
+CONFIG, STORE, CHECKPOINT, REPORT, TENSORBOARD, BEST_MODEL = (
+    "config.yaml", "evaluations.sqlite", "checkpoint.pt", "report.json", "tb", "best_model.pt")
 
 
 def load_run_config(run_dir: str | Path) -> DictConfig:
@@ -63,6 +64,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
         cfg = OmegaConf.merge(cfg, {"run_id": uuid.uuid4().hex})
     store = EvaluationStore(cfg.store or run_dir / STORE)
     evaluator.attach_run(run_dir, cfg.run_id)
+    (retrainer or evaluator).keep_best_model(run_dir / BEST_MODEL)
     env = NASEnv(space, StoredEvaluator(evaluator, store, run=cfg.run_id),
                  invalid_action=cfg.env.invalid_action, invalid_penalty=cfg.env.invalid_penalty)
     monitor = SearchMonitor(env)
@@ -170,6 +172,7 @@ def _report(cfg: DictConfig, monitor: SearchMonitor, budget: Budget, run_dir: Pa
         "best_test_score": best.metrics.get("test_acc") if best else None,
         "best_metrics": best.metrics if best else None,
         "run_dir": str(run_dir),
+        "best_model": str(run_dir / BEST_MODEL) if (run_dir / BEST_MODEL).is_file() else None,
     }
     if final:
         # The headline is the stand-alone retrain, chosen by its validation accuracy.
@@ -195,6 +198,7 @@ def summary(report: dict[str, Any]) -> str:
            "validation accuracy:"]
           + [f"    search {r['search_score']:.4f}  stand-alone val {r['val_acc']:.4f}  test {r['test_acc']:.4f}  "
              f"{r['arch']}" for r in report["final"]] if report.get("final") else []),
+        *([f"  best model    {report['best_model']}"] if report.get("best_model") else []),
         f"  report        {Path(report['run_dir']) / REPORT}",
         f"  TensorBoard   tensorboard --logdir {Path(report['run_dir']) / TENSORBOARD}",
     ]

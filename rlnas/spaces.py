@@ -58,6 +58,11 @@ class SearchSpace(ABC):
         """Number of distinct decision sequences."""
 
     # -- shared behaviour ---------------------------------------------------------------
+    def config(self) -> dict:
+        """The space's settings as plain values: ``make_space(**space.config())`` rebuilds it
+        (how a saved network names the space it was built from)."""
+        return {"name": self.name}
+
     def validate(self, decisions: Sequence[int]) -> Decisions:
         """Return ``decisions`` as a tuple, or raise naming the first illegal decision."""
         decisions = tuple(int(d) for d in decisions)
@@ -241,6 +246,9 @@ class NASNetSpace(SearchSpace):
                 inputs = range(block + 2)
                 self._legal += [inputs, inputs, range(len(self.ops)), range(len(self.ops)),
                                 range(len(COMBINATIONS))]
+
+    def config(self) -> dict:
+        return {"name": self.name, "num_blocks": self.num_blocks, "ops": list(self.ops)}
 
     def decision_names(self) -> list[str]:
         return [f"{cell} block {b} {field}" for cell in CELLS for b in range(self.num_blocks)

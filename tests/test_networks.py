@@ -57,3 +57,20 @@ def test_bad_network_arguments(nb201):
         build_network(nb201, (0,) * 6, channels=0)
     with pytest.raises(ValueError, match="malformed NB201"):
         build_network(nb201, "|bogus|")
+
+
+def test_recalibrate_batchnorm_averages_batch_statistics_exactly():
+    """Running stats become the plain average of per-batch mean and unbiased variance,
+    over full batches in order; momentum and training mode come back as they were."""
+    from rlnas.networks import recalibrate_batchnorm
+
+    model = nn.Sequential(nn.BatchNorm1d(2, momentum=0.3)).eval()
+    model[0].running_mean.fill_(5.0)
+    x = torch.tensor([[0.0, 1.0], [2.0, 1.0], [4.0, 3.0], [8.0, 5.0], [1.0, 0.0], [3.0, 4.0], [100.0, 100.0]])
+    recalibrate_batchnorm(model, x, batch_size=2)  # batches rows 0-1, 2-3, 4-5; row 6 is a short batch
+    # per-batch means (1, 1), (6, 4), (2, 2); unbiased variances (2, 0), (8, 2), (2, 8)
+    assert torch.allclose(model[0].running_mean, torch.tensor([3.0, 7.0 / 3.0]))
+    assert torch.allclose(model[0].running_var, torch.tensor([4.0, 10.0 / 3.0]))
+    assert model[0].momentum == 0.3 and not model.training
+    recalibrate_batchnorm(model.train(), x[:3], batch_size=4)  # one short batch: it is all there is
+    assert torch.allclose(model[0].running_mean, x[:3].mean(0)) and model.training

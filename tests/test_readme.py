@@ -25,9 +25,35 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     """The README's Python snippets, with the CartPole budget cut to keep the suite fast."""
     monkeypatch.chdir(tmp_path)
     blocks = re.findall(r"```python\n(.+?)\n```", (ROOT / "README.md").read_text(), re.S)
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     scope: dict = {}
     exec(blocks[0], scope)
     assert scope["reward"] == 0.84892 and scope["info"]["metrics"]["test_acc"] == 0.8903
     exec(blocks[1].replace("env_steps=100_000", "env_steps=512"), scope)
     assert scope["agent"].env.env_steps == 512 and (tmp_path / "ppo_cartpole.pt").is_file()
+
+
+def test_readme_loads_the_best_model_a_run_saved(tmp_path):
+    """The README's two lines give back the trained network: same weights, same score."""
+    import torch
+
+    from rlnas.evaluators import ScratchEvaluator
+    from rlnas.spaces import NB201Space
+
+    evaluator = ScratchEvaluator(NB201Space(), epochs=1, channels=4, cells_per_stage=1)
+    assert evaluator.keep_best_model(tmp_path / "best_model.pt")
+    weak, strong = "|avg_pool_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|", \
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    first, second = evaluator.evaluate(strong), evaluator.evaluate(weak)
+    assert first.score > second.score  # the file keeps the better network, not the last one
+
+    block = re.findall(r"```python\n(.+?)\n```", (ROOT / "README.md").read_text(), re.S)[2]
+    scope: dict = {}
+    exec(block.replace("RUN_DIR", str(tmp_path)), scope)
+    model, saved = scope["model"], scope["saved"]
+    assert isinstance(model, torch.nn.Module) and not model.training
+    assert saved["arch"] == strong and saved["metrics"] == first.metrics
+    with torch.no_grad():
+        val = evaluator.data.valid
+        accuracy = float((model(val.x).argmax(1) == val.y).float().mean())
+    assert accuracy == first.score
