@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from rlnas.agents.base import Callback
-from rlnas.agents.on_policy import ActorCriticAgent, explained_variance
+from rlnas.agents.on_policy import ACTOR_CRITIC_RANGES, ActorCriticAgent, explained_variance
+from rlnas.agents.ranges import check
 from rlnas.agents.registry import register
 from rlnas.monitor import Budget
 
@@ -29,9 +30,8 @@ class A2C(ActorCriticAgent):
                  hidden_sizes: tuple[int, ...] = (64, 64), learning_rate: float = 7e-4, n_steps: int = 5,
                  gamma: float = 0.99, gae_lambda: float = 1.0, ent_coef: float = 0.0, vf_coef: float = 0.5,
                  max_grad_norm: float = 0.5, normalize_advantage: bool = False, anneal: bool = False):
+        check(self.name, locals(), ACTOR_CRITIC_RANGES)
         super().__init__(env, seed, device, policy, list(hidden_sizes), n_steps, gamma, gae_lambda)
-        if learning_rate <= 0:
-            raise ValueError(f"a2c needs learning_rate > 0, got {learning_rate}")
         self.learning_rate, self.ent_coef, self.vf_coef = learning_rate, ent_coef, vf_coef
         self.max_grad_norm, self.normalize_advantage, self.anneal = max_grad_norm, normalize_advantage, anneal
         self.optimizer = torch.optim.RMSprop(self.policy.parameters(), lr=learning_rate, alpha=0.99, eps=1e-5)

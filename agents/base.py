@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from rlnas import checkpoint
+from rlnas.agents.ranges import INT_AT_LEAST_0, check
 from rlnas.logger import Logger
 from rlnas.monitor import Budget, SearchMonitor, VectorSearchMonitor
 
@@ -40,6 +41,7 @@ class Agent(ABC):
     name: ClassVar[str]
 
     def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu"):
+        check(getattr(self, "name", type(self).__name__), {"seed": seed}, {"seed": INT_AT_LEAST_0})
         if isinstance(env, gym.vector.VectorEnv):
             self.env = env if isinstance(env, VectorSearchMonitor) else VectorSearchMonitor(env)
             self.observation_space, self.action_space = env.single_observation_space, env.single_action_space

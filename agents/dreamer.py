@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlnas.agents.base import Agent, Callback
+from rlnas.agents.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, OneOf, Range, check
 from rlnas.agents.registry import register
 from rlnas.monitor import Budget
 from rlnas.world_models.rssm import RSSM, State, straight_through_onehot
@@ -57,6 +58,20 @@ PAPER_DEFAULTS: dict[int, dict[str, Any]] = {
             horizon=15, gamma=0.999, lambda_=0.95, entropy=1e-3, rho=1.0, target_every=100,
             batch_size=16, seq_len=50, train_every=16, train_steps=1, prefill=50_000,
             buffer_size=2_000_000, updates_per_evaluation=None),
+}
+
+# What each setting may be (None given to the constructor means the paper's value, so only
+# the two keys whose paper value is None take it).
+RANGES = {
+    "latent": OneOf(("gaussian", "categorical")), **dict.fromkeys(
+        ("deter_size", "hidden_size", "stoch_size", "classes", "units", "horizon", "target_every", "batch_size",
+         "seq_len", "train_every", "train_steps", "buffer_size"), INT_AT_LEAST_1),
+    "kl_balance": Range(0, 1, optional=True, none_means="no balancing, V1's KL"),
+    **dict.fromkeys(("free_nats", "kl_scale", "reward_scale", "discount_scale", "entropy"), NON_NEGATIVE),
+    **dict.fromkeys(("model_lr", "actor_lr", "critic_lr", "adam_eps", "grad_clip"), POSITIVE),
+    **dict.fromkeys(("gamma", "lambda_", "rho"), UNIT), "prefill": INT_AT_LEAST_0,
+    "updates_per_evaluation": Range(1, integer=True, optional=True,
+                                    none_means="the papers' per-step schedule, train_every and train_steps"),
 }
 
 
@@ -135,15 +150,12 @@ class Dreamer(Agent):
                  seq_len: int | None = None, train_every: int | None = None, train_steps: int | None = None,
                  prefill: int | None = None, buffer_size: int | None = None,
                  updates_per_evaluation: int | None = None):
-        super().__init__(env, seed, device)
         version = version or self.default_version
-        if version not in PAPER_DEFAULTS:
-            raise ValueError(f"Dreamer version must be 1 or 2, got {version}")
+        check(self.name, {"version": version}, {"version": OneOf(tuple(PAPER_DEFAULTS))})
         given = {k: v for k, v in locals().items() if k in PAPER_DEFAULTS[version] and v is not None}
         self.hp = hp = {**PAPER_DEFAULTS[version], **given, "version": version}  # None: the paper's value
-        if hp["updates_per_evaluation"] is not None and hp["updates_per_evaluation"] < 1:
-            raise ValueError("updates_per_evaluation must be a positive integer, or None for the papers' "
-                             f"per-step schedule (train_every, train_steps), got {hp['updates_per_evaluation']}")
+        check(self.name, hp, RANGES)
+        super().__init__(env, seed, device)
         if not isinstance(self.action_space, gym.spaces.Discrete) or len(self.observation_space.shape) != 1:
             raise TypeError("Dreamer here needs a flat Box observation and a Discrete action space, got "
                             f"{self.observation_space} and {self.action_space}")

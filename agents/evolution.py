@@ -14,6 +14,7 @@ from typing import Any
 import gymnasium as gym
 
 from rlnas.agents.architecture_agent import ArchitectureAgent
+from rlnas.agents.ranges import INT_AT_LEAST_1, Range, check
 from rlnas.agents.registry import register
 from rlnas.spaces import Decisions
 
@@ -22,10 +23,11 @@ from rlnas.spaces import Decisions
 class RegularizedEvolution(ArchitectureAgent):
     def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu",
                  population_size: int = 10, sample_size: int = 3):
+        check(self.name, locals(), {
+            "population_size": INT_AT_LEAST_1,
+            "sample_size": Range(1, population_size if INT_AT_LEAST_1.allows(population_size) else None,
+                                 integer=True, high_name="population_size")})
         super().__init__(env, seed, device)
-        if not 1 <= sample_size <= population_size:
-            raise ValueError("evolution needs 1 <= sample_size <= population_size; got "
-                             f"sample_size={sample_size}, population_size={population_size}")
         self.population_size, self.sample_size = population_size, sample_size
         self.population: deque[tuple[tuple[int, ...], float]] = deque()
 

@@ -13,7 +13,13 @@ import torch
 
 from rlnas.agents.base import Agent, as_vector_env
 from rlnas.agents.policies import ActorCritic, masked_categorical, sample
+from rlnas.agents.ranges import INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, SIZES, UNIT, OneOf
 from rlnas.monitor import Budget
+
+# The ranges PPO and A2C share; each adds its own and checks all of them in one place.
+ACTOR_CRITIC_RANGES = {"policy": OneOf(("mlp", "lstm")), "hidden_sizes": SIZES, "learning_rate": POSITIVE,
+                       "n_steps": INT_AT_LEAST_1, "gamma": UNIT, "gae_lambda": UNIT, "ent_coef": NON_NEGATIVE,
+                       "vf_coef": NON_NEGATIVE, "max_grad_norm": POSITIVE}
 
 
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, ended: torch.Tensor, last_values: torch.Tensor,
@@ -61,11 +67,6 @@ class ActorCriticAgent(Agent):
         super().__init__(env, seed, device)
         if not isinstance(self.action_space, gym.spaces.Discrete):
             raise TypeError(f"{type(self).__name__} needs a Discrete action space, got {self.action_space}")
-        if policy not in ("mlp", "lstm"):
-            raise ValueError(f"policy must be 'mlp' or 'lstm', got {policy!r}")
-        if n_steps < 1 or not 0 <= gamma <= 1 or not 0 <= gae_lambda <= 1:
-            raise ValueError(f"need n_steps >= 1, 0 <= gamma <= 1, 0 <= gae_lambda <= 1; got n_steps={n_steps}, "
-                             f"gamma={gamma}, gae_lambda={gae_lambda}")
         self.envs = as_vector_env(self.env)
         torch.manual_seed(seed)
         obs_dim = int(np.prod(self.observation_space.shape))

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from rlnas.agents.base import Callback
-from rlnas.agents.on_policy import ActorCriticAgent, explained_variance
+from rlnas.agents.on_policy import ACTOR_CRITIC_RANGES, ActorCriticAgent, explained_variance
+from rlnas.agents.ranges import INT_AT_LEAST_1, POSITIVE, Range, check
 from rlnas.agents.registry import register
 from rlnas.monitor import Budget
 
@@ -34,12 +35,12 @@ class PPO(ActorCriticAgent):
                  clip_range: float = 0.2, clip_range_vf: float | None = None, ent_coef: float = 0.0,
                  vf_coef: float = 0.5, max_grad_norm: float = 0.5, normalize_advantage: bool = True,
                  anneal: bool = False):
+        rollout_size = n_steps * getattr(env, "num_envs", 1) if INT_AT_LEAST_1.allows(n_steps) else None
+        check(self.name, locals(), {
+            **ACTOR_CRITIC_RANGES, "n_epochs": INT_AT_LEAST_1, "clip_range": POSITIVE,
+            "clip_range_vf": Range(0, low_open=True, optional=True, none_means="no value clipping"),
+            "batch_size": Range(1, rollout_size, integer=True, high_name="n_steps * num_envs")})
         super().__init__(env, seed, device, policy, list(hidden_sizes), n_steps, gamma, gae_lambda)
-        rollout_size = n_steps * self.num_envs
-        if learning_rate <= 0 or n_epochs < 1 or clip_range <= 0 or not 1 <= batch_size <= rollout_size:
-            raise ValueError(f"ppo needs learning_rate > 0, n_epochs >= 1, clip_range > 0 and 1 <= batch_size <= "
-                             f"n_steps * num_envs = {rollout_size}; got learning_rate={learning_rate}, "
-                             f"n_epochs={n_epochs}, clip_range={clip_range}, batch_size={batch_size}")
         self.learning_rate, self.batch_size, self.n_epochs = learning_rate, batch_size, n_epochs
         self.clip_range, self.clip_range_vf, self.ent_coef, self.vf_coef = clip_range, clip_range_vf, ent_coef, vf_coef
         self.max_grad_norm, self.normalize_advantage, self.anneal = max_grad_norm, normalize_advantage, anneal

@@ -24,6 +24,7 @@ from torch import nn
 
 from rlnas.agents.base import Agent, Callback
 from rlnas.agents.policies import LSTMController, masked_categorical, sample
+from rlnas.agents.ranges import INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, Range, check
 from rlnas.agents.registry import register
 from rlnas.monitor import Budget
 
@@ -33,14 +34,13 @@ class Reinforce(Agent):
     def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", learning_rate: float = 0.01,
                  hidden_size: int = 64, batch_episodes: int = 1, baseline_decay: float = 0.9,
                  entropy_coef: float = 0.01, gamma: float = 1.0, max_grad_norm: float = 5.0):
+        check(self.name, locals(), {
+            "learning_rate": POSITIVE, "hidden_size": INT_AT_LEAST_1, "batch_episodes": INT_AT_LEAST_1,
+            "baseline_decay": Range(0, 1, high_open=True), "entropy_coef": NON_NEGATIVE, "gamma": UNIT,
+            "max_grad_norm": POSITIVE})
         super().__init__(env, seed, device)
         if not isinstance(env.action_space, gym.spaces.Discrete):
             raise TypeError(f"reinforce needs a Discrete action space, got {env.action_space}")
-        if learning_rate <= 0 or hidden_size < 1 or batch_episodes < 1 or not 0 <= baseline_decay < 1:
-            raise ValueError("reinforce needs learning_rate > 0, hidden_size >= 1, batch_episodes >= 1 "
-                             f"and 0 <= baseline_decay < 1; got learning_rate={learning_rate}, "
-                             f"hidden_size={hidden_size}, batch_episodes={batch_episodes}, "
-                             f"baseline_decay={baseline_decay}")
         torch.manual_seed(seed)
         obs_dim = int(np.prod(env.observation_space.shape))
         self.controller = LSTMController(obs_dim, int(env.action_space.n), hidden_size).to(self.device)

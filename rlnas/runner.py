@@ -24,11 +24,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from rlnas import checkpoint as checkpoints
 from rlnas.agents import make_agent
+from rlnas.agents.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, Range, check
 from rlnas.config import build_budget, build_evaluator, build_retrain, build_space, resolve_device, to_dict
 from rlnas.envs import NASEnv
 from rlnas.evaluators import StoredEvaluator
@@ -57,8 +59,10 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
     budget = build_budget(cfg.budget, space)
     device = resolve_device(cfg.device)
     hparams = {k: v for k, v in to_dict(cfg.agent).items() if k != "name"}
-    if cfg.checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every must be >= 1, got {cfg.checkpoint_every}")
+    threads = cfg.get("threads", 1)  # runs saved before the key existed ran on one thread
+    check("config", {"seed": cfg.seed, "checkpoint_every": cfg.checkpoint_every, "threads": threads}, {
+        "seed": INT_AT_LEAST_0, "checkpoint_every": INT_AT_LEAST_1,
+        "threads": Range(1, integer=True, optional=True, none_means="torch's default, all cores")})
 
     if not resume:
         cfg = OmegaConf.merge(cfg, {"run_id": uuid.uuid4().hex})
@@ -68,6 +72,8 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
     env = NASEnv(space, StoredEvaluator(evaluator, store, run=cfg.run_id),
                  invalid_action=cfg.env.invalid_action, invalid_penalty=cfg.env.invalid_penalty)
     monitor = SearchMonitor(env)
+    if threads is not None:
+        torch.set_num_threads(threads)
     agent = make_agent(cfg.agent.name, monitor, seed=cfg.seed, device=device, **hparams)
 
     # Everything is valid: from here on the run writes to its directory.

@@ -71,7 +71,10 @@ def test_unknown_agent_lists_the_available_ones():
     (["env=nasnet", "evaluator=scratch", "evaluator.channels=0"], "channels >= 1"),
     (["env=nasnet"], "tabular evaluator scores NAS-Bench-201 cells only"),
     (["evaluator.table=/no/such/table.csv"], "/no/such/table.csv not found"),
-    (["agent=evolution", "agent.sample_size=50"], "sample_size <= population_size"),
+    (["agent=evolution", "agent.sample_size=50"], "sample_size=50 must be an integer in [1, population_size = 10]"),
+    (["agent=dreamer_v2", "agent.horizon=0"], "dreamer_v2: horizon=0 must be an integer >= 1"),
+    (["seed=-1"], "config: seed=-1 must be an integer >= 0"),
+    (["threads=0"], "config: threads=0 must be an integer >= 1, or null"),
 ])
 def test_impossible_values_fail_before_any_work(tmp_path, args, message):
     proc = train(*args, "quiet=true", f"hydra.run.dir={tmp_path}", check=False)
