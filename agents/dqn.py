@@ -214,6 +214,7 @@ class DQN(Agent):
     def learn(self, budget: Budget, callback: Callback | None = None) -> DQN:
         hp = self.hp
         obs, info = self._obs_info
+        trained = False  # since the last callback
         while self.env.within(budget):
             masks = info.get("action_mask")
             actions = self.act(obs.reshape(self.num_envs, -1), masks, self.epsilon(budget.env_steps))
@@ -234,8 +235,12 @@ class DQN(Agent):
             if self.steps >= hp["learning_starts"] and (self.steps // self.num_envs) % hp["train_freq"] == 0:
                 for _ in range(hp["gradient_steps"]):
                     self.train_step(budget)
-                if callback is not None:
-                    callback(self)
+                trained = True
+            # A checkpoint holds no half-built episode (nor an n-step window), so only where
+            # every env has just ended one is the agent's state all there is to save.
+            if trained and callback is not None and np.all(terminated | truncated):
+                callback(self)
+                trained = False
         self._obs_info = (obs, info)
         return self
 

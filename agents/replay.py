@@ -122,11 +122,22 @@ class ReplayBuffer:
         batch["weights"] = None
         return batch
 
+    def _columns(self) -> dict[str, np.ndarray]:
+        columns = {"obs": self.obs, "actions": self.actions, "returns": self.returns, "next_obs": self.next_obs,
+                   "dones": self.dones, "discounts": self.discounts}
+        return columns if self.next_masks is None else {**columns, "next_masks": self.next_masks}
+
     def state(self) -> dict:
-        return {"rng": self.rng.bit_generator.state}
+        """The filled rows only (until the buffer wraps they are the first ``size``), as
+        tensors: a checkpoint early in a search stays small whatever the capacity."""
+        return {"rng": self.rng.bit_generator.state, "size": self.size, "pos": self.pos,
+                **{k: torch.from_numpy(v[:self.size].copy()) for k, v in self._columns().items()}}
 
     def load(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
+        self.size, self.pos = state["size"], state["pos"]
+        for k, v in self._columns().items():
+            v[:self.size] = state[k].numpy()
 
 
 class PrioritizedReplayBuffer(ReplayBuffer):
@@ -158,3 +169,15 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         priorities = np.abs(errors) + self.eps
         self.max_priority = max(self.max_priority, float(priorities.max()))
         self.tree.update(indices, priorities ** self.alpha)
+
+    def state(self) -> dict:
+        """Adds the priorities (the tree's leaves; every inner node is the sum of its
+        children, so the leaves rebuild the same tree to the bit)."""
+        return {**super().state(), "max_priority": self.max_priority,
+                "priorities": torch.from_numpy(self.tree[np.arange(self.size)].copy())}
+
+    def load(self, state: dict) -> None:
+        super().load(state)
+        self.max_priority = state["max_priority"]
+        if self.size:
+            self.tree.update(np.arange(self.size), state["priorities"].numpy())

@@ -8,7 +8,7 @@ import torch
 from rlnas.agents import make_agent
 from rlnas.agents.dqn import NoisyLinear, categorical_projection, masked_argmax, td_target
 from rlnas.agents.on_policy import compute_gae
-from rlnas.agents.replay import NStepCollector, PrioritizedReplayBuffer, SumTree, n_step_return
+from rlnas.agents.replay import NStepCollector, PrioritizedReplayBuffer, ReplayBuffer, SumTree, n_step_return
 from rlnas.config import agent_config
 from rlnas.envs import NASEnv
 from rlnas.evaluators import CallableEvaluator
@@ -80,6 +80,37 @@ def test_prioritized_replay_weights_by_hand():
     expected = (4 * probs) ** -1.0
     torch.testing.assert_close(batch["weights"], torch.tensor(expected / expected.max(), dtype=torch.float32))
     assert list(batch["indices"][2:]) == [3, 3]
+
+
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_replay_state_holds_the_filled_rows_and_replays_the_same_batches(prioritized):
+    cls = PrioritizedReplayBuffer if prioritized else ReplayBuffer
+    a, b = (cls(1000, obs_dim=2, num_actions=3, masked=True, seed=0) for _ in range(2))
+    for i in range(7):
+        a.add([i, -i], i % 3, 0.1 * i, [i + 1, -i], i == 6, 0.9, [True, i % 2 == 0, True])
+    if prioritized:
+        a.update_priorities(np.array([1, 4]), np.array([3.0, 0.5]))
+    a.sample(2, torch.device("cpu"))
+    state = a.state()
+    assert state["obs"].shape == (7, 2) and state["next_masks"].shape == (7, 3)  # not the 1000 rows of capacity
+    b.load(torch.load(save_and_read(state), weights_only=True))
+    assert (b.size, b.pos) == (a.size, a.pos) == (7, 7)
+    if prioritized:
+        np.testing.assert_array_equal(b.tree.tree, a.tree.tree)  # every inner sum to the bit
+        assert b.max_priority == a.max_priority
+    for x, y in zip(a.sample(5, torch.device("cpu")).values(), b.sample(5, torch.device("cpu")).values(), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    b.add([9, 9], 0, 1.0, [9, 9], True, 1.0, [True, True, True])
+    assert b.pos == 8 and b.obs[7, 0] == 9
+
+
+def save_and_read(state):
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
 
 
 def test_noisy_layer_noise_reset():

@@ -113,7 +113,7 @@ SLOW = ["env=nb201", "evaluator=function", "evaluator.fn=tests.objectives:slow_t
         "budget.evaluations=150", "checkpoint_every=5", "quiet=true"]
 
 
-@pytest.mark.parametrize("agent", ["evolution", "reinforce", "ppo"])
+@pytest.mark.parametrize("agent", ["evolution", "reinforce", "ppo", "dqn", "rainbow"])
 def test_sigkill_then_resume(tmp_path, agent):
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     before = kill_midway([f"agent={agent}", *SLOW], killed, at_least=60, budget=150)
