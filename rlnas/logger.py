@@ -19,6 +19,9 @@ class Logger:
     def text(self, tag: str, text: str, step: int) -> None:
         pass
 
+    def image(self, tag: str, png: str | Path, step: int) -> None:
+        pass
+
     def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         pass
 
@@ -37,6 +40,11 @@ class TensorBoardLogger(Logger):
 
     def text(self, tag: str, text: str, step: int) -> None:
         self.writer.add_text(tag, text, step)
+
+    def image(self, tag: str, png: str | Path, step: int) -> None:
+        from matplotlib.image import imread
+
+        self.writer.add_image(tag, imread(png)[..., :3], step, dataformats="HWC")  # RGBA floats in [0, 1]
 
     def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         # TensorBoard's hparams take scalars and strings only

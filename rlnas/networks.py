@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from rlnas.ops import NASNET_OP_BUILDERS, NB201_OP_BUILDERS, FactorizedReduce, ReLUConvBN
-from rlnas.spaces import NB201_EDGES, NASNetSpace, NB201Space, SearchSpace, make_space
+from rlnas.spaces import NB201_EDGES, NASNetSpace, NB201Space, SearchSpace, loose_ends, make_space
 
 
 # ---------------------------------------------------------------------------------------
@@ -103,8 +103,7 @@ class NASNetCell(nn.Module):
                 self.ops.append(NASNET_OP_BUILDERS[op](channels, stride))
             if comb == "concat":
                 self.merges[str(b)] = ReLUConvBN(2 * channels, channels, 1)
-        used = {i for i1, i2, *_ in blocks for i in (i1, i2)}
-        self.outputs = [2 + b for b in range(len(blocks)) if 2 + b not in used]
+        self.outputs = loose_ends(blocks)
         self.out_channels = len(self.outputs) * channels
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ Run directory::
     tb/                  TensorBoard events
     report.json          the result, for scripts
     best_model.pt        the best network the run trained (scratch evaluator, retrain), weights_only-safe
+    best_cell.png, .svg  a drawing of the best architecture
 
 Resume: the agent and counters come back from the checkpoint and the paid evaluations
 from the store. Whatever the agent replays between the checkpoint and the kill is answered
@@ -32,14 +33,15 @@ from rlnas import checkpoint as checkpoints
 from rlnas.agents import make_agent
 from rlnas.agents.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, Range, check
 from rlnas.config import build_budget, build_evaluator, build_retrain, build_space, resolve_device, to_dict
+from rlnas.drawing import draw_cells
 from rlnas.envs import NASEnv
 from rlnas.evaluators import StoredEvaluator
 from rlnas.logger import TensorBoardLogger
 from rlnas.monitor import Budget, SearchMonitor
 from rlnas.store import EvaluationStore
 
-CONFIG, STORE, CHECKPOINT, REPORT, TENSORBOARD, BEST_MODEL = (
-    "config.yaml", "evaluations.sqlite", "checkpoint.pt", "report.json", "tb", "best_model.pt")
+CONFIG, STORE, CHECKPOINT, REPORT, TENSORBOARD, BEST_MODEL, BEST_CELL = (
+    "config.yaml", "evaluations.sqlite", "checkpoint.pt", "report.json", "tb", "best_model.pt", "best_cell")
 
 
 def load_run_config(run_dir: str | Path) -> DictConfig:
@@ -114,6 +116,10 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
         evaluator.close()
 
     report = _report(cfg, monitor, budget, run_dir, final)
+    if report["best_arch"] is not None:
+        png, _ = draw_cells(space, report["best_arch"], run_dir / BEST_CELL)
+        logger.image("search/best_cell", png, len(monitor.evaluations))
+        report["best_cell"] = str(png)
     if final:
         logger.text("final/retrained", "\n".join(f"{r['arch']}: test {r['test_acc']:.4f}" for r in final),
                     len(monitor.evaluations))
@@ -204,6 +210,7 @@ def summary(report: dict[str, Any]) -> str:
            "validation accuracy:"]
           + [f"    search {r['search_score']:.4f}  stand-alone val {r['val_acc']:.4f}  test {r['test_acc']:.4f}  "
              f"{r['arch']}" for r in report["final"]] if report.get("final") else []),
+        *([f"  best cell     {report['best_cell']}"] if report.get("best_cell") else []),
         *([f"  best model    {report['best_model']}"] if report.get("best_model") else []),
         f"  report        {Path(report['run_dir']) / REPORT}",
         f"  TensorBoard   tensorboard --logdir {Path(report['run_dir']) / TENSORBOARD}",

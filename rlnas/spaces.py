@@ -327,6 +327,13 @@ class NASNetSpace(SearchSpace):
         return out
 
 
+def loose_ends(blocks: Sequence[tuple[int, int, str, str, str]]) -> list[int]:
+    """The states a NASNet cell outputs, concatenated: every block no other block consumed
+    (as indices into the cell's states, where 0 and 1 are its inputs)."""
+    used = {i for i1, i2, *_ in blocks for i in (i1, i2)}
+    return [2 + b for b in range(len(blocks)) if 2 + b not in used]
+
+
 SPACES = {"nb201": NB201Space, "nasnet": NASNetSpace}
 
 

@@ -43,7 +43,9 @@ def test_main_command_report_summary_and_tensorboard(tmp_path):
     assert report["agent"] == "reinforce" and 0.5 < report["best_search_score"] < 1.0
     assert 0.5 < report["best_test_score"] < 1.0
 
-    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"tensors": 0, "scalars": 0})
+    assert report["best_cell"] == str(tmp_path / "best_cell.png") and (tmp_path / "best_cell.svg").is_file()
+    assert "best cell" in proc.stdout and report["best_model"] is None  # a table trains no network
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"tensors": 0, "scalars": 0, "images": 0})
     events.Reload()
     scalars = events.Tags()["scalars"]
     for tag in ("episode/return", "search/best_score", "search/best_score_vs_wall_ms",
@@ -55,6 +57,8 @@ def test_main_command_report_summary_and_tensorboard(tmp_path):
     assert best_curve[-1] == pytest.approx(report["best_search_score"])
     texts = events.Tensors("search/best_arch/text_summary")
     assert texts[-1].tensor_proto.string_val[0].decode() == report["best_arch"]
+    (image,) = events.Images("search/best_cell")
+    assert image.step == 60 and image.encoded_image_string.startswith(b"\x89PNG") and image.width > 400
 
 
 def test_unknown_agent_lists_the_available_ones():
@@ -213,6 +217,7 @@ def test_nasnet_with_the_scratch_evaluator(tmp_path, agent):
     assert 0.0 <= report["best_test_score"] <= 1.0 and report["best_metrics"]["params"] > 0
     saved = torch.load(report["best_model"], weights_only=True)
     assert saved["arch"] == report["best_arch"] and saved["metrics"] == report["best_metrics"]
+    assert (tmp_path / "best_cell.png").is_file() and (tmp_path / "best_cell.svg").is_file()
 
 
 @pytest.mark.parametrize("env_args", [
