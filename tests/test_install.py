@@ -2,6 +2,7 @@
 and the console script running from a directory that knows nothing of the checkout."""
 
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -17,8 +18,12 @@ def installed(tmp_path_factory):
     """A fresh venv holding only the rlnas wheel; its dependencies are read from this test
     venv through a path line (a .pth entry, so no network and no second torch)."""
     tmp = tmp_path_factory.mktemp("wheel")
+    # built from a copy of the sources: setuptools' build/ folder in a checkout can hold
+    # modules since deleted, which would then pass here and not for a user
+    source = shutil.copytree(ROOT, tmp / "src", ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", "outputs", "multirun", "runs", ".*_cache"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(tmp / "dist"), str(ROOT)], check=True, capture_output=True)
+                    "-w", str(tmp / "dist"), str(source)], check=True, capture_output=True)
     wheel = next((tmp / "dist").glob("rlnas-*.whl"))
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
