@@ -201,9 +201,10 @@ class ScratchEvaluator(Evaluator):
         self._save_if_best(arch, model, metrics)
         return Evaluation(arch, val, metrics, cost=time.perf_counter() - start)
 
-    def train(self, arch: str):
+    def train(self, arch: str, recalibrate: bool = True):
         """The child network of ``arch``, trained by this recipe with its BatchNorm statistics
-        recalibrated; returns it (in eval mode) and its last training loss."""
+        recalibrated (``recalibrate=False`` keeps training's running averages, to measure
+        what that costs); returns it (in eval mode) and its last training loss."""
         import torch
 
         from rlnas.networks import build_network, recalibrate_batchnorm
@@ -225,7 +226,8 @@ class ScratchEvaluator(Evaluator):
                 loss.backward()
                 opt.step()
                 sched.step()
-        recalibrate_batchnorm(model, x, self.batch_size)
+        if recalibrate:
+            recalibrate_batchnorm(model, x, self.batch_size)
         return model.eval(), float(loss.detach())
 
     def _measure(self, model, split) -> tuple[float, float]:
