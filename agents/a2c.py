@@ -17,9 +17,9 @@ from torch import nn
 
 from rlnas.agents.base import Callback
 from rlnas.agents.on_policy import ACTOR_CRITIC_RANGES, ActorCriticAgent, explained_variance
-from rlnas.agents.ranges import check
 from rlnas.agents.registry import register
 from rlnas.monitor import Budget
+from rlnas.ranges import check
 
 
 @register("a2c")

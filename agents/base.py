@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from rlnas import checkpoint
-from rlnas.agents.ranges import INT_AT_LEAST_0, check
 from rlnas.logger import Logger
 from rlnas.monitor import Budget, SearchMonitor, VectorSearchMonitor
+from rlnas.ranges import INT_AT_LEAST_0, check
 
 Callback = Callable[["Agent"], None]
 

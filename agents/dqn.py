@@ -23,10 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlnas.agents.base import Agent, Callback, as_vector_env
-from rlnas.agents.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, SIZES, UNIT, Range, check
 from rlnas.agents.registry import register
 from rlnas.agents.replay import NStepCollector, PrioritizedReplayBuffer, ReplayBuffer
 from rlnas.monitor import Budget
+from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, SIZES, UNIT, Range, check
 
 
 class NoisyLinear(nn.Module):
@@ -148,15 +148,13 @@ class DQN(Agent):
                  n_atoms: int = 51, v_min: float = -10.0, v_max: float = 10.0):
         check(self.name, locals(), {
             "learning_rate": POSITIVE, "buffer_size": INT_AT_LEAST_1, "learning_starts": INT_AT_LEAST_0,
-            "batch_size": Range(1, buffer_size if INT_AT_LEAST_1.allows(buffer_size) else None, integer=True,
-                                high_name="buffer_size"),
+            "batch_size": Range(1, buffer_size, integer=True, high_name="buffer_size"),
             "gamma": UNIT, "target_update_interval": INT_AT_LEAST_1, "train_freq": INT_AT_LEAST_1,
             "gradient_steps": INT_AT_LEAST_0, "exploration_fraction": UNIT, "exploration_initial_eps": UNIT,
             "exploration_final_eps": UNIT, "exploration_steps": INT_AT_LEAST_0, "hidden_sizes": SIZES,
             "max_grad_norm": POSITIVE, "prioritized_alpha": NON_NEGATIVE, "prioritized_beta": UNIT,
             "n_step": INT_AT_LEAST_1, "noisy_sigma": NON_NEGATIVE, "n_atoms": Range(2, integer=True),
-            "v_min": Range(), "v_max": Range(v_min if Range().allows(v_min) else None, low_open=True,
-                                             low_name="v_min")})
+            "v_min": Range(), "v_max": Range(v_min, low_open=True, low_name="v_min")})
         super().__init__(env, seed, device)
         if not isinstance(self.action_space, gym.spaces.Discrete):
             raise TypeError(f"{self.name} needs a Discrete action space, got {self.action_space}")

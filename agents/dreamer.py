@@ -36,9 +36,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlnas.agents.base import Agent, Callback
-from rlnas.agents.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, OneOf, Range, check
 from rlnas.agents.registry import register
 from rlnas.monitor import Budget
+from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, OneOf, Range, check
 from rlnas.world_models.rssm import RSSM, State, straight_through_onehot
 from rlnas.world_models.world_model import WorldModel, mlp
 

@@ -14,8 +14,8 @@ from typing import Any
 import gymnasium as gym
 
 from rlnas.agents.architecture_agent import ArchitectureAgent
-from rlnas.agents.ranges import INT_AT_LEAST_1, Range, check
 from rlnas.agents.registry import register
+from rlnas.ranges import INT_AT_LEAST_1, Range, check
 from rlnas.spaces import Decisions
 
 
@@ -25,8 +25,7 @@ class RegularizedEvolution(ArchitectureAgent):
                  population_size: int = 10, sample_size: int = 3):
         check(self.name, locals(), {
             "population_size": INT_AT_LEAST_1,
-            "sample_size": Range(1, population_size if INT_AT_LEAST_1.allows(population_size) else None,
-                                 integer=True, high_name="population_size")})
+            "sample_size": Range(1, population_size, integer=True, high_name="population_size")})
         super().__init__(env, seed, device)
         self.population_size, self.sample_size = population_size, sample_size
         self.population: deque[tuple[tuple[int, ...], float]] = deque()

@@ -13,8 +13,8 @@ import torch
 
 from rlnas.agents.base import Agent, as_vector_env
 from rlnas.agents.policies import ActorCritic, masked_categorical, sample
-from rlnas.agents.ranges import INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, SIZES, UNIT, OneOf
 from rlnas.monitor import Budget
+from rlnas.ranges import INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, SIZES, UNIT, OneOf
 
 # The ranges PPO and A2C share; each adds its own and checks all of them in one place.
 ACTOR_CRITIC_RANGES = {"policy": OneOf(("mlp", "lstm")), "hidden_sizes": SIZES, "learning_rate": POSITIVE,

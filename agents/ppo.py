@@ -20,9 +20,9 @@ from torch import nn
 
 from rlnas.agents.base import Callback
 from rlnas.agents.on_policy import ACTOR_CRITIC_RANGES, ActorCriticAgent, explained_variance
-from rlnas.agents.ranges import INT_AT_LEAST_1, POSITIVE, Range, check
 from rlnas.agents.registry import register
 from rlnas.monitor import Budget
+from rlnas.ranges import INT_AT_LEAST_1, POSITIVE, Range, check
 
 
 @register("ppo")
@@ -35,7 +35,7 @@ class PPO(ActorCriticAgent):
                  clip_range: float = 0.2, clip_range_vf: float | None = None, ent_coef: float = 0.0,
                  vf_coef: float = 0.5, max_grad_norm: float = 0.5, normalize_advantage: bool = True,
                  anneal: bool = False):
-        rollout_size = n_steps * getattr(env, "num_envs", 1) if INT_AT_LEAST_1.allows(n_steps) else None
+        rollout_size = n_steps * getattr(env, "num_envs", 1) if isinstance(n_steps, int) else None
         check(self.name, locals(), {
             **ACTOR_CRITIC_RANGES, "n_epochs": INT_AT_LEAST_1, "clip_range": POSITIVE,
             "clip_range_vf": Range(0, low_open=True, optional=True, none_means="no value clipping"),

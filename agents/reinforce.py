@@ -24,9 +24,9 @@ from torch import nn
 
 from rlnas.agents.base import Agent, Callback
 from rlnas.agents.policies import LSTMController, masked_categorical, sample
-from rlnas.agents.ranges import INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, Range, check
 from rlnas.agents.registry import register
 from rlnas.monitor import Budget
+from rlnas.ranges import INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, Range, check
 
 
 @register("reinforce")

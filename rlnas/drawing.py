@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,9 +104,8 @@ def _layout(cell: CellGraph) -> dict[str, tuple[float, float]]:
     """Columns by longest path from the inputs; nodes of a column spread vertically."""
     depth = {n: 0 for n, (_, kind) in cell.nodes.items() if kind == "input"}
     for n in cell.nodes:  # nodes are listed in topological order
-        sources = [depth[s] for s, d, _ in cell.edges if d == n and s in depth]
         if n not in depth:
-            depth[n] = 1 + max(sources, default=0)
+            depth[n] = 1 + max((depth[s] for s, d, _ in cell.edges if d == n), default=0)
     columns: dict[int, list[str]] = {}
     for n, d in depth.items():
         columns.setdefault(d, []).append(n)
@@ -137,11 +137,12 @@ def _draw_with_matplotlib(cells: list[CellGraph], paths: tuple[Path, Path]) -> N
     fig.tight_layout()
     fig.canvas.draw()  # places the node boxes, so that arrows can end at their borders
     for ax, cell, pos, box in zip(axes[:, 0], cells, layouts, boxes, strict=True):
-        seen: dict[tuple[str, str], int] = {}
+        parallels = Counter((s, d) for s, d, _ in cell.edges)
+        seen: Counter[tuple[str, str]] = Counter()
         for e, (src, dst, op) in enumerate(cell.edges):
             (x1, y1), (x2, y2) = pos[src], pos[dst]
-            k = seen[src, dst] = seen.get((src, dst), -1) + 1
-            parallel = sum(1 for s, d, _ in cell.edges if (s, d) == (src, dst))
+            k, parallel = seen[src, dst], parallels[src, dst]
+            seen[src, dst] += 1
             # parallel edges fan out; an edge that skips columns bends round the nodes between
             span = round(abs(x2 - x1) / 2.4)
             rad = 0.35 * (k - (parallel - 1) / 2) + (0.3 * (span - 1) * (-1) ** e if parallel == 1 else 0.0)

@@ -30,6 +30,7 @@ from importlib import resources
 from pathlib import Path
 
 from rlnas import checkpoint
+from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, THREADS, check
 from rlnas.spaces import NB201_TABLE, NB201Space, SearchSpace
 from rlnas.store import Evaluation, EvaluationStore
 
@@ -59,10 +60,10 @@ class Evaluator(ABC):
         """Told by the runner where the run lives, for evaluators with state of their own."""
         return None
 
-    def keep_best_model(self, path: Path) -> bool:
-        """Save the best stand-alone network this evaluator trains to ``path``; return
-        whether it trains any (a table or a proxy does not)."""
-        return False
+    def keep_best_model(self, path: Path) -> None:
+        """Save the best stand-alone network this evaluator trains to ``path`` (a table or
+        a proxy trains none, and ignores it)."""
+        return None
 
     def close(self) -> None:
         """Release workers, files and devices."""
@@ -153,12 +154,10 @@ class ScratchEvaluator(Evaluator):
                  threads: int | None = 1):
         from rlnas.datasets import load_dataset
 
-        if (epochs < 1 or batch_size < 1 or lr <= 0 or channels < 1 or cells_per_stage < 0
-                or (threads is not None and threads < 1)):
-            raise ValueError(
-                "scratch evaluator needs epochs >= 1, batch_size >= 1, lr > 0, channels >= 1, "
-                f"cells_per_stage >= 0, threads >= 1 or null; got epochs={epochs}, batch_size={batch_size}, "
-                f"lr={lr}, channels={channels}, cells_per_stage={cells_per_stage}, threads={threads}")
+        check("scratch evaluator", locals(), {
+            "epochs": INT_AT_LEAST_1, "batch_size": INT_AT_LEAST_1, "lr": POSITIVE, "weight_decay": NON_NEGATIVE,
+            "channels": INT_AT_LEAST_1, "cells_per_stage": INT_AT_LEAST_0, "seed": INT_AT_LEAST_0,
+            "threads": THREADS})
         self.space = space
         self.data = load_dataset(dataset, data_root, download)
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
@@ -168,10 +167,15 @@ class ScratchEvaluator(Evaluator):
                   f":c{channels}:n{cells_per_stage}:s{seed}:t{threads or 'all'}:bn-recalibrated")
         self.fingerprint = f"scratch:{recipe}"
         self.best_model_path: Path | None = None
+        self.best_model_score = -math.inf  # the kept file's validation accuracy
 
-    def keep_best_model(self, path: Path) -> bool:
+    def keep_best_model(self, path: Path) -> None:
+        """The file's own score is the bar, read once here, so a resumed run goes on from it."""
         self.best_model_path = Path(path)
-        return True
+        if self.best_model_path.is_file():
+            kept = checkpoint.load(self.best_model_path)
+            if kept["evaluator"] == self.fingerprint:
+                self.best_model_score = kept["metrics"]["val_acc"]
 
     @property
     def network_settings(self) -> dict[str, int]:
@@ -240,18 +244,14 @@ class ScratchEvaluator(Evaluator):
         return float((logits.argmax(1) == y).float().mean()), float(torch.nn.functional.cross_entropy(logits, y))
 
     def _save_if_best(self, arch: str, model, metrics: dict) -> None:
-        """Keep the best-scoring child of the run on disk. The file's own score is the bar,
-        so a resumed run goes on from it, and a kill mid-write leaves the last one whole."""
-        path = self.best_model_path
-        if path is None:
+        """Keep the best-scoring child of the run on disk (written atomically: a kill
+        mid-write leaves the last one whole). ``model`` is on the CPU by now."""
+        if self.best_model_path is None or metrics["val_acc"] <= self.best_model_score:
             return
-        if path.is_file():
-            kept = checkpoint.load(path)
-            if kept["evaluator"] == self.fingerprint and kept["metrics"]["val_acc"] >= metrics["val_acc"]:
-                return
         checkpoint.save({"arch": arch, "space": self.space.config(), "network": self.network_settings,
-                         "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                         "metrics": metrics, "evaluator": self.fingerprint}, path)
+                         "state_dict": model.state_dict(), "metrics": metrics, "evaluator": self.fingerprint},
+                        self.best_model_path)
+        self.best_model_score = metrics["val_acc"]
 
 
 class NATSBenchEvaluator(Evaluator):

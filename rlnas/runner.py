@@ -31,13 +31,13 @@ from tqdm import tqdm
 
 from rlnas import checkpoint as checkpoints
 from rlnas.agents import make_agent
-from rlnas.agents.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, Range, check
 from rlnas.config import build_budget, build_evaluator, build_retrain, build_space, resolve_device, to_dict
 from rlnas.drawing import draw_cells
 from rlnas.envs import NASEnv
 from rlnas.evaluators import StoredEvaluator
 from rlnas.logger import TensorBoardLogger
 from rlnas.monitor import Budget, SearchMonitor
+from rlnas.ranges import INT_AT_LEAST_1, THREADS, check
 from rlnas.store import EvaluationStore
 
 CONFIG, STORE, CHECKPOINT, REPORT, TENSORBOARD, BEST_MODEL, BEST_CELL = (
@@ -62,9 +62,9 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
     device = resolve_device(cfg.device)
     hparams = {k: v for k, v in to_dict(cfg.agent).items() if k != "name"}
     threads = cfg.get("threads", 1)  # runs saved before the key existed ran on one thread
-    check("config", {"seed": cfg.seed, "checkpoint_every": cfg.checkpoint_every, "threads": threads}, {
-        "seed": INT_AT_LEAST_0, "checkpoint_every": INT_AT_LEAST_1,
-        "threads": Range(1, integer=True, optional=True, none_means="torch's default, all cores")})
+    check("config", {"checkpoint_every": cfg.checkpoint_every, "threads": threads}, {
+        "checkpoint_every": INT_AT_LEAST_1,
+        "threads": THREADS})
 
     if not resume:
         cfg = OmegaConf.merge(cfg, {"run_id": uuid.uuid4().hex})

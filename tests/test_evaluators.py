@@ -84,8 +84,8 @@ def test_nats_bench_is_an_optional_extra(tmp_path):
 def test_bad_evaluator_names_and_values(nasnet):
     with pytest.raises(ValueError, match="unknown evaluator 'oracle'; choose from tabular, scratch, supernet, nats"):
         make_evaluator("oracle", nasnet)
-    with pytest.raises(ValueError, match="epochs >= 1.*got epochs=0"):
-        ScratchEvaluator(nasnet, epochs=0)
+    with pytest.raises(ValueError, match="^scratch evaluator: epochs=0 must be an integer >= 1; lr=-1 must be a num"):
+        ScratchEvaluator(nasnet, epochs=0, lr=-1)
     with pytest.raises(ValueError, match="unknown dataset 'mnist'; choose from digits"):
         ScratchEvaluator(nasnet, dataset="mnist")
 

@@ -6,7 +6,7 @@ import pytest
 
 import rlnas  # noqa: F401  (registers the envs)
 from rlnas.agents import make_agent
-from rlnas.agents.ranges import POSITIVE, UNIT, OneOf, Range, Sizes, check
+from rlnas.ranges import POSITIVE, UNIT, OneOf, Range, Sizes, check
 
 
 def test_range_membership_and_wording():
@@ -17,6 +17,9 @@ def test_range_membership_and_wording():
     assert steps.allows(8) and not steps.allows(9) and not steps.allows(2.0)
     assert str(steps) == "an integer in [1, n_steps * num_envs = 8]"
     assert str(Range(0, 1, high_open=True)) == "a number in [0, 1)"
+    # a bound from another key that is not a number is left out (that key's own range says so)
+    assert Range(1, None, integer=True).allows(5) and Range(1, "lots", integer=True, high_name="n").allows(5)
+    assert str(Range(1, "lots", integer=True, high_name="n")) == "an integer >= 1"
     assert str(Range(0, low_open=True, optional=True, none_means="off")) == "a number > 0, or null (off)"
     assert OneOf((1, 2)).allows(2) and not OneOf((1, 2)).allows(2.0) and not OneOf(("mlp",)).allows("MLP")
     assert Sizes().allows([64, 64]) and Sizes().allows((8,)) and not Sizes().allows([]) and not Sizes().allows([0])

@@ -41,7 +41,7 @@ def test_readme_loads_the_best_model_a_run_saved(tmp_path):
     from rlnas.spaces import NB201Space
 
     evaluator = ScratchEvaluator(NB201Space(), epochs=1, channels=4, cells_per_stage=1)
-    assert evaluator.keep_best_model(tmp_path / "best_model.pt")
+    evaluator.keep_best_model(tmp_path / "best_model.pt")
     weak, strong = "|avg_pool_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|", \
         "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
     first, second = evaluator.evaluate(strong), evaluator.evaluate(weak)
@@ -57,3 +57,8 @@ def test_readme_loads_the_best_model_a_run_saved(tmp_path):
         val = evaluator.data.valid
         accuracy = float((model(val.x).argmax(1) == val.y).float().mean())
     assert accuracy == first.score
+
+    resumed = ScratchEvaluator(NB201Space(), epochs=1, channels=4, cells_per_stage=1)
+    resumed.keep_best_model(tmp_path / "best_model.pt")  # a resumed run: the file's score is the bar
+    resumed.evaluate(weak)
+    assert torch.load(tmp_path / "best_model.pt", weights_only=True)["arch"] == strong

@@ -72,12 +72,13 @@ def test_unknown_agent_lists_the_available_ones():
     (["budget.evaluations=-5"], "budget.evaluations must be a positive integer"),
     (["budget.evaluations=20000"], "exceeds the 15625 distinct architectures"),
     (["env=nasnet", "evaluator=scratch", "env.ops=[identity,conv_9x9]"], "unknown op(s) ['conv_9x9']"),
-    (["env=nasnet", "evaluator=scratch", "evaluator.channels=0"], "channels >= 1"),
+    (["env=nasnet", "evaluator=scratch", "evaluator.channels=0"],
+     "scratch evaluator: channels=0 must be an integer >= 1"),
     (["env=nasnet"], "tabular evaluator scores NAS-Bench-201 cells only"),
     (["evaluator.table=/no/such/table.csv"], "/no/such/table.csv not found"),
     (["agent=evolution", "agent.sample_size=50"], "sample_size=50 must be an integer in [1, population_size = 10]"),
     (["agent=dreamer_v2", "agent.horizon=0"], "dreamer_v2: horizon=0 must be an integer >= 1"),
-    (["seed=-1"], "config: seed=-1 must be an integer >= 0"),
+    (["seed=-1"], "ppo: seed=-1 must be an integer >= 0"),
     (["threads=0"], "config: threads=0 must be an integer >= 1, or null"),
 ])
 def test_impossible_values_fail_before_any_work(tmp_path, args, message):

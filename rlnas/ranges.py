@@ -1,11 +1,15 @@
-"""What each hyperparameter may be, checked once before an agent builds anything.
+"""What each setting may be, checked once before anything is built.
 
-An agent lists its ranges in one place and calls :func:`check` first thing in its
-constructor, so a bad value fails with a message that names the agent, the key, the value
-and what is allowed, instead of as a torch traceback later or, worse, silently::
+An agent (or an evaluator, or the runner for the top-level keys) lists its ranges in one
+place and calls :func:`check` first thing, so a bad value fails with a message that names
+the owner, the key, the value and what is allowed, instead of as a torch traceback later
+or, worse, silently::
 
-    check("ppo", locals(), {"learning_rate": POSITIVE, "batch_size": Range(1, rollout, integer=True,
-                                                                           high_name="n_steps * num_envs")})
+    check("dqn", locals(), {"learning_rate": POSITIVE,
+                            "batch_size": Range(1, buffer_size, integer=True, high_name="buffer_size")})
+
+A bound taken from another key that is itself not a number is left out: that key's own
+range reports it.
 """
 
 from __future__ import annotations
@@ -35,26 +39,36 @@ class Range:
     def allows(self, value: Any) -> bool:
         if value is None:
             return self.optional
-        if isinstance(value, bool) or not isinstance(value, Integral if self.integer else Real):
+        if not _is_number(value, Integral if self.integer else Real):
             return False
-        return ((self.low is None or (value > self.low if self.low_open else value >= self.low))
-                and (self.high is None or (value < self.high if self.high_open else value <= self.high)))
+        low, high = _number_or_none(self.low), _number_or_none(self.high)
+        return ((low is None or (value > low if self.low_open else value >= low))
+                and (high is None or (value < high if self.high_open else value <= high)))
 
     def __str__(self) -> str:
         def bound(value: float | None, name: str) -> str:
-            return "" if value is None else f"{name} = {value:g}" if name else f"{value:g}"
+            return f"{name} = {value:g}" if name else f"{value:g}"
 
         kind = "an integer" if self.integer else "a number"
-        low, high = bound(self.low, self.low_name), bound(self.high, self.high_name)
-        if self.low is not None and self.high is not None:
-            text = f"{kind} in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
-        elif self.low is not None:
-            text = f"{kind} {'>' if self.low_open else '>='} {low}"
-        elif self.high is not None:
-            text = f"{kind} {'<' if self.high_open else '<='} {high}"
+        low, high = _number_or_none(self.low), _number_or_none(self.high)
+        if low is not None and high is not None:
+            text = (f"{kind} in {'(' if self.low_open else '['}{bound(low, self.low_name)}, "
+                    f"{bound(high, self.high_name)}{')' if self.high_open else ']'}")
+        elif low is not None:
+            text = f"{kind} {'>' if self.low_open else '>='} {bound(low, self.low_name)}"
+        elif high is not None:
+            text = f"{kind} {'<' if self.high_open else '<='} {bound(high, self.high_name)}"
         else:
             text = kind
         return text + (f", or null ({self.none_means})" if self.none_means else ", or null" if self.optional else "")
+
+
+def _is_number(value: Any, kind: type = Real) -> bool:
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _number_or_none(bound: Any) -> float | None:
+    return bound if _is_number(bound) else None
 
 
 @dataclass(frozen=True)
@@ -90,11 +104,12 @@ UNIT = Range(0, 1)  # probabilities, discounts, mixing weights
 INT_AT_LEAST_0 = Range(0, integer=True)
 INT_AT_LEAST_1 = Range(1, integer=True)
 SIZES = Sizes()
+THREADS = Range(1, integer=True, optional=True, none_means="torch's default, all cores")  # torch CPU threads
 
 
-def check(agent: str, values: Mapping[str, Any], ranges: Mapping[str, Spec]) -> None:
-    """Raise ``ValueError`` naming every key of ``ranges`` whose value in ``values`` is not
-    allowed, with its allowed range."""
+def check(owner: str, values: Mapping[str, Any], ranges: Mapping[str, Spec]) -> None:
+    """Raise ``ValueError`` naming ``owner`` and every key of ``ranges`` whose value in
+    ``values`` is not allowed, with its allowed range."""
     bad = [f"{key}={values[key]!r} must be {spec}" for key, spec in ranges.items() if not spec.allows(values[key])]
     if bad:
-        raise ValueError(f"{agent}: " + "; ".join(bad))
+        raise ValueError(f"{owner}: " + "; ".join(bad))
