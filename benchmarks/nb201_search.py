@@ -1,18 +1,26 @@
-"""Search quality on the NAS-Bench-201 CIFAR-10 table: every registered agent, equal
-evaluation budgets, many seeds.
+"""Search quality on NAS-Bench-201 tables: every registered agent, equal budgets of
+distinct evaluations, many seeds.
 
-For each (agent, budget, seed) the agent searches until it has paid for ``budget``
-distinct architectures; the run's result is the architecture with the best validation
-accuracy among them. Printed per (agent, budget): the mean +- std test accuracy of that
-architecture, the mean validation regret (table's best validation accuracy minus the
-run's), and the fraction of runs that evaluated the table's best cell at all.
+Each (table, agent, seed) searches until it has paid for the largest budget; the row at a
+smaller budget N reads the run's first N distinct evaluations. That is the same as a run
+stopped at N, because no agent reads ``budget.evaluations`` (they see only the env), and it
+gives the anytime curve for free. Per (table, agent, budget) it prints:
 
-    python benchmarks/nb201_search.py [--seeds 20] [--budgets 50 100 150] [--agents random evolution] [--jobs 2]
+* found best cell: the fraction of runs that evaluated a cell with the table's best
+  validation accuracy, with its 95 % Wilson interval;
+* test accuracy of the run's best-by-validation cell (mean ± std over seeds);
+* validation regret: the table's best validation accuracy minus the run's.
 
-``--jobs`` runs seeds side by side, one process (and one torch thread) each; every run
-depends on its seed alone, so the table is the same for any ``--jobs``.
+and it draws validation regret against distinct evaluations (mean and 95 % band over seeds,
+one line per agent, one panel per table) into ``--plot``.
 
-Agents run with the hyperparameters of conf/agent/<name>.yaml (those train.py uses).
+    python benchmarks/nb201_search.py [--table PATH ...] [--agents NAME ...] [--seeds 40]
+        [--budgets 50 100 150] [--jobs 2] [--plot docs/nb201_anytime.png]
+
+``--table`` repeats (default: the bundled CIFAR-10 table). ``--jobs`` runs seeds side by
+side, one process and one torch thread each; every run depends on its seed alone, so the
+numbers are the same for any ``--jobs``. Agents run with conf/agent/<name>.yaml, the
+settings train.py uses: one configuration per agent for every table.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from __future__ import annotations
 import argparse
 import time
 from concurrent.futures import ProcessPoolExecutor
-from functools import partial
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,48 +42,126 @@ from rlnas.evaluators import TabularEvaluator
 from rlnas.monitor import Budget
 
 PATIENCE = yaml.safe_load((CONF / "config.yaml").read_text())["budget"]["patience"]
+Z95 = 1.959964
 
 
-def one_run(name: str, budget: int, seed: int, table: TabularEvaluator) -> dict:
+@cache
+def load_table(path: str | None) -> TabularEvaluator:
+    return TabularEvaluator(path)
+
+
+def one_run(task: tuple[str | None, str, int, int]) -> dict:
+    """Validation and test accuracy of every distinct evaluation, in the order paid for."""
+    path, name, budget, seed = task
     torch.set_num_threads(1)
-    agent = make_agent(name, NASEnv("nb201", table), seed=seed, **agent_config(name))
+    agent = make_agent(name, NASEnv("nb201", load_table(path)), seed=seed, **agent_config(name))
     start = time.perf_counter()
     agent.learn(Budget(evaluations=budget, patience=PATIENCE))
     seconds = time.perf_counter() - start
     evaluations = agent.env.evaluations
-    best = max(evaluations, key=lambda e: e.score)
-    return {"test": best.metrics["test_acc"], "val": best.score, "evaluations": len(evaluations),
-            "found": any(e.arch == table.best_arch for e in evaluations), "seconds": seconds}
+    return {"val": [e.score for e in evaluations], "test": [e.metrics["test_acc"] for e in evaluations],
+            "seconds": seconds}
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """95 % Wilson score interval of a binomial proportion k / n."""
+    p, z2 = k / n, Z95**2
+    centre, half = (p + z2 / (2 * n)) / (1 + z2 / n), Z95 * np.sqrt(p * (1 - p) / n + z2 / (4 * n**2)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarise(runs: list[dict], budget: int, best_val: float) -> dict:
+    """The row of one (table, agent) at ``budget`` distinct evaluations."""
+    best_val_seen, test_of_best, spent = [], [], []
+    for run in runs:
+        val, test = np.array(run["val"][:budget]), np.array(run["test"][:budget])
+        i = int(np.argmax(val))
+        best_val_seen.append(val[i])
+        test_of_best.append(test[i])
+        spent.append(len(val))
+    best_val_seen, test_of_best = np.array(best_val_seen), 100 * np.array(test_of_best)
+    found = int(np.sum(best_val_seen >= best_val))
+    return {"found": found, "n": len(runs), "interval": wilson(found, len(runs)),
+            "test": (test_of_best.mean(), test_of_best.std()),
+            "regret": 100 * (best_val - best_val_seen).mean(), "spent": (min(spent), max(spent))}
+
+
+def regret_curve(runs: list[dict], budget: int, best_val: float) -> np.ndarray:
+    """Validation regret (%) after 1..budget distinct evaluations, one row per run; a run that
+    stopped early keeps its last value."""
+    curves = np.empty((len(runs), budget))
+    for r, run in enumerate(runs):
+        best = np.maximum.accumulate(np.array(run["val"][:budget]))
+        curves[r, :len(best)], curves[r, len(best):] = best, best[-1]
+    return 100 * (best_val - curves)
+
+
+def plot(curves: dict[str, dict[str, np.ndarray]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4.5), squeeze=False)
+    for ax, (label, per_agent) in zip(axes[0], curves.items(), strict=True):
+        for name, regret in per_agent.items():
+            x = np.arange(1, regret.shape[1] + 1)
+            mean, sem = regret.mean(0), regret.std(0, ddof=1) / np.sqrt(len(regret)) if len(regret) > 1 else 0
+            (line,) = ax.plot(x, mean, label=name, lw=1.5)
+            ax.fill_between(x, np.maximum(mean - Z95 * sem, 0), mean + Z95 * sem, color=line.get_color(), alpha=0.2)
+        ax.set_yscale("symlog", linthresh=0.1)
+        ax.set_xlabel("distinct evaluations")
+        ax.set_ylabel("validation regret (%)")
+        ax.set_title(f"{label}: mean and 95 % band over {len(regret)} seeds")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print(f"\nplot: {path}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", action="append", default=None,
+                        help="NB201 table (CSV, optionally .gz); repeat for several (default: bundled CIFAR-10)")
     parser.add_argument("--agents", nargs="*", default=None, help="default: every registered agent")
     parser.add_argument("--budgets", nargs="*", type=int, default=[50, 100, 150])
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=40)
     parser.add_argument("--jobs", type=int, default=1, help="processes running seeds side by side")
+    parser.add_argument("--plot", type=Path, default=None, help="PNG of regret against evaluations")
     args = parser.parse_args()
 
-    table = TabularEvaluator()
-    best_val = table.evaluate(table.best_arch).score
+    tables = args.table or [None]
     names = args.agents or list(available_agents())
-    print(f"NB201 CIFAR-10 (12-epoch table): best cell val {100 * best_val:.2f} %, test "
-          f"{100 * table.evaluate(table.best_arch).metrics['test_acc']:.2f} %; {args.seeds} seeds per row\n")
-    print("| agent | evaluations | test acc. of best-by-val (%) | val regret (%) | found best cell | "
-          "s / run |")
-    print("|---|---:|---:|---:|---:|---:|")
+    horizon = max(args.budgets)
+    tasks = [(path, name, horizon, seed) for path in tables for name in names for seed in range(args.seeds)]
     with ProcessPoolExecutor(args.jobs) as pool:
-        rows = {(name, budget): pool.map(partial(one_run, name, budget, table=table), range(args.seeds))
-                for name in names for budget in args.budgets}
-        for (name, budget), results in rows.items():
-            runs = list(results)
-            test = 100 * np.array([r["test"] for r in runs])
-            regret = 100 * (best_val - np.array([r["val"] for r in runs]))
-            spent = {r["evaluations"] for r in runs}
-            note = "" if spent == {budget} else f" (spent {min(spent)}-{max(spent)})"
-            print(f"| {name} | {budget}{note} | {test.mean():.2f} ± {test.std():.2f} | {regret.mean():.2f} | "
-                  f"{np.mean([r['found'] for r in runs]):.0%} | {np.mean([r['seconds'] for r in runs]):.2f} |",
-                  flush=True)
+        results = iter(pool.map(one_run, tasks))
+        curves: dict[str, dict[str, np.ndarray]] = {}
+        for path in tables:
+            table = load_table(path)
+            best = table.evaluate(table.best_arch)
+            label = Path(path).name.split(".")[0] if path else "nb201_cifar10_12ep (bundled)"
+            print(f"\n{label}: best cell val {100 * best.score:.2f} %, test {100 * best.metrics['test_acc']:.2f} %; "
+                  f"{args.seeds} seeds per row\n")
+            print("| agent | evaluations | found best cell (95 % interval) | test acc. of best-by-val (%) | "
+                  "val regret (%) | s / run |")
+            print("|---|---:|---:|---:|---:|---:|")
+            curves[label] = {}
+            for name in names:
+                runs = [next(results) for _ in range(args.seeds)]
+                seconds = np.mean([r["seconds"] for r in runs])
+                for budget in args.budgets:
+                    row = summarise(runs, budget, best.score)
+                    low, high = row["interval"]
+                    note = "" if row["spent"] == (budget, budget) else f" (spent {row['spent'][0]}-{row['spent'][1]})"
+                    print(f"| {name} | {budget}{note} | {row['found'] / row['n']:.0%} ({low:.0%}-{high:.0%}) | "
+                          f"{row['test'][0]:.2f} ± {row['test'][1]:.2f} | {row['regret']:.2f} | "
+                          f"{seconds:.2f} (to {horizon}) |", flush=True)
+                curves[label][name] = regret_curve(runs, horizon, best.score)
+    if args.plot:
+        plot(curves, args.plot)
 
 
 if __name__ == "__main__":

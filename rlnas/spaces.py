@@ -99,17 +99,33 @@ class SearchSpace(ABC):
         Decisions after the mutated one keep their value where it is still legal and are
         resampled where it is not, so spaces with conditional choices stay valid.
         """
-        decisions = list(self.validate(decisions))
-        mutable = [s for s in range(self.num_decisions)
-                   if len(self.legal_choices(decisions[:s])) > 1]
+        decisions = self.validate(decisions)
+        mutable = self._mutable_steps(decisions)
         step = mutable[int(rng.integers(len(mutable)))]
         others = [c for c in self.legal_choices(decisions[:step]) if c != decisions[step]]
-        decisions[step] = others[int(rng.integers(len(others)))]
+        return self._repair(decisions, step, others[int(rng.integers(len(others)))], rng)
+
+    def neighbours(self, decisions: Sequence[int], rng: np.random.Generator) -> list[Decisions]:
+        """Every architecture one decision away, in a random order (local search's
+        neighbourhood); later decisions made illegal by the change are repaired as in
+        :meth:`mutate`."""
+        decisions = self.validate(decisions)
+        found = [self._repair(decisions, step, choice, rng) for step in self._mutable_steps(decisions)
+                 for choice in self.legal_choices(decisions[:step]) if choice != decisions[step]]
+        return [found[i] for i in rng.permutation(len(found))]
+
+    def _mutable_steps(self, decisions: Decisions) -> list[int]:
+        return [s for s in range(self.num_decisions) if len(self.legal_choices(decisions[:s])) > 1]
+
+    def _repair(self, decisions: Decisions, step: int, choice: int, rng: np.random.Generator) -> Decisions:
+        """``decisions`` with decision ``step`` set to ``choice``, later ones kept where still
+        legal and resampled where not."""
+        changed = [*decisions[:step], choice, *decisions[step + 1:]]
         for later in range(step + 1, self.num_decisions):
-            legal = self.legal_choices(decisions[:later])
-            if decisions[later] not in legal:
-                decisions[later] = legal[int(rng.integers(len(legal)))]
-        return tuple(decisions)
+            legal = self.legal_choices(changed[:later])
+            if changed[later] not in legal:
+                changed[later] = legal[int(rng.integers(len(legal)))]
+        return tuple(changed)
 
     def arch_hash(self, decisions: Sequence[int]) -> str:
         """Stable across processes and Python versions (unlike ``hash``)."""

@@ -1,0 +1,72 @@
+"""Local search, as NASLib runs it (White et al. 2021, "Local search is state of the art
+for neural architecture search benchmarks").
+
+Evaluate ``n_init`` random cells and stand on the best. Then walk its neighbours (every
+cell one decision away) in a random order and move to the first one that scores higher;
+at a local optimum (no neighbour is better) restart from a new random cell. A neighbour
+already evaluated costs nothing: its known score is compared and the walk goes on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+from rlnas.agents.architecture_agent import ArchitectureAgent
+from rlnas.agents.registry import register
+from rlnas.ranges import INT_AT_LEAST_1, check
+from rlnas.spaces import Decisions
+
+
+@register("local_search")
+class LocalSearch(ArchitectureAgent):
+    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", n_init: int = 10):
+        check(self.name, locals(), {"n_init": INT_AT_LEAST_1})
+        super().__init__(env, seed, device)
+        self.n_init = n_init
+        self.scores: dict[Decisions, float] = {}  # everything evaluated, in order
+        self.current: Decisions | None = None  # where the walk stands
+        self.queue: list[Decisions] = []  # current's neighbours not yet looked at
+
+    def propose(self) -> Decisions | None:
+        if len(self.scores) >= self.n_init:
+            if self.current is None:
+                self._stand_on(max(self.scores, key=self.scores.__getitem__))
+            while self.queue:
+                neighbour = self.queue.pop()
+                if neighbour not in self.scores:
+                    return neighbour
+                if self.scores[neighbour] > self.scores[self.current]:
+                    self._stand_on(neighbour)  # a known better neighbour: move for free
+            self.current = None  # a local optimum: restart from the random cell proposed next
+        return self._unseen_random()
+
+    def observe(self, decisions: Decisions, score: float) -> None:
+        self.scores[decisions] = score
+        if len(self.scores) <= self.n_init:
+            return
+        if self.current is None or score > self.scores[self.current]:
+            self._stand_on(decisions)  # a restart's cell, or the first better neighbour
+
+    def _stand_on(self, decisions: Decisions) -> None:
+        self.current = decisions
+        self.queue = self.space.neighbours(decisions, self.rng)[::-1]  # pop() takes them in order
+
+    def _unseen_random(self) -> Decisions | None:
+        if len(self.scores) >= self.space.size:
+            return None
+        while (decisions := self.space.sample(self.rng)) in self.scores:
+            pass
+        return decisions
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "scores": [[list(d), s] for d, s in self.scores.items()],
+                "current": None if self.current is None else list(self.current),
+                "queue": [list(d) for d in self.queue]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.scores = {tuple(d): s for d, s in state["scores"]}
+        self.current = None if state["current"] is None else tuple(state["current"])
+        self.queue = [tuple(d) for d in state["queue"]]

@@ -1,0 +1,74 @@
+"""Tree-structured Parzen Estimator (Bergstra et al. 2011) through Optuna's ask-and-tell.
+
+One categorical per decision, asked define-by-run: each decision is suggested after the
+ones before it, over the choices legal given them, so masks and conditional decisions hold
+by construction (a decision whose legal set differs is a different parameter to TPE).
+
+The study is the agent's state. A checkpoint keeps its finished trials as plain values
+(no pickle), and the sampler is re-seeded from (seed, trials so far) before every ask, so
+a resumed search asks exactly what the uninterrupted one would have. Needs the extra:
+``pip install 'rlnas[optuna]'``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rlnas.agents.architecture_agent import ArchitectureAgent
+from rlnas.agents.registry import register
+from rlnas.ranges import INT_AT_LEAST_1, check
+from rlnas.spaces import Decisions
+
+try:
+    import optuna
+except ImportError:  # the agent says what to install when it is built
+    optuna = None
+
+
+@register("tpe")
+class TPE(ArchitectureAgent):
+    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", n_startup_trials: int = 10,
+                 n_ei_candidates: int = 24, multivariate: bool = False):
+        check(self.name, locals(), {"n_startup_trials": INT_AT_LEAST_1, "n_ei_candidates": INT_AT_LEAST_1})
+        if optuna is None:
+            raise ImportError("agent 'tpe' needs Optuna: pip install 'rlnas[optuna]'")
+        super().__init__(env, seed, device)
+        self.sampler_kwargs = {"n_startup_trials": n_startup_trials, "n_ei_candidates": n_ei_candidates,
+                               "multivariate": multivariate}
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.study = optuna.create_study(direction="maximize")
+        self.trial: optuna.Trial | None = None
+
+    def propose(self) -> Decisions:
+        sampler_seed = int(np.random.SeedSequence([self.seed, len(self.study.trials)]).generate_state(1)[0])
+        self.study.sampler = optuna.samplers.TPESampler(seed=sampler_seed, **self.sampler_kwargs)
+        self.trial = self.study.ask()
+        decisions: list[int] = []
+        names = self.space.decision_names()
+        for step in range(self.space.num_decisions):
+            legal = self.space.legal_choices(decisions)
+            decisions.append(self.trial.suggest_categorical(
+                f"{step}:{names[step]}[{legal.start}:{legal.stop}]", list(legal)))
+        return tuple(decisions)
+
+    def observe(self, decisions: Decisions, score: float) -> None:
+        self.study.tell(self.trial, score)
+        self.trial = None
+
+    def state_dict(self) -> dict[str, Any]:
+        finished = [t for t in self.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        return {**super().state_dict(),
+                "trials": [{"params": t.params, "value": t.value,
+                            "choices": {k: list(d.choices) for k, d in t.distributions.items()}}
+                           for t in finished]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.study = optuna.create_study(direction="maximize")
+        self.study.add_trials([optuna.trial.create_trial(
+            params=t["params"], value=t["value"],
+            distributions={k: optuna.distributions.CategoricalDistribution(c) for k, c in t["choices"].items()})
+            for t in state["trials"]])
