@@ -30,32 +30,42 @@ class LocalSearch(ArchitectureAgent):
         self.queue: list[Decisions] = []  # current's neighbours not yet looked at
 
     def propose(self) -> Decisions | None:
-        if len(self.scores) >= self.n_init:
-            if self.current is None:
-                self._stand_on(max(self.scores, key=self.scores.__getitem__))
-            while self.queue:
-                neighbour = self.queue.pop()
-                if neighbour not in self.scores:
-                    return neighbour
-                if self.scores[neighbour] > self.scores[self.current]:
-                    self._stand_on(neighbour)  # a known better neighbour: move for free
-            self.current = None  # a local optimum: restart from the random cell proposed next
-        return self._unseen_random()
+        if len(self.scores) >= self.space.size:
+            return None
+        if len(self.scores) < self.n_init:
+            return self._unseen_random()
+        if self.current is None:
+            self._stand_on(max(self.scores, key=self.scores.__getitem__))
+        neighbour = self.next_neighbour()
+        if neighbour is not None:
+            return neighbour
+        self.current = None  # a local optimum: restart from the cell proposed now
+        return self.restart()
 
     def observe(self, decisions: Decisions, score: float) -> None:
         self.scores[decisions] = score
-        if len(self.scores) <= self.n_init:
-            return
-        if self.current is None or score > self.scores[self.current]:
+        if len(self.scores) > self.n_init and (self.current is None or score > self.scores[self.current]):
             self._stand_on(decisions)  # a restart's cell, or the first better neighbour
+
+    def next_neighbour(self) -> Decisions | None:
+        """The next unevaluated neighbour of ``current`` to try, or None at a local optimum."""
+        while self.queue:
+            neighbour = self.queue.pop()
+            if neighbour not in self.scores:
+                return neighbour
+            if self.scores[neighbour] > self.scores[self.current]:
+                self._stand_on(neighbour)  # a known better neighbour: move for free
+        return None
+
+    def restart(self) -> Decisions:
+        """Where to climb from after a local optimum: a random unevaluated cell."""
+        return self._unseen_random()
 
     def _stand_on(self, decisions: Decisions) -> None:
         self.current = decisions
         self.queue = self.space.neighbours(decisions, self.rng)[::-1]  # pop() takes them in order
 
-    def _unseen_random(self) -> Decisions | None:
-        if len(self.scores) >= self.space.size:
-            return None
+    def _unseen_random(self) -> Decisions:
         while (decisions := self.space.sample(self.rng)) in self.scores:
             pass
         return decisions

@@ -5,8 +5,8 @@ ones before it, over the choices legal given them, so masks and conditional deci
 by construction (a decision whose legal set differs is a different parameter to TPE).
 
 The study is the agent's state. A checkpoint keeps its finished trials as plain values
-(no pickle), and the sampler is re-seeded from (seed, trials so far) before every ask, so
-a resumed search asks exactly what the uninterrupted one would have. Needs the extra:
+(no pickle), and the sampler is re-seeded from the agent's generator (saved with it) before
+every ask, so a resumed search asks exactly what the uninterrupted one would have. Needs the extra:
 ``pip install 'rlnas[optuna]'``.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 
 from rlnas.agents.architecture_agent import ArchitectureAgent
 from rlnas.agents.registry import register
@@ -43,7 +42,7 @@ class TPE(ArchitectureAgent):
         self.trial: optuna.Trial | None = None
 
     def propose(self) -> Decisions:
-        sampler_seed = int(np.random.SeedSequence([self.seed, len(self.study.trials)]).generate_state(1)[0])
+        sampler_seed = int(self.rng.integers(2**32))
         self.study.sampler = optuna.samplers.TPESampler(seed=sampler_seed, **self.sampler_kwargs)
         self.trial = self.study.ask()
         decisions: list[int] = []

@@ -8,6 +8,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 
 from rlnas.agents import make_agent
+from rlnas.agents.architecture_agent import ArchitectureAgent
 from rlnas.agents.policies import masked_categorical
 from rlnas.agents.registry import available_agents, hyperparameters
 from rlnas.config import agent_config
@@ -20,7 +21,8 @@ from rlnas.store import EvaluationStore
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ["random", "evolution", "reinforce"]
-BUILT_IN = [*BASELINES, "ppo", "a2c", "dqn", "rainbow", "dreamer_v1", "dreamer_v2"]
+PEERS = ["local_search", "tpe", "planner"]
+BUILT_IN = [*BASELINES, *PEERS, "ppo", "a2c", "dqn", "rainbow", "dreamer_v1", "dreamer_v2"]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,7 @@ def test_predict_contract_masks_and_episode_start(name):
         for t in range(space.num_decisions):
             obs, *_, info = env.step(agent.predict(obs, info["action_mask"], deterministic=True, episode_start=t == 0))
         cells.append(info["arch"])
-    if name not in ("random", "evolution"):  # with nothing evaluated yet they choose at random
+    if not isinstance(agent, ArchitectureAgent):  # with nothing evaluated yet these choose at random
         assert cells[0] == cells[1]
 
 
@@ -169,7 +171,7 @@ def test_reinforce_runs_on_cartpole():
     assert agent.env.env_steps >= 500 and agent.env.evaluations == []
 
 
-@pytest.mark.parametrize("name", BASELINES)
+@pytest.mark.parametrize("name", BASELINES + PEERS)
 def test_save_load_continues_identically(tmp_path, table, name):
     agent = make_agent(name, nb201_env(table), seed=1)
     agent.learn(Budget(evaluations=30))

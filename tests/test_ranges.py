@@ -48,6 +48,10 @@ def test_range_membership_and_wording():
     ("evolution", {"sample_size": 11}, "evolution: sample_size=11 must be an integer in [1, population_size = 10]"),
     ("evolution", {"population_size": 0}, "population_size=0 must be an integer >= 1"),
     ("random", {"seed": -1}, "random: seed=-1 must be an integer >= 0"),
+    ("local_search", {"n_init": 0}, "local_search: n_init=0 must be an integer >= 1"),
+    ("tpe", {"n_startup_trials": 0}, "tpe: n_startup_trials=0 must be an integer >= 1"),
+    ("planner", {"exploration": -1.0}, "planner: exploration=-1.0 must be a number >= 0"),
+    ("planner", {"learning_rate": 0.0}, "learning_rate=0.0 must be a number > 0"),
 ])
 def test_each_agent_refuses_a_value_out_of_range(agent, hparams, message):
     with pytest.raises(ValueError) as err:
@@ -56,6 +60,6 @@ def test_each_agent_refuses_a_value_out_of_range(agent, hparams, message):
 
 
 @pytest.mark.parametrize("agent", ["ppo", "a2c", "dqn", "rainbow", "reinforce", "evolution", "random", "dreamer_v1",
-                                   "dreamer_v2"])
+                                   "dreamer_v2", "local_search", "tpe", "planner"])
 def test_every_agent_accepts_its_own_defaults(agent):
     assert make_agent(agent, gym.make("rlnas/NB201-v0")).name == agent

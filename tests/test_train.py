@@ -118,7 +118,7 @@ SLOW = ["env=nb201", "evaluator=function", "evaluator.fn=tests.objectives:slow_t
         "budget.evaluations=150", "checkpoint_every=5", "quiet=true"]
 
 
-@pytest.mark.parametrize("agent", ["evolution", "reinforce", "ppo", "dqn", "rainbow"])
+@pytest.mark.parametrize("agent", ["evolution", "local_search", "tpe", "planner", "reinforce", "ppo", "dqn", "rainbow"])
 def test_sigkill_then_resume(tmp_path, agent):
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     before = kill_midway([f"agent={agent}", *SLOW], killed, at_least=60, budget=150)
@@ -226,10 +226,11 @@ def test_nasnet_with_the_scratch_evaluator(tmp_path, agent):
     ["env=nasnet", "evaluator=function", "evaluator.fn=tests.objectives:nasnet_sep_conv_share",
      "budget.evaluations=3"],
 ])
-def test_model_free_agents_through_train_py(tmp_path, env_args):
-    train("--multirun", "agent=ppo,a2c,dqn,rainbow", *env_args, "quiet=true", f"hydra.sweep.dir={tmp_path}")
+def test_model_free_agents_and_peers_through_train_py(tmp_path, env_args):
+    train("--multirun", "agent=ppo,a2c,dqn,rainbow,local_search,tpe,planner", *env_args, "quiet=true",
+          f"hydra.sweep.dir={tmp_path}")
     reports = {r["agent"]: r for r in (json.loads(p.read_text()) for p in tmp_path.glob("*/report.json"))}
-    assert sorted(reports) == ["a2c", "dqn", "ppo", "rainbow"]
+    assert sorted(reports) == ["a2c", "dqn", "local_search", "planner", "ppo", "rainbow", "tpe"]
     budget = int(env_args[-1].split("=")[1])
     assert all(r["evaluations"] == budget and r["best_arch"] for r in reports.values())
 
