@@ -12,6 +12,7 @@ every ask, so a resumed search asks exactly what the uninterrupted one would hav
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -42,8 +43,9 @@ class TPE(ArchitectureAgent):
         self.trial: optuna.Trial | None = None
 
     def propose(self) -> Decisions:
-        sampler_seed = int(self.rng.integers(2**32))
-        self.study.sampler = optuna.samplers.TPESampler(seed=sampler_seed, **self.sampler_kwargs)
+        with warnings.catch_warnings():  # multivariate is "experimental" in Optuna, and says so each time
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study.sampler = optuna.samplers.TPESampler(seed=int(self.rng.integers(2**32)), **self.sampler_kwargs)
         self.trial = self.study.ask()
         decisions: list[int] = []
         names = self.space.decision_names()

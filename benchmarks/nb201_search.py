@@ -15,12 +15,13 @@ and it draws validation regret against distinct evaluations (mean and 95 % band 
 one line per agent, one panel per table) into ``--plot``.
 
     python benchmarks/nb201_search.py [--table PATH ...] [--agents NAME ...] [--seeds 40]
-        [--budgets 50 100 150] [--jobs 2] [--plot docs/nb201_anytime.png]
+        [--budgets 50 100 150] [--jobs 2] [--plot docs/nb201_anytime.png] [--set KEY=VALUE ...]
 
 ``--table`` repeats (default: the bundled CIFAR-10 table). ``--jobs`` runs seeds side by
 side, one process and one torch thread each; every run depends on its seed alone, so the
 numbers are the same for any ``--jobs``. Agents run with conf/agent/<name>.yaml, the
-settings train.py uses: one configuration per agent for every table.
+settings train.py uses: one configuration per agent for every table; ``--set`` overrides a
+hyperparameter (YAML value) to measure another setting.
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ def load_table(path: str | None) -> TabularEvaluator:
     return TabularEvaluator(path)
 
 
-def one_run(task: tuple[str | None, str, int, int]) -> dict:
+def one_run(task: tuple[str | None, str, int, int, dict]) -> dict:
     """Validation and test accuracy of every distinct evaluation, in the order paid for."""
-    path, name, budget, seed = task
+    path, name, budget, seed, overrides = task
     torch.set_num_threads(1)
-    agent = make_agent(name, NASEnv("nb201", load_table(path)), seed=seed, **agent_config(name))
+    agent = make_agent(name, NASEnv("nb201", load_table(path)), seed=seed, **{**agent_config(name), **overrides})
     start = time.perf_counter()
     agent.learn(Budget(evaluations=budget, patience=PATIENCE))
     seconds = time.perf_counter() - start
@@ -130,12 +131,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=40)
     parser.add_argument("--jobs", type=int, default=1, help="processes running seeds side by side")
     parser.add_argument("--plot", type=Path, default=None, help="PNG of regret against evaluations")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="hyperparameter overrides")
     args = parser.parse_args()
+    overrides = {key: yaml.safe_load(value) for key, _, value in (kv.partition("=") for kv in args.set)}
 
     tables = args.table or [None]
     names = args.agents or list(available_agents())
     horizon = max(args.budgets)
-    tasks = [(path, name, horizon, seed) for path in tables for name in names for seed in range(args.seeds)]
+    tasks = [(path, name, horizon, seed, overrides) for path in tables for name in names for seed in range(args.seeds)]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = iter(pool.map(one_run, tasks))
         curves: dict[str, dict[str, np.ndarray]] = {}
