@@ -27,6 +27,9 @@ class ArchitectureAgent(Agent):
             raise TypeError(f"{type(self).__name__} searches architectures and needs an rlnas NASEnv, "
                             f"not {env.unwrapped!r}")
         self.space: SearchSpace = space
+        # Proposed and not yet observed: what other workers are evaluating in a parallel run
+        # (rlnas.parallel). An agent that skips these spends no proposal waiting on them.
+        self.in_flight: set[Decisions] = set()
 
     def propose(self) -> Decisions | None:
         """The next architecture to build, or None when there is nothing left to try."""

@@ -51,6 +51,8 @@ class LocalSearch(ArchitectureAgent):
         """The next unevaluated neighbour of ``current`` to try, or None at a local optimum."""
         while self.queue:
             neighbour = self.queue.pop()
+            if neighbour in self.in_flight:
+                continue  # another worker is on it: its result will move us if it is better
             if neighbour not in self.scores:
                 return neighbour
             if self.scores[neighbour] > self.scores[self.current]:
@@ -66,7 +68,7 @@ class LocalSearch(ArchitectureAgent):
         self.queue = self.space.neighbours(decisions, self.rng)[::-1]  # pop() takes them in order
 
     def _unseen_random(self) -> Decisions:
-        while (decisions := self.space.sample(self.rng)) in self.scores:
+        while (decisions := self.space.sample(self.rng)) in self.scores or decisions in self.in_flight:
             pass
         return decisions
 

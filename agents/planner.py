@@ -94,6 +94,6 @@ class ModelPredictiveSearch(LocalSearch):
         return (mean + self.exploration * std).cpu().numpy()
 
     def _unseen(self, archs: list[Decisions], also: set[Decisions] = frozenset()) -> list[Decisions]:
-        """``archs`` without repeats, without anything evaluated or in ``also``, order kept."""
-        return [a for a in dict.fromkeys(archs) if a not in self.scores and a not in also]
+        """``archs`` without repeats, without anything evaluated, in flight or in ``also``, order kept."""
+        return [a for a in dict.fromkeys(archs) if a not in self.scores and a not in self.in_flight and a not in also]
 

@@ -13,6 +13,7 @@ every ask, so a resumed search asks exactly what the uninterrupted one would hav
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -40,24 +41,38 @@ class TPE(ArchitectureAgent):
                                "multivariate": multivariate}
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.create_study(direction="maximize")
-        self.trial: optuna.Trial | None = None
+        self.trials: dict[Decisions, list[optuna.Trial]] = {}  # asked, not yet told (several in a parallel run)
 
     def propose(self) -> Decisions:
-        with warnings.catch_warnings():  # multivariate is "experimental" in Optuna, and says so each time
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self.study.sampler = optuna.samplers.TPESampler(seed=int(self.rng.integers(2**32)), **self.sampler_kwargs)
-        self.trial = self.study.ask()
+        trial = self._ask()
         decisions: list[int] = []
-        names = self.space.decision_names()
         for step in range(self.space.num_decisions):
             legal = self.space.legal_choices(decisions)
-            decisions.append(self.trial.suggest_categorical(
-                f"{step}:{names[step]}[{legal.start}:{legal.stop}]", list(legal)))
+            decisions.append(trial.suggest_categorical(self._param(step, decisions), list(legal)))
+        self.trials.setdefault(tuple(decisions), []).append(trial)
         return tuple(decisions)
 
     def observe(self, decisions: Decisions, score: float) -> None:
-        self.study.tell(self.trial, score)
-        self.trial = None
+        asked = self.trials.get(decisions)
+        if not asked:  # proposed before a checkpoint this run resumed from: ask it again, fixed
+            self.study.enqueue_trial({self._param(step, decisions[:step]): decisions[step]
+                                      for step in range(self.space.num_decisions)})
+            self.propose()
+            asked = self.trials[decisions]
+        self.study.tell(asked.pop(0), score)
+        if not asked:
+            del self.trials[decisions]
+
+    def _ask(self) -> optuna.Trial:
+        with warnings.catch_warnings():  # multivariate is "experimental" in Optuna, and says so each time
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study.sampler = optuna.samplers.TPESampler(seed=int(self.rng.integers(2**32)), **self.sampler_kwargs)
+        return self.study.ask()
+
+    def _param(self, step: int, before: Sequence[int]) -> str:
+        """Decision ``step``'s parameter: its name and legal range given the decisions ``before``."""
+        legal = self.space.legal_choices(list(before))
+        return f"{step}:{self.space.decision_names()[step]}[{legal.start}:{legal.stop}]"
 
     def state_dict(self) -> dict[str, Any]:
         finished = [t for t in self.study.trials if t.state == optuna.trial.TrialState.COMPLETE]

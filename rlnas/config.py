@@ -14,6 +14,9 @@ from rlnas.monitor import Budget
 from rlnas.spaces import SearchSpace, make_space
 
 ENV_KEYS = ("name", "invalid_action", "invalid_penalty")  # the rest configures the space
+# Where evaluations run when parallel > 1 (rlnas/parallel.py); the supernet's own backend
+# keys have the same names and stay its own.
+POOL_KEYS = ("backend", "workers", "address")
 # The Hydra config groups: conf/ in a checkout, installed inside the package as rlnas.conf.
 CONF = resources.files("rlnas.conf")
 
@@ -50,9 +53,31 @@ def build_evaluator(evaluator_cfg: DictConfig | dict, space: SearchSpace) -> Eva
     kwargs = to_dict(evaluator_cfg)
     name = kwargs.pop("name")
     kwargs.pop("retrain", None)
+    if name != "supernet":
+        for key in POOL_KEYS:
+            kwargs.pop(key, None)
     if "device" in kwargs:
         kwargs["device"] = resolve_device(kwargs["device"])
     return make_evaluator(name, space, **kwargs)
+
+
+def build_pool(cfg: DictConfig, device: str):
+    """The workers of a ``parallel > 1`` run, one per evaluation in flight, on
+    ``evaluator.backend``; each process worker is pinned to one GPU when the run is on CUDA."""
+    from rlnas.parallel import EvaluationPool
+
+    evaluator = to_dict(cfg.evaluator)
+    workers = evaluator.get("workers") or cfg.parallel
+    if workers != cfg.parallel:
+        raise ValueError(f"evaluator.workers={workers!r} differs from parallel={cfg.parallel}: one worker runs "
+                         "each evaluation in flight; set evaluator.workers=null (as many as parallel)")
+    gpus = 0
+    if device.startswith("cuda"):
+        import torch
+
+        gpus = torch.cuda.device_count()
+    return EvaluationPool({"env": to_dict(cfg.env), "evaluator": evaluator}, workers,
+                          evaluator.get("backend", "process"), evaluator.get("address"), gpus)
 
 
 def build_retrain(evaluator_cfg: DictConfig | dict, space: SearchSpace) -> tuple[int, Evaluator | None]:

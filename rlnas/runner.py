@@ -31,12 +31,14 @@ from tqdm import tqdm
 
 from rlnas import checkpoint as checkpoints
 from rlnas.agents import make_agent
-from rlnas.config import build_budget, build_evaluator, build_retrain, build_space, resolve_device, to_dict
+from rlnas.agents.architecture_agent import ArchitectureAgent
+from rlnas.config import build_budget, build_evaluator, build_pool, build_retrain, build_space, resolve_device, to_dict
 from rlnas.drawing import draw_cells
 from rlnas.envs import NASEnv
 from rlnas.evaluators import StoredEvaluator
 from rlnas.logger import TensorBoardLogger
 from rlnas.monitor import Budget, SearchMonitor
+from rlnas.parallel import AsyncSearch
 from rlnas.ranges import INT_AT_LEAST_1, THREADS, check
 from rlnas.store import EvaluationStore
 
@@ -62,9 +64,11 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
     device = resolve_device(cfg.device)
     hparams = {k: v for k, v in to_dict(cfg.agent).items() if k != "name"}
     threads = cfg.get("threads", 1)  # runs saved before the key existed ran on one thread
-    check("config", {"checkpoint_every": cfg.checkpoint_every, "threads": threads}, {
+    parallel = cfg.get("parallel", 1)
+    check("config", {"checkpoint_every": cfg.checkpoint_every, "threads": threads, "parallel": parallel}, {
         "checkpoint_every": INT_AT_LEAST_1,
-        "threads": THREADS})
+        "threads": THREADS,
+        "parallel": INT_AT_LEAST_1})
 
     if not resume:
         cfg = OmegaConf.merge(cfg, {"run_id": uuid.uuid4().hex})
@@ -77,6 +81,14 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
     if threads is not None:
         torch.set_num_threads(threads)
     agent = make_agent(cfg.agent.name, monitor, seed=cfg.seed, device=device, **hparams)
+    if parallel > 1 and not (isinstance(agent, ArchitectureAgent)
+                             and type(agent).propose is not ArchitectureAgent.propose):
+        raise ValueError(f"parallel={parallel} needs an agent that proposes whole architectures (random, "
+                         f"evolution, local_search, tpe, planner); agent {cfg.agent.name!r} steps the env and "
+                         "runs one evaluation at a time so far: use parallel=1")
+    if parallel > 1 and cfg.evaluator.name == "supernet":
+        raise ValueError("parallel > 1 does not drive the supernet evaluator yet: it has its own workers "
+                         "(evaluator.backend, evaluator.workers); use parallel=1")
 
     # Everything is valid: from here on the run writes to its directory.
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -102,8 +114,23 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
             _save_checkpoint(checkpoint, agent, monitor)
             last_saved = len(monitor.evaluations)
 
+    pool = build_pool(cfg, device) if parallel > 1 else None
     try:
-        agent.learn(budget, callback=save)
+        if pool is None:
+            agent.learn(budget, callback=save)
+        else:
+            search = AsyncSearch(agent, pool, env.evaluator)
+
+            def save_every_result(agent) -> None:
+                # After every result, with what is in flight: a resumed run evaluates exactly
+                # that again, and the agent, restored to this point, proposes what it did.
+                _save_checkpoint(checkpoint, agent, monitor, search.in_flight())
+                progress.set_postfix(best=f"{monitor.best.score:.4f}", in_flight=len(search.waiting), refresh=False)
+                logger.scalar("parallel/busy_fraction", pool.utilisation(), len(monitor.evaluations))
+                logger.scalar("parallel/in_flight", len(search.waiting), len(monitor.evaluations))
+
+            resumed = state.get("in_flight", []) if resume and checkpoint.is_file() else []
+            search.learn(budget, callback=save_every_result, resumed=resumed)
         progress.close()
         _save_checkpoint(checkpoint, agent, monitor)
         final = _retrain(monitor, top_k, StoredEvaluator(retrainer, store, run=cfg.run_id), cfg.quiet) \
@@ -114,6 +141,8 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
     finally:
         progress.close()
         evaluator.close()
+        if pool is not None:
+            pool.close()
 
     report = _report(cfg, monitor, budget, run_dir, final)
     if report["best_arch"] is not None:
@@ -145,10 +174,11 @@ def _show(progress: tqdm, monitor: SearchMonitor, budget: Budget) -> None:
     progress.update((len(monitor.evaluations) if budget.evaluations else monitor.env_steps) - progress.n)
 
 
-def _save_checkpoint(path: Path, agent, monitor: SearchMonitor) -> None:
+def _save_checkpoint(path: Path, agent, monitor: SearchMonitor, in_flight: list[list[int]] = ()) -> None:
     checkpoints.save({"agent": agent.state_dict(),
                       "monitor": {"env_steps": monitor.env_steps, "episodes": monitor.episodes,
-                                  "wall_seconds": monitor.wall_seconds}}, path)
+                                  "wall_seconds": monitor.wall_seconds},
+                      "in_flight": list(in_flight)}, path)
 
 
 def _retrain(monitor: SearchMonitor, top_k: int, retrainer: StoredEvaluator, quiet: bool) -> list[dict[str, Any]]:

@@ -1,6 +1,9 @@
 """Objectives for ``evaluator=function`` in tests: importable by train.py subprocesses."""
 
+import os
+import signal
 import time
+from pathlib import Path
 
 from rlnas.evaluators import TabularEvaluator
 
@@ -17,3 +20,27 @@ def nasnet_sep_conv_share(arch: str) -> float:
     """Fraction of NASNet ops that are sep_conv_3x3: a cheap objective with a known optimum."""
     ops = [part.split("~")[0] for block in arch.replace(";", "|").split("|") for part in block.split(",")[:2]]
     return sum(op.endswith("sep_conv_3x3") for op in ops) / len(ops)
+
+
+def sleepy_table_score(arch: str) -> float:
+    """The table's validation accuracy after 0.2 s: long enough to find evaluations in flight."""
+    time.sleep(0.2)
+    return _TABLE.evaluate(arch).score
+
+
+def dies_once(arch: str) -> float:
+    """SIGKILLs its own process the first time it is called (the file named by
+    ``RLNAS_TEST_MARKER`` remembers), then scores from the table."""
+    marker = Path(os.environ["RLNAS_TEST_MARKER"])
+    if not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _TABLE.evaluate(arch).score
+
+
+def dies_on_none_first(arch: str) -> float:
+    """SIGKILLs its own process for cells whose first edge is ``none``: a worker that
+    dies every time it is given them."""
+    if arch.startswith("|none~0|"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _TABLE.evaluate(arch).score

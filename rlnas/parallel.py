@@ -1,0 +1,306 @@
+"""Many evaluations at once: a pool of workers that evaluate, and the asynchronous search
+loop that keeps them busy.
+
+:class:`EvaluationPool` runs the run's evaluator on ``workers`` workers: ``process`` (worker
+processes on this machine, each pinned round-robin to one GPU when the evaluator runs on
+CUDA, else sharing the cores) or ``ray`` (Ray tasks on a local Ray or a cluster). Each
+worker builds the evaluator from the run's config, so nothing is pickled but plain data;
+results come back as JSON. A worker that dies, or an evaluation that raises, is retried
+once on a fresh worker and then recorded as failed (``score`` 0, ``metrics["failed"]`` the
+reason): the search goes on.
+
+`AsyncSearch` is the loop for agents that propose whole architectures
+(:class:`~rlnas.agents.architecture_agent.ArchitectureAgent`): it proposes as soon as a
+worker is free, so a slow child never holds the others back. The runner stays the single
+writer of the store: a result is committed, then replayed through the env (answered by the
+store, so the monitor counts it once) and shown to the agent. The budget is exact (done +
+in flight never exceeds it) and two workers never train the same architecture.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from rlnas.evaluators import StoredEvaluator
+from rlnas.monitor import Budget
+from rlnas.store import Evaluation
+
+BACKENDS = ("process", "ray")
+RETRIES = 1  # a dead worker's evaluation is tried once more, then recorded as failed
+
+
+def _build(spec: dict[str, Any]):
+    from rlnas.config import build_evaluator, build_space
+
+    return build_evaluator(spec["evaluator"], build_space(spec["env"]))
+
+
+def _evaluate(evaluator, arch: str) -> dict[str, Any]:
+    """One evaluation as JSON-able data; an exception becomes an error message."""
+    try:
+        return {"ok": asdict(evaluator.evaluate(arch))}
+    except Exception as err:
+        return {"error": f"{type(err).__name__}: {err}"}
+
+
+def _process_worker(conn: Connection, spec: dict[str, Any], environ: dict[str, str]) -> None:
+    os.environ.update(environ)  # before torch initialises CUDA in this process
+    evaluator = _build(spec)
+    while True:
+        try:
+            arch = json.loads(conn.recv_bytes())
+        except EOFError:  # the runner is gone (killed): nobody wants the answer
+            break
+        if arch is None:
+            break
+        conn.send_bytes(json.dumps(_evaluate(evaluator, arch)).encode())
+    evaluator.close()
+
+
+class _Slot:
+    """One worker process and the evaluation it is running."""
+
+    def __init__(self, spec: dict[str, Any], environ: dict[str, str]):
+        parent, child = mp.get_context("spawn").Pipe()
+        self.process = mp.get_context("spawn").Process(target=_process_worker, args=(child, spec, environ),
+                                                       daemon=True)
+        self.process.start()
+        child.close()
+        self.conn, self.arch, self.attempt, self.started = parent, None, 0, 0.0
+
+
+class EvaluationPool:
+    """Evaluate the run's architectures on ``workers`` workers.
+
+    Args:
+        spec: the run's ``{"env": ..., "evaluator": ...}`` config, from which every worker
+            builds its own evaluator.
+        workers: how many evaluations run at once.
+        backend: ``process`` or ``ray``.
+        address: the Ray cluster (``auto`` for the one ``ray start`` made); None starts a
+            local Ray for this run.
+        gpus: GPUs to pin process workers to (round-robin); 0 for none.
+    """
+
+    def __init__(self, spec: dict[str, Any], workers: int, backend: str = "process", address: str | None = None,
+                 gpus: int = 0):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown evaluator.backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        if not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"evaluator.workers must be a positive integer, got {workers!r}")
+        self.spec, self.workers, self.backend, self.gpus = spec, workers, backend, gpus
+        self.busy_seconds = 0.0
+        self._created = time.perf_counter()
+        if backend == "process":
+            self._slots = [self._spawn(i) for i in range(workers)]
+        else:
+            self._start_ray(address)
+
+    # -- the interface the search loop uses ------------------------------------------------
+    @property
+    def in_flight(self) -> list[str]:
+        if self.backend == "process":
+            return [slot.arch for slot in self._slots if slot.arch is not None]
+        return list(self._refs.values())
+
+    @property
+    def free(self) -> int:
+        return self.workers - len(self.in_flight)
+
+    def submit(self, arch: str) -> None:
+        if self.free < 1:
+            raise RuntimeError("submit() with every worker busy; wait for a result first")
+        if arch in self.in_flight:
+            raise RuntimeError(f"{arch} is already being evaluated")
+        self._submit(arch, attempt=0)
+
+    def wait(self) -> list[Evaluation]:
+        """Block until at least one evaluation finishes (or fails for good); return those."""
+        if not self.in_flight:
+            raise RuntimeError("wait() with nothing in flight")
+        while True:
+            done = self._wait_process() if self.backend == "process" else self._wait_ray()
+            if done:
+                return done
+
+    def utilisation(self) -> float:
+        """Busy fraction of the workers since the pool started."""
+        return self.busy_seconds / max(self.workers * (time.perf_counter() - self._created), 1e-9)
+
+    def close(self) -> None:
+        if self.backend == "process":
+            for slot in self._slots:
+                with contextlib.suppress(OSError):
+                    slot.conn.send_bytes(b"null")
+            for slot in self._slots:
+                slot.process.join(timeout=10)
+                if slot.process.is_alive():
+                    slot.process.kill()
+            self._slots = []
+        elif self._owns_ray:
+            self._ray.shutdown()
+
+    # -- shared ----------------------------------------------------------------------------
+    def _submit(self, arch: str, attempt: int) -> None:
+        if self.backend == "process":
+            slot = next(s for s in self._slots if s.arch is None)
+            slot.arch, slot.attempt, slot.started = arch, attempt, time.perf_counter()
+            slot.conn.send_bytes(json.dumps(arch).encode())
+        else:
+            self._refs[self._task.remote(self.spec, arch)] = arch
+            self._attempts[arch], self._started[arch] = attempt, time.perf_counter()
+
+    def _finish(self, arch: str, attempt: int, started: float, answer: dict[str, Any]) -> Evaluation | None:
+        """The evaluation, or None when it failed and is being retried."""
+        self.busy_seconds += time.perf_counter() - started
+        if "ok" in answer:
+            return Evaluation(**answer["ok"])
+        if attempt < RETRIES:
+            self._submit(arch, attempt + 1)
+            return None
+        return Evaluation(arch, 0.0, {"failed": f"{answer['error']} (tried {attempt + 1} times)"})
+
+    # -- process backend -------------------------------------------------------------------
+    def _spawn(self, index: int) -> _Slot:
+        environ = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        if self.gpus:
+            environ["CUDA_VISIBLE_DEVICES"] = str(index % self.gpus)
+        return _Slot(self.spec, environ)
+
+    def _wait_process(self) -> list[Evaluation]:
+        busy = [s for s in self._slots if s.arch is not None]
+        ready = wait([s.conn for s in busy] + [s.process.sentinel for s in busy])
+        done = []
+        for i, slot in enumerate(self._slots):
+            if slot.arch is None or (slot.conn not in ready and slot.process.sentinel not in ready):
+                continue
+            arch, attempt, started = slot.arch, slot.attempt, slot.started
+            try:
+                answer = json.loads(slot.conn.recv_bytes())
+            except (EOFError, OSError):  # the worker died mid-evaluation: replace it
+                slot.process.join(timeout=5)
+                answer = {"error": f"worker process died (exit code {slot.process.exitcode})"}
+                self._slots[i] = self._spawn(i)
+            slot.arch = None
+            evaluation = self._finish(arch, attempt, started, answer)
+            if evaluation is not None:
+                done.append(evaluation)
+        return done
+
+    # -- ray backend -----------------------------------------------------------------------
+    def _start_ray(self, address: str | None) -> None:
+        try:
+            import ray
+        except ImportError as err:
+            raise ImportError("evaluator.backend=ray needs Ray: pip install 'rlnas[ray]'") from err
+        self._ray, self._owns_ray = ray, not ray.is_initialized()
+        if self._owns_ray:
+            ray.init(address=address, num_cpus=None if address else self.workers, include_dashboard=False,
+                     log_to_driver=False, logging_level="ERROR")
+        self._task = ray.remote(num_cpus=1, num_gpus=1 if self.gpus else 0, max_retries=0)(_ray_evaluate)
+        self._refs: dict[Any, str] = {}
+        self._attempts: dict[str, int] = {}
+        self._started: dict[str, float] = {}
+
+    def _wait_ray(self) -> list[Evaluation]:
+        ready, _ = self._ray.wait(list(self._refs), num_returns=1)
+        done = []
+        for ref in ready:
+            arch = self._refs.pop(ref)
+            try:
+                answer = self._ray.get(ref)
+            except self._ray.exceptions.RayError as err:  # the worker or its node died
+                answer = {"error": f"Ray worker lost: {type(err).__name__}"}
+            evaluation = self._finish(arch, self._attempts.pop(arch), self._started.pop(arch), answer)
+            if evaluation is not None:
+                done.append(evaluation)
+        return done
+
+
+_RAY_EVALUATORS: dict[str, Any] = {}  # per Ray worker process: built once per spec
+
+
+def _ray_evaluate(spec: dict[str, Any], arch: str) -> dict[str, Any]:
+    key = json.dumps(spec, sort_keys=True)
+    if key not in _RAY_EVALUATORS:
+        _RAY_EVALUATORS[key] = _build(spec)
+    return _evaluate(_RAY_EVALUATORS[key], arch)
+
+
+class AsyncSearch:
+    """Drive an architecture-proposing agent with ``pool.workers`` evaluations in flight.
+
+    Before each proposal the agent's ``in_flight`` holds what is being evaluated, so an
+    agent that reads it proposes something else; a proposal of an architecture in flight
+    waits for that result (a free repeat), one already in the store is answered at once.
+    """
+
+    def __init__(self, agent, pool: EvaluationPool, stored: StoredEvaluator):
+        self.agent, self.pool, self.stored = agent, pool, stored
+        self.waiting: dict[str, list[tuple[int, ...]]] = {}  # arch -> its proposals; the first is submitted
+
+    def in_flight(self) -> list[list[int]]:
+        """What is being evaluated, for the checkpoint: a resumed run evaluates it again."""
+        return [list(proposals[0]) for proposals in self.waiting.values()]
+
+    def learn(self, budget: Budget, callback: Callable[[Any], None] | None = None,
+              resumed: Sequence[Sequence[int]] = ()) -> None:
+        """Search until the budget is spent; ``resumed`` is :meth:`in_flight` of a killed
+        run's checkpoint. ``callback(agent)`` runs after every result, before anything new
+        is proposed: the runner checkpoints there."""
+        agent, pool = self.agent, self.pool
+        for decisions in resumed:
+            self._offer(tuple(decisions))
+        exhausted = False
+        while True:
+            misses = 0
+            while pool.free and self._room(budget) and not exhausted:
+                decisions = agent.propose()
+                if decisions is None:
+                    exhausted = True  # the agent has nothing left to try
+                    break
+                misses = 0 if self._offer(tuple(decisions)) else misses + 1
+                if misses >= 10 * pool.workers and self.waiting:
+                    break  # proposals only repeat what is in flight: let a result change the agent
+            if not self.waiting:
+                return
+            for evaluation in pool.wait():
+                self.stored.store.put(self.stored.fingerprint, evaluation, self.stored.run)
+                self._settle(self.waiting.pop(evaluation.arch))
+                if callback is not None:
+                    callback(agent)
+
+    def _room(self, budget: Budget) -> bool:
+        """Whether another evaluation fits: done + in flight stays within the budget."""
+        env = self.agent.env
+        return env.within(budget) and (budget.evaluations is None
+                                       or len(env.evaluations) + len(self.waiting) < budget.evaluations)
+
+    def _offer(self, decisions: tuple[int, ...]) -> bool:
+        """Send a proposal on its way; True if it started a new evaluation."""
+        arch = self.agent.space.to_string(decisions)
+        if arch in self.waiting:
+            self.waiting[arch].append(decisions)
+            return False
+        if self.stored.store.get(self.stored.fingerprint, arch) is not None:
+            self._settle([decisions])  # evaluated before: answered free, now
+            return False
+        self.waiting[arch] = [decisions]
+        self.agent.in_flight.add(decisions)
+        self.pool.submit(arch)
+        return True
+
+    def _settle(self, proposals: list[tuple[int, ...]]) -> None:
+        """Replay each proposal through the env (the store answers it: the monitor counts the
+        first as this run's evaluation, the others as repeats) and show the agent its score."""
+        for decisions in proposals:
+            self.agent.in_flight.discard(decisions)
+            self.agent.observe(decisions, self.agent.play(decisions))
