@@ -61,11 +61,10 @@ def build_evaluator(evaluator_cfg: DictConfig | dict, space: SearchSpace) -> Eva
     return make_evaluator(name, space, **kwargs)
 
 
-def build_pool(cfg: DictConfig, device: str):
-    """The workers of a ``parallel > 1`` run, one per evaluation in flight, on
-    ``evaluator.backend``; each process worker is pinned to one GPU when the run is on CUDA."""
-    from rlnas.parallel import EvaluationPool
-
+def pool_settings(cfg: DictConfig, device: str) -> dict[str, Any]:
+    """:class:`~rlnas.parallel.EvaluationPool`'s arguments for a ``parallel > 1`` run: one
+    worker per evaluation in flight, on ``evaluator.backend``; each process worker is pinned
+    to one GPU when the run is on CUDA."""
     evaluator = to_dict(cfg.evaluator)
     workers = evaluator.get("workers") or cfg.parallel
     if workers != cfg.parallel:
@@ -76,8 +75,8 @@ def build_pool(cfg: DictConfig, device: str):
         import torch
 
         gpus = torch.cuda.device_count()
-    return EvaluationPool({"env": to_dict(cfg.env), "evaluator": evaluator}, workers,
-                          evaluator.get("backend", "process"), evaluator.get("address"), gpus)
+    return {"spec": {"env": to_dict(cfg.env), "evaluator": evaluator}, "workers": workers,
+            "backend": evaluator.get("backend", "process"), "address": evaluator.get("address"), "gpus": gpus}
 
 
 def build_retrain(evaluator_cfg: DictConfig | dict, space: SearchSpace) -> tuple[int, Evaluator | None]:

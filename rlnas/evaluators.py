@@ -327,12 +327,20 @@ class StoredEvaluator(Evaluator):
         self.space, self.fingerprint = evaluator.space, evaluator.fingerprint
 
     def evaluate(self, arch: str) -> Evaluation:
-        hit = self.store.get(self.fingerprint, arch)
+        hit = self.lookup(arch)
         if hit is not None:
             return hit
         evaluation = self.inner.evaluate(arch)
-        self.store.put(self.fingerprint, evaluation, self.run)
+        self.record(evaluation)
         return evaluation
+
+    def lookup(self, arch: str) -> Evaluation | None:
+        """The stored evaluation of ``arch`` under this evaluator's fingerprint, if any."""
+        return self.store.get(self.fingerprint, arch)
+
+    def record(self, evaluation: Evaluation) -> None:
+        """Commit an evaluation paid for elsewhere (a parallel worker) as this run's."""
+        self.store.put(self.fingerprint, evaluation, self.run)
 
     def attach_run(self, run_dir: Path, run_id: str) -> None:
         self.inner.attach_run(run_dir, run_id)

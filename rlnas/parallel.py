@@ -35,6 +35,7 @@ from rlnas.store import Evaluation
 
 BACKENDS = ("process", "ray")
 RETRIES = 1  # a dead worker's evaluation is tried once more, then recorded as failed
+SPAWN = mp.get_context("spawn")  # a fresh interpreter per worker: no forked torch or CUDA state
 
 
 def _build(spec: dict[str, Any]):
@@ -69,9 +70,8 @@ class _Slot:
     """One worker process and the evaluation it is running."""
 
     def __init__(self, spec: dict[str, Any], environ: dict[str, str]):
-        parent, child = mp.get_context("spawn").Pipe()
-        self.process = mp.get_context("spawn").Process(target=_process_worker, args=(child, spec, environ),
-                                                       daemon=True)
+        parent, child = SPAWN.Pipe()
+        self.process = SPAWN.Process(target=_process_worker, args=(child, spec, environ), daemon=True)
         self.process.start()
         child.close()
         self.conn, self.arch, self.attempt, self.started = parent, None, 0, 0.0
@@ -197,15 +197,10 @@ class EvaluationPool:
 
     # -- ray backend -----------------------------------------------------------------------
     def _start_ray(self, address: str | None) -> None:
-        try:
-            import ray
-        except ImportError as err:
-            raise ImportError("evaluator.backend=ray needs Ray: pip install 'rlnas[ray]'") from err
-        self._ray, self._owns_ray = ray, not ray.is_initialized()
-        if self._owns_ray:
-            ray.init(address=address, num_cpus=None if address else self.workers, include_dashboard=False,
-                     log_to_driver=False, logging_level="ERROR")
-        self._task = ray.remote(num_cpus=1, num_gpus=1 if self.gpus else 0, max_retries=0)(_ray_evaluate)
+        from rlnas.workers import start_ray
+
+        self._ray, self._owns_ray = start_ray(address, num_cpus=self.workers)
+        self._task = self._ray.remote(num_cpus=1, num_gpus=1 if self.gpus else 0, max_retries=0)(_ray_evaluate)
         self._refs: dict[Any, str] = {}
         self._attempts: dict[str, int] = {}
         self._started: dict[str, float] = {}
@@ -273,7 +268,7 @@ class AsyncSearch:
             if not self.waiting:
                 return
             for evaluation in pool.wait():
-                self.stored.store.put(self.stored.fingerprint, evaluation, self.stored.run)
+                self.stored.record(evaluation)
                 self._settle(self.waiting.pop(evaluation.arch))
                 if callback is not None:
                     callback(agent)
@@ -290,7 +285,7 @@ class AsyncSearch:
         if arch in self.waiting:
             self.waiting[arch].append(decisions)
             return False
-        if self.stored.store.get(self.stored.fingerprint, arch) is not None:
+        if self.stored.lookup(arch) is not None:
             self._settle([decisions])  # evaluated before: answered free, now
             return False
         self.waiting[arch] = [decisions]

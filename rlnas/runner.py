@@ -32,13 +32,21 @@ from tqdm import tqdm
 from rlnas import checkpoint as checkpoints
 from rlnas.agents import make_agent
 from rlnas.agents.architecture_agent import ArchitectureAgent
-from rlnas.config import build_budget, build_evaluator, build_pool, build_retrain, build_space, resolve_device, to_dict
+from rlnas.config import (
+    build_budget,
+    build_evaluator,
+    build_retrain,
+    build_space,
+    pool_settings,
+    resolve_device,
+    to_dict,
+)
 from rlnas.drawing import draw_cells
 from rlnas.envs import NASEnv
 from rlnas.evaluators import StoredEvaluator
 from rlnas.logger import TensorBoardLogger
 from rlnas.monitor import Budget, SearchMonitor
-from rlnas.parallel import AsyncSearch
+from rlnas.parallel import AsyncSearch, EvaluationPool
 from rlnas.ranges import INT_AT_LEAST_1, THREADS, check
 from rlnas.store import EvaluationStore
 
@@ -89,6 +97,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
     if parallel > 1 and cfg.evaluator.name == "supernet":
         raise ValueError("parallel > 1 does not drive the supernet evaluator yet: it has its own workers "
                          "(evaluator.backend, evaluator.workers); use parallel=1")
+    pool_args = pool_settings(cfg, device) if parallel > 1 else None
 
     # Everything is valid: from here on the run writes to its directory.
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -114,7 +123,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
             _save_checkpoint(checkpoint, agent, monitor)
             last_saved = len(monitor.evaluations)
 
-    pool = build_pool(cfg, device) if parallel > 1 else None
+    pool = EvaluationPool(**pool_args) if pool_args else None
     try:
         if pool is None:
             agent.learn(budget, callback=save)
@@ -125,7 +134,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
                 # After every result, with what is in flight: a resumed run evaluates exactly
                 # that again, and the agent, restored to this point, proposes what it did.
                 _save_checkpoint(checkpoint, agent, monitor, search.in_flight())
-                progress.set_postfix(best=f"{monitor.best.score:.4f}", in_flight=len(search.waiting), refresh=False)
+                _show(progress, monitor, budget, in_flight=len(search.waiting))
                 logger.scalar("parallel/busy_fraction", pool.utilisation(), len(monitor.evaluations))
                 logger.scalar("parallel/in_flight", len(search.waiting), len(monitor.evaluations))
 
@@ -169,8 +178,9 @@ def _command() -> str:
     return f"python {program}" if program.endswith(".py") else "rlnas-train"
 
 
-def _show(progress: tqdm, monitor: SearchMonitor, budget: Budget) -> None:
-    progress.set_postfix(best=f"{monitor.best.score:.4f}" if monitor.best else "-", refresh=False)
+def _show(progress: tqdm, monitor: SearchMonitor, budget: Budget, in_flight: int | None = None) -> None:
+    progress.set_postfix(best=f"{monitor.best.score:.4f}" if monitor.best else "-",
+                         **({} if in_flight is None else {"in_flight": in_flight}), refresh=False)
     progress.update((len(monitor.evaluations) if budget.evaluations else monitor.env_steps) - progress.n)
 
 

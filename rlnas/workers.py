@@ -287,6 +287,21 @@ class ProcessBackend:
 # ---------------------------------------------------------------------------------------
 # A pool of Ray actors
 # ---------------------------------------------------------------------------------------
+def start_ray(address: str | None, num_cpus: int | None = None):
+    """Ray, connected to the cluster at ``address`` or to a local Ray started here (with
+    ``num_cpus`` slots); returns the module and whether this process started it (and so
+    shuts it down)."""
+    try:
+        import ray
+    except ImportError as err:
+        raise ImportError("evaluator.backend=ray needs Ray: pip install 'rlnas[ray]'") from err
+    owns = not ray.is_initialized()
+    if owns:
+        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+                 log_to_driver=False, logging_level="ERROR")
+    return ray, owns
+
+
 class RayBackend:
     """The same interface over ``workers`` Ray actors, each with its own copy of the weights.
 
@@ -298,27 +313,20 @@ class RayBackend:
 
     def __init__(self, trainer_kwargs: dict[str, Any], checkpoint: str | Path | None = None,
                  checkpoint_every: int = 1, workers: int = 1, address: str | None = None):
-        try:
-            import ray
-        except ImportError as err:
-            raise ImportError("evaluator.backend=ray needs Ray: pip install 'rlnas[ray]'") from err
         if workers < 1:
             raise ValueError(f"evaluator.workers must be >= 1, got {workers}")
         if trainer_kwargs.get("mode") == "enas" and workers != 1:
             raise ValueError("supernet mode=enas trains one set of shared weights in order; on Ray it needs "
                              f"workers=1 (got {workers}), or use mode=oneshot for a pool")
-        self._owns_ray = not ray.is_initialized()
-        if self._owns_ray:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-        self._ray = ray
+        self._ray, self._owns_ray = start_ray(address)
         gpu = str(trainer_kwargs.get("device", "cpu")).startswith("cuda")
-        self._actor = ray.remote(num_cpus=0 if gpu else 1, num_gpus=1 if gpu else 0)(TrainerHost)
+        self._actor = self._ray.remote(num_cpus=0 if gpu else 1, num_gpus=1 if gpu else 0)(TrainerHost)
         # The driver keeps the checkpoint (actors may run on other machines) and the state a
         # restarted actor starts from.
         self._kwargs = trainer_kwargs
         self._checkpointer = Checkpointer(checkpoint, checkpoint_every)
         first = self._actor.remote(trainer_kwargs, state=self._checkpointer.load())
-        self._state = ray.get(first.state_dict.remote())
+        self._state = self._ray.get(first.state_dict.remote())
         if self._checkpointer.due(0, self._state["version"]):
             self._checkpointer.save(self._state)
         self.actors = [first] + [self._actor.remote(trainer_kwargs, state=self._state) for _ in range(workers - 1)]

@@ -4,6 +4,7 @@ that die, and a runner killed with evaluations in flight."""
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,8 +24,6 @@ def report_of(run_dir):
 
 
 def failed_rows(run_dir):
-    import sqlite3
-
     with sqlite3.connect(run_dir / "evaluations.sqlite") as db:
         return [json.loads(m) for (m,) in db.execute("SELECT metrics FROM evaluations")
                 if "failed" in json.loads(m)]
