@@ -6,6 +6,6 @@ that other installed packages declare under the ``rlnas.agents`` entry-point gro
 
 from rlnas.agents import a2c, dqn, dreamer, evolution, local_search, planner, ppo, random_search, reinforce, tpe  # noqa: F401  (registers them)
 from rlnas.agents.base import Agent
-from rlnas.agents.registry import available_agents, make_agent, register
+from rlnas.agents.registry import agent_class, available_agents, make_agent, register
 
-__all__ = ["Agent", "available_agents", "make_agent", "register"]
+__all__ = ["Agent", "agent_class", "available_agents", "make_agent", "register"]

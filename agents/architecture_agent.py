@@ -1,8 +1,11 @@
-"""Shared ground of the NAS baselines that propose whole architectures at once.
+"""Agents that propose whole architectures: the NAS baselines, and what lets any agent
+search in parallel.
 
 Random search and regularized evolution think in complete cells, not in steps; they still
 go through the env like every other agent, one decision per step, so the store, the
-budget and the logs see them exactly as they see an RL controller.
+budget and the logs see them exactly as they see an RL controller. REINFORCE and Dreamer
+think in steps but can also propose a whole cell (:class:`Proposer`), which is how a
+parallel run keeps several of their architectures in flight.
 """
 
 from __future__ import annotations
@@ -17,19 +20,16 @@ from rlnas.monitor import Budget
 from rlnas.spaces import Decisions, SearchSpace
 
 
-class ArchitectureAgent(Agent):
-    """An agent that needs a :class:`~rlnas.envs.NASEnv` underneath (it reads ``env.unwrapped.space``)."""
+class Proposer:
+    """What an agent adds to search in parallel: it hands over whole architectures and
+    learns from their scores as they come back (:class:`rlnas.parallel.AsyncSearch`).
 
-    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu"):
-        super().__init__(env, seed, device)
-        space = getattr(env.unwrapped, "space", None)
-        if not isinstance(space, SearchSpace):
-            raise TypeError(f"{type(self).__name__} searches architectures and needs an rlnas NASEnv, "
-                            f"not {env.unwrapped!r}")
-        self.space: SearchSpace = space
-        # Proposed and not yet observed: what other workers are evaluating in a parallel run
-        # (rlnas.parallel). An agent that skips these spends no proposal waiting on them.
-        self.in_flight: set[Decisions] = set()
+    Mixed into an :class:`~rlnas.agents.base.Agent` on a :class:`~rlnas.envs.NASEnv`. While
+    a parallel run is on, ``in_flight`` holds what other workers are evaluating; an agent
+    that reads it spends no proposal waiting on them.
+    """
+
+    in_flight: set[Decisions]
 
     def propose(self) -> Decisions | None:
         """The next architecture to build, or None when there is nothing left to try."""
@@ -37,16 +37,6 @@ class ArchitectureAgent(Agent):
 
     def observe(self, decisions: Decisions, score: float) -> None:
         """Learn from the score of an architecture just built (nothing, by default)."""
-
-    def learn(self, budget: Budget, callback: Callback | None = None) -> ArchitectureAgent:
-        while self.env.within(budget):
-            decisions = self.propose()
-            if decisions is None:
-                break
-            self.observe(decisions, self.play(decisions))
-            if callback is not None:
-                callback(self)
-        return self
 
     def play(self, decisions: Sequence[int]) -> float:
         """Build ``decisions`` through the env; return the final reward (the score)."""
@@ -57,6 +47,42 @@ class ArchitectureAgent(Agent):
             if terminated or truncated:
                 break
         return float(reward)
+
+    def nas_env(self):
+        """The NASEnv underneath: what proposing needs (its space, its previews)."""
+        env = self.env.unwrapped
+        if not isinstance(getattr(env, "space", None), SearchSpace):
+            raise TypeError(f"{type(self).__name__} searches architectures and needs an rlnas NASEnv, "
+                            f"not {env!r}")
+        return env
+
+
+def proposes(agent: object) -> bool:
+    """Whether ``agent`` (an agent or its class) can search asynchronously: a
+    :class:`Proposer` that implements ``propose``."""
+    cls = agent if isinstance(agent, type) else type(agent)
+    return issubclass(cls, Proposer) and cls.propose is not Proposer.propose
+
+
+class ArchitectureAgent(Proposer, Agent):
+    """An agent that thinks in whole cells and needs a :class:`~rlnas.envs.NASEnv`
+    underneath (it reads ``env.unwrapped.space``). Its :meth:`learn` proposes, plays the
+    proposal through the env, and observes the score, one architecture at a time."""
+
+    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu"):
+        super().__init__(env, seed, device)
+        self.space: SearchSpace = self.nas_env().space
+        self.in_flight = set()
+
+    def learn(self, budget: Budget, callback: Callback | None = None) -> ArchitectureAgent:
+        while self.env.within(budget):
+            decisions = self.propose()
+            if decisions is None:
+                break
+            self.observe(decisions, self.play(decisions))
+            if callback is not None:
+                callback(self)
+        return self
 
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None,
                 deterministic: bool = False, episode_start: bool = False) -> int:

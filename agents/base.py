@@ -39,6 +39,9 @@ class Agent(ABC):
     """
 
     name: ClassVar[str]
+    #: True for agents that step every sub-env of a vector env (PPO, A2C, DQN): a parallel
+    #: run hands them one env per worker, in lock-step (rlnas.parallel.LockStepEnvs).
+    supports_vector_env: ClassVar[bool] = False
 
     def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu"):
         check(getattr(self, "name", type(self).__name__), {"seed": seed}, {"seed": INT_AT_LEAST_0})

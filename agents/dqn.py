@@ -136,6 +136,8 @@ class DQN(Agent):
     """Constructor defaults are SB3's with every extra off; conf/agent/dqn.yaml holds the NAS
     setting. The C51 support defaults to the paper's [-10, 10]."""
 
+    supports_vector_env = True
+
     def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", learning_rate: float = 1e-4,
                  buffer_size: int = 1_000_000, learning_starts: int = 100, batch_size: int = 32, gamma: float = 0.99,
                  target_update_interval: int = 10_000, train_freq: int = 4, gradient_steps: int = 1,

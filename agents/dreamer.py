@@ -35,10 +35,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlnas.agents.architecture_agent import Proposer
 from rlnas.agents.base import Agent, Callback
 from rlnas.agents.registry import register
 from rlnas.monitor import Budget
 from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, OneOf, Range, check
+from rlnas.spaces import Decisions
 from rlnas.world_models.rssm import RSSM, State, straight_through_onehot
 from rlnas.world_models.world_model import WorldModel, mlp
 
@@ -133,7 +135,7 @@ class SequenceReplay:
             self.data[k][:self.size] = state[k].numpy()
 
 
-class Dreamer(Agent):
+class Dreamer(Proposer, Agent):
     """Dreamer on any env with a flat ``Box`` observation and a ``Discrete`` action space."""
 
     default_version = 2
@@ -176,6 +178,8 @@ class Dreamer(Agent):
         self.replay = SequenceReplay(hp["buffer_size"], obs_dim, self.num_actions)
         self.steps = self.updates = 0
         self._predict: tuple[State | None, int | None] = (None, None)  # predict()'s RSSM state, last action
+        self.in_flight: set[Decisions] = set()
+        self.predicted: dict[Decisions, float] = {}  # proposed cells' predicted scores, logged on observe
 
     # -- acting -------------------------------------------------------------------------
     @torch.no_grad()
@@ -211,35 +215,73 @@ class Dreamer(Agent):
 
     # -- learning -----------------------------------------------------------------------
     def learn(self, budget: Budget, callback: Callback | None = None) -> Dreamer:
-        hp = self.hp
-        per_evaluation = hp["updates_per_evaluation"] is not None
+        per_step = self.hp["updates_per_evaluation"] is None
         while self.env.within(budget):
             obs, info = self.reset_env()
             mask = info.get("action_mask")
             episode = [(obs, -1, 0.0, False, True, mask)]
             state, done = self._filter(None, None, obs), False
             while not done and self.env.within(budget):
-                if self.steps < hp["prefill"]:
-                    legal = np.flatnonzero(mask) if mask is not None else np.arange(self.num_actions)
-                    action = int(self.rng.choice(legal))
-                else:
-                    action = self._act(state, mask, deterministic=False)
+                action = self._choose(state, mask)
                 obs, reward, terminated, truncated, info = self.env.step(action)
                 done = terminated or truncated
                 mask = info.get("action_mask")
                 state = self._filter(state, action, obs)
                 if done and "arch" in info:
-                    self._log_surrogate(state, float(reward))
+                    self._log_surrogate(self._predicted_score(state), float(reward))
                 episode.append((obs, action, float(reward), bool(terminated), False, mask))
-                if not per_evaluation:  # the papers' schedule: store and train as the steps come
+                if per_step:  # the papers' schedule: store and train as the steps come
                     self._store(episode)
-            # the monitor counts repeated architectures; on an env without them every episode is new
-            if per_evaluation and self.env.stale_episodes == 0:
-                self._store(episode)
-                self._train(hp["updates_per_evaluation"])
+            self._learn_from(episode)
             if callback is not None:
                 callback(self)
         return self
+
+    def _choose(self, state: State, mask: np.ndarray | None) -> int:
+        """A random legal action during the prefill, the actor's sample after it."""
+        if self.steps < self.hp["prefill"]:
+            legal = np.flatnonzero(mask) if mask is not None else np.arange(self.num_actions)
+            return int(self.rng.choice(legal))
+        return self._act(state, mask, deterministic=False)
+
+    def _learn_from(self, episode: list[tuple]) -> None:
+        """The NAS schedule: an episode that built a new architecture is stored and trained
+        on ``updates_per_evaluation`` times (the monitor counts repeats; on an env without
+        architectures every episode is new). On the papers' schedule it was stored already."""
+        if self.hp["updates_per_evaluation"] is not None and self.env.stale_episodes == 0:
+            self._store(episode)
+            self._train(self.hp["updates_per_evaluation"])
+
+    # -- proposing whole cells (parallel runs, rlnas.parallel) -------------------------------
+    def propose(self) -> Decisions:
+        """Filter and act through a cell's previews as an episode would, without stepping
+        the env; the model's predicted score is kept for :meth:`observe` to log."""
+        env, decisions, action, state = self.nas_env(), [], None, None
+        for _ in range(env.space.num_decisions):
+            obs, mask = env.preview(decisions)
+            state = self._filter(state, action, obs)
+            action = self._choose(state, mask)
+            decisions.append(action)
+        state = self._filter(state, action, env.preview(decisions)[0])
+        self.predicted[tuple(decisions)] = self._predicted_score(state)
+        return tuple(decisions)
+
+    def observe(self, decisions: Decisions, score: float) -> None:
+        """Learn from the cell's episode, rebuilt from its previews: what learn() stores
+        after the same episode. Proposals made before this result came back were acted
+        on by the actor as it was then."""
+        env, decisions = self.nas_env(), tuple(decisions)
+        if decisions in self.predicted:
+            self._log_surrogate(self.predicted.pop(decisions), score)
+        obs, mask = env.preview(())
+        episode = [(obs, -1, 0.0, False, True, mask)]
+        for t, action in enumerate(decisions):
+            obs, mask = env.preview(decisions[:t + 1])
+            last = t + 1 == len(decisions)
+            episode.append((obs, action, score if last else 0.0, last, False, mask))
+        if self.hp["updates_per_evaluation"] is None:
+            self._store(episode)
+        self._learn_from(episode)
 
     def _store(self, episode: list[tuple]) -> None:
         """Move the episode's pending steps into the replay. On the papers' schedule, train
@@ -260,11 +302,13 @@ class Dreamer(Agent):
             for _ in range(updates):
                 self.train_step()
 
-    def _log_surrogate(self, state: State, reward: float) -> None:
+    @torch.no_grad()
+    def _predicted_score(self, state: State) -> float:
+        return self.model.reward(state.feature).item()
+
+    def _log_surrogate(self, predicted: float, reward: float) -> None:
         """How good the world model is as a surrogate: its predicted against the real
         reward (the score) of every evaluated architecture, from the filtered final state."""
-        with torch.no_grad():
-            predicted = self.model.reward(state.feature).item()
         step = self.env.env_steps
         self.logger.scalar("world_model/predicted_score", predicted, step)
         self.logger.scalar("world_model/real_score", reward, step)

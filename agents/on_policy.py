@@ -62,6 +62,8 @@ class Rollout:
 class ActorCriticAgent(Agent):
     """Skeleton of PPO and A2C: a policy, a vector env, and :meth:`collect`."""
 
+    supports_vector_env = True
+
     def __init__(self, env: gym.Env, seed: int, device: str, policy: str, hidden_sizes: list[int],
                  n_steps: int, gamma: float, gae_lambda: float):
         super().__init__(env, seed, device)

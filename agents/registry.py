@@ -53,13 +53,18 @@ def hyperparameters(cls: type[Agent]) -> dict[str, Any]:
             if p.name not in _BASE_ARGS and p.default is not inspect.Parameter.empty}
 
 
-def make_agent(name: str, env, seed: int = 0, device: str = "cpu", **hparams: Any) -> Agent:
-    """Build an agent by name; unknown names and hyperparameters are refused with the list
-    of what exists."""
+def agent_class(name: str) -> type[Agent]:
+    """The agent registered as ``name``; an unknown name is refused with the list of what exists."""
     agents = available_agents()
     if name not in agents:
         raise ValueError(f"unknown agent {name!r}; available agents: {', '.join(agents)}")
-    cls = agents[name]
+    return agents[name]
+
+
+def make_agent(name: str, env, seed: int = 0, device: str = "cpu", **hparams: Any) -> Agent:
+    """Build an agent by name; unknown names and hyperparameters are refused with the list
+    of what exists."""
+    cls = agent_class(name)
     known = hyperparameters(cls)
     unknown = sorted(set(hparams) - set(known))
     if unknown:

@@ -23,15 +23,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlnas.agents.architecture_agent import Proposer
 from rlnas.agents.base import Agent, Callback
 from rlnas.agents.policies import LSTMController, masked_categorical, sample
 from rlnas.agents.registry import register
 from rlnas.monitor import Budget
 from rlnas.ranges import INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, Range, check
+from rlnas.spaces import Decisions
 
 
 @register("reinforce")
-class Reinforce(Agent):
+class Reinforce(Proposer, Agent):
     def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", learning_rate: float = 0.01,
                  hidden_size: int = 64, batch_episodes: int = 1, baseline_decay: float = 0.9,
                  entropy_coef: float = 0.01, gamma: float = 1.0, max_grad_norm: float = 5.0):
@@ -52,6 +54,8 @@ class Reinforce(Agent):
         self.baseline: float | None = None
         self.updates = 0
         self._state: tuple[torch.Tensor, torch.Tensor] | None = None  # predict()'s LSTM state
+        self.in_flight: set[Decisions] = set()
+        self.pending: list[tuple[Decisions, float]] = []  # observed cells not yet learned from
 
     def _policy(self, obs: np.ndarray, mask: np.ndarray | None, state):
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1)
@@ -62,10 +66,10 @@ class Reinforce(Agent):
     def learn(self, budget: Budget, callback: Callback | None = None) -> Reinforce:
         env = self.env
         while env.within(budget):
-            losses, returns = [], []
+            losses, entropies = [], []
             for _ in range(self.batch_episodes):
                 obs, info = self.reset_env()
-                state, log_probs, entropies, rewards, done = None, [], [], [], False
+                state, log_probs, rewards, done = None, [], [], False
                 while not done:
                     dist, state = self._policy(obs, info.get("action_mask"), state)
                     action = sample(dist, self.generator)
@@ -74,38 +78,76 @@ class Reinforce(Agent):
                     obs, reward, terminated, truncated, info = env.step(int(action))
                     rewards.append(float(reward))
                     done = terminated or truncated
-                # returns-to-go G_t = r_t + gamma * G_{t+1}
-                to_go, running = [], 0.0
-                for r in reversed(rewards):
-                    running = r + self.gamma * running
-                    to_go.append(running)
-                to_go = torch.tensor(to_go[::-1], device=self.device)
-                episode_return = float(sum(rewards))
-                if self.baseline is None:
-                    self.baseline = episode_return
-                advantage = to_go - self.baseline
-                losses.append(-(advantage * torch.cat(log_probs)).sum()
-                              - self.entropy_coef * torch.cat(entropies).sum())
-                decay = self.baseline_decay
-                self.baseline = decay * self.baseline + (1 - decay) * episode_return
-                returns.append(episode_return)
+                losses.append(self._episode_loss(torch.cat(log_probs), torch.cat(entropies[-len(rewards):]),
+                                                 rewards))
                 if not env.within(budget):
                     break
-            loss = torch.stack(losses).mean()
-            self.optimizer.zero_grad()
-            loss.backward()
-            grad_norm = nn.utils.clip_grad_norm_(self.controller.parameters(), self.max_grad_norm)
-            self.optimizer.step()
-            self.updates += 1
-            step = env.env_steps
-            self.logger.scalar("reinforce/loss", loss.item(), step)
-            self.logger.scalar("reinforce/baseline", self.baseline, step)
-            self.logger.scalar("reinforce/entropy", torch.cat(entropies).mean().item(), step)
-            self.logger.scalar("reinforce/grad_norm", float(grad_norm), step)
-            self.logger.scalar("reinforce/learning_rate", self.optimizer.param_groups[0]["lr"], step)
+            self._update(losses, entropies)
             if callback is not None:
                 callback(self)
         return self
+
+    def _episode_loss(self, log_probs: torch.Tensor, entropies: torch.Tensor, rewards: list[float]) -> torch.Tensor:
+        """``-sum_t (G_t - b) log pi(a_t|s_t) - entropy_coef * sum_t H_t``; then the
+        baseline moves toward this episode's return."""
+        to_go, running = [], 0.0  # returns-to-go G_t = r_t + gamma * G_{t+1}
+        for r in reversed(rewards):
+            running = r + self.gamma * running
+            to_go.append(running)
+        to_go = torch.tensor(to_go[::-1], device=self.device)
+        episode_return = float(sum(rewards))
+        if self.baseline is None:
+            self.baseline = episode_return
+        loss = -((to_go - self.baseline) * log_probs).sum() - self.entropy_coef * entropies.sum()
+        self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * episode_return
+        return loss
+
+    def _update(self, losses: list[torch.Tensor], entropies: list[torch.Tensor]) -> None:
+        loss = torch.stack(losses).mean()
+        self.optimizer.zero_grad()
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(self.controller.parameters(), self.max_grad_norm)
+        self.optimizer.step()
+        self.updates += 1
+        step = self.env.env_steps
+        self.logger.scalar("reinforce/loss", loss.item(), step)
+        self.logger.scalar("reinforce/baseline", self.baseline, step)
+        self.logger.scalar("reinforce/entropy", torch.cat(entropies).mean().item(), step)
+        self.logger.scalar("reinforce/grad_norm", float(grad_norm), step)
+        self.logger.scalar("reinforce/learning_rate", self.optimizer.param_groups[0]["lr"], step)
+
+    # -- proposing whole cells (parallel runs, rlnas.parallel) -------------------------------
+    def propose(self) -> Decisions:
+        """Sample a cell from the controller as an episode would, without stepping the env."""
+        env, decisions, state = self.nas_env(), [], None
+        with torch.no_grad():
+            for _ in range(env.space.num_decisions):
+                dist, state = self._policy(*env.preview(decisions), state)
+                decisions.append(int(sample(dist, self.generator)))
+        return tuple(decisions)
+
+    def observe(self, decisions: Decisions, score: float) -> None:
+        """Queue the cell's episode; every ``batch_episodes`` of them, one update.
+
+        The log-probabilities are taken under the controller as it is now, which may have
+        been updated since it proposed the cell (by results that came back meanwhile): the
+        price of proposing before seeing results. With one cell in flight it is learn()'s
+        update exactly."""
+        self.pending.append((tuple(decisions), float(score)))
+        if len(self.pending) < self.batch_episodes:
+            return
+        env, losses, entropies = self.nas_env(), [], []
+        for cell, cell_score in self.pending:
+            state, log_probs = None, []
+            for t, action in enumerate(cell):
+                dist, state = self._policy(*env.preview(cell[:t]), state)
+                _ = dist.probs  # made before log_prob, as sampling in learn() makes it: the same graph, the same sums
+                log_probs.append(dist.log_prob(torch.tensor([action], device=self.device)))
+                entropies.append(dist.entropy())
+            rewards = [0.0] * (len(cell) - 1) + [cell_score]
+            losses.append(self._episode_loss(torch.cat(log_probs), torch.cat(entropies[-len(cell):]), rewards))
+        self.pending = []
+        self._update(losses, entropies)
 
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False,
                 episode_start: bool = False) -> int:
@@ -120,7 +162,7 @@ class Reinforce(Agent):
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "controller": self.controller.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-                "baseline": self.baseline, "updates": self.updates}
+                "baseline": self.baseline, "updates": self.updates, "pending": [list(c) + [s] for c, s in self.pending]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
@@ -128,3 +170,4 @@ class Reinforce(Agent):
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.baseline, self.updates = state["baseline"], state["updates"]
+        self.pending = [(tuple(int(a) for a in row[:-1]), float(row[-1])) for row in state.get("pending", [])]

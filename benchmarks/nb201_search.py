@@ -15,7 +15,12 @@ and it draws validation regret against distinct evaluations (mean and 95 % band 
 one line per agent, one panel per table) into ``--plot``.
 
     python benchmarks/nb201_search.py [--table PATH ...] [--agents NAME ...] [--seeds 40]
-        [--budgets 50 100 150] [--jobs 2] [--plot docs/nb201_anytime.png] [--set KEY=VALUE ...]
+        [--budgets 50 100 150] [--parallel 1 4 8] [--jobs 2] [--plot docs/nb201_anytime.png]
+        [--set KEY=VALUE ...]
+
+``--parallel N`` runs the search as ``train.py parallel=N`` makes it, with N equal workers
+simulated in the run's process (rlnas.parallel.SimulatedPool): every proposal is made with
+N - 1 results still out, which is what proposing ahead costs, measured without N cores.
 
 ``--table`` repeats (default: the bundled CIFAR-10 table). ``--jobs`` runs seeds side by
 side, one process and one torch thread each; every run depends on its seed alone, so the
@@ -36,11 +41,14 @@ import numpy as np
 import torch
 import yaml
 
-from rlnas.agents import available_agents, make_agent
+from rlnas.agents import agent_class, available_agents, make_agent
+from rlnas.agents.architecture_agent import proposes
 from rlnas.config import CONF, agent_config
 from rlnas.envs import NASEnv
-from rlnas.evaluators import TabularEvaluator
-from rlnas.monitor import Budget
+from rlnas.evaluators import StoredEvaluator, TabularEvaluator
+from rlnas.monitor import Budget, VectorSearchMonitor
+from rlnas.parallel import AsyncSearch, LockStepEnvs, SimulatedPool, evaluate_all
+from rlnas.store import EvaluationStore
 
 PATIENCE = yaml.safe_load((CONF / "config.yaml").read_text())["budget"]["patience"]
 Z95 = 1.959964
@@ -51,13 +59,30 @@ def load_table(path: str | None) -> TabularEvaluator:
     return TabularEvaluator(path)
 
 
-def one_run(task: tuple[str | None, str, int, int, dict]) -> dict:
+def one_run(task: tuple[str | None, str, int, int, dict, int]) -> dict:
     """Validation and test accuracy of every distinct evaluation, in the order paid for."""
-    path, name, budget, seed, overrides = task
+    path, name, budget, seed, overrides, parallel = task
     torch.set_num_threads(1)
-    agent = make_agent(name, NASEnv("nb201", load_table(path)), seed=seed, **{**agent_config(name), **overrides})
+    hparams, limit = {**agent_config(name), **overrides}, Budget(evaluations=budget, patience=PATIENCE)
     start = time.perf_counter()
-    agent.learn(Budget(evaluations=budget, patience=PATIENCE))
+    if parallel == 1:
+        agent = make_agent(name, NASEnv("nb201", load_table(path)), seed=seed, **hparams)
+        agent.learn(limit)
+    else:  # `parallel` equal workers, simulated: the search the runner makes with parallel=N
+        stored = StoredEvaluator(load_table(path), EvaluationStore(":memory:"))
+        pool = SimulatedPool(stored.inner, parallel)
+        if proposes(agent_class(name)):
+            agent = make_agent(name, NASEnv("nb201", stored), seed=seed, **hparams)
+            AsyncSearch(agent, pool, stored).learn(limit)
+        else:
+            def settle(archs: list[str]) -> list[str]:
+                paid = monitor.affordable(archs, limit)
+                evaluate_all(pool, stored, paid)
+                return paid
+
+            monitor = VectorSearchMonitor(LockStepEnvs([lambda: NASEnv("nb201", stored)] * parallel, settle))
+            agent = make_agent(name, monitor, seed=seed, **hparams)
+            agent.learn(limit)
     seconds = time.perf_counter() - start
     evaluations = agent.env.evaluations
     return {"val": [e.score for e in evaluations], "test": [e.metrics["test_acc"] for e in evaluations],
@@ -131,14 +156,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=40)
     parser.add_argument("--jobs", type=int, default=1, help="processes running seeds side by side")
     parser.add_argument("--plot", type=Path, default=None, help="PNG of regret against evaluations")
+    parser.add_argument("--parallel", nargs="*", type=int, default=[1],
+                        help="architectures in flight (simulated equal workers); a row per value")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="hyperparameter overrides")
     args = parser.parse_args()
     overrides = {key: yaml.safe_load(value) for key, _, value in (kv.partition("=") for kv in args.set)}
 
     tables = args.table or [None]
     names = args.agents or list(available_agents())
+    rows = [(name, n) for name in names for n in args.parallel]
     horizon = max(args.budgets)
-    tasks = [(path, name, horizon, seed, overrides) for path in tables for name in names for seed in range(args.seeds)]
+    tasks = [(path, name, horizon, seed, overrides, n) for path in tables for name, n in rows
+             for seed in range(args.seeds)]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = iter(pool.map(one_run, tasks))
         curves: dict[str, dict[str, np.ndarray]] = {}
@@ -152,7 +181,8 @@ def main() -> None:
                   "val regret (%) | s / run |")
             print("|---|---:|---:|---:|---:|---:|")
             curves[label] = {}
-            for name in names:
+            for agent, n in rows:
+                name = agent if args.parallel == [1] else f"{agent} (parallel={n})"
                 runs = [next(results) for _ in range(args.seeds)]
                 seconds = np.mean([r["seconds"] for r in runs])
                 for budget in args.budgets:

@@ -16,6 +16,7 @@ carries ``arch`` (the canonical string), ``score``, ``metrics``, ``cost`` and ``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -126,6 +127,21 @@ class NASEnv(gym.Env[np.ndarray, int]):
         names = self.space.decision_names()
         lines = [f"{names[i]}: {self.space.choice_names(i)[c]}" for i, c in enumerate(self._decisions)]
         return "\n".join(lines) or "(no decisions yet)"
+
+    def preview(self, decisions: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The observation and action mask an episode shows after ``decisions``, without
+        stepping (nothing is evaluated): how an agent thinks a cell through before handing
+        it over whole, as a parallel run's proposals do (rlnas.parallel)."""
+        n, k = self._n, self._k
+        obs = np.zeros(self.observation_space.shape, np.float32)
+        for step, choice in enumerate(decisions):
+            obs[step * k + choice] = 1.0
+        obs[n * k + len(decisions)] = 1.0
+        mask = np.zeros(k, np.int8)
+        if len(decisions) < n:
+            legal = self.space.legal_choices(list(decisions))
+            mask[legal.start:legal.stop] = 1
+        return obs, mask
 
     @property
     def decisions(self) -> tuple[int, ...]:

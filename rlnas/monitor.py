@@ -67,6 +67,19 @@ class SearchCounts:
                     or (budget.env_steps is not None and self.env_steps >= budget.env_steps)
                     or (budget.patience is not None and self.stale_episodes >= budget.patience))
 
+    def affordable(self, archs: Iterable[str], budget: Budget) -> list[str]:
+        """Which of ``archs`` (distinct) the budget still pays for, in order: those this run
+        has counted already (free) and new ones while evaluations are left."""
+        left = None if budget.evaluations is None else budget.evaluations - len(self.evaluations)
+        paid = []
+        for arch in archs:
+            if arch not in self._seen:
+                if left is not None and left <= 0:
+                    continue
+                left = None if left is None else left - 1
+            paid.append(arch)
+        return paid
+
     def _end_episode(self, episode_return: float, evaluation: Evaluation | None) -> None:
         self.episodes += 1
         self.logger.scalar("episode/return", episode_return, self.env_steps)
@@ -133,7 +146,8 @@ class SearchMonitor(SearchCounts, gym.Wrapper):
 class VectorSearchMonitor(SearchCounts, gym.vector.VectorWrapper):
     """The same counters over a vector env in ``AutoresetMode.SAME_STEP`` (finished
     episodes' infos under ``info["final_info"]``). Several sub-envs can finish in one step,
-    so an evaluation budget may be overshot by up to ``num_envs - 1``."""
+    so an evaluation budget may be overshot by up to ``num_envs - 1``, unless the vector env
+    holds to it (:class:`rlnas.parallel.LockStepEnvs` does)."""
 
     def __init__(self, env: gym.vector.VectorEnv, logger: Logger | None = None,
                  on_evaluation: Callable[[SearchCounts], None] | None = None):

@@ -9,12 +9,19 @@ results come back as JSON. A worker that dies, or an evaluation that raises, is 
 once on a fresh worker and then recorded as failed (``score`` 0, ``metrics["failed"]`` the
 reason): the search goes on.
 
-`AsyncSearch` is the loop for agents that propose whole architectures
-(:class:`~rlnas.agents.architecture_agent.ArchitectureAgent`): it proposes as soon as a
-worker is free, so a slow child never holds the others back. The runner stays the single
-writer of the store: a result is committed, then replayed through the env (answered by the
-store, so the monitor counts it once) and shown to the agent. The budget is exact (done +
-in flight never exceeds it) and two workers never train the same architecture.
+Two ways to keep the workers busy:
+
+* :class:`AsyncSearch`, for agents that can propose whole architectures
+  (:class:`~rlnas.agents.architecture_agent.Proposer`: the NAS baselines, REINFORCE,
+  Dreamer): it proposes as soon as a worker is free, so a slow child never holds the
+  others back. A result is committed, then replayed through the env (answered by the
+  store, so the monitor counts it once) and shown to the agent.
+* :class:`LockStepEnvs`, for agents that step a vector env (PPO, A2C, DQN): one NASEnv per
+  worker, stepped together; the architectures a step completes are evaluated at once, and
+  the step waits for the slowest of them.
+
+Either way the runner stays the single writer of the store, the budget is exact (nothing
+evaluated beyond it) and two workers never train the same architecture.
 """
 
 from __future__ import annotations
@@ -25,9 +32,14 @@ import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable, Sequence
+from copy import deepcopy
 from dataclasses import asdict
 from multiprocessing.connection import Connection, wait
 from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector.utils import concatenate
 
 from rlnas.evaluators import StoredEvaluator
 from rlnas.monitor import Budget
@@ -45,11 +57,14 @@ def _build(spec: dict[str, Any]):
 
 
 def _evaluate(evaluator, arch: str) -> dict[str, Any]:
-    """One evaluation as JSON-able data; an exception becomes an error message."""
+    """One evaluation as JSON-able data, with the seconds it took on the worker; an
+    exception becomes an error message."""
+    start = time.perf_counter()
     try:
-        return {"ok": asdict(evaluator.evaluate(arch))}
+        answer: dict[str, Any] = {"ok": asdict(evaluator.evaluate(arch))}
     except Exception as err:
-        return {"error": f"{type(err).__name__}: {err}"}
+        answer = {"error": f"{type(err).__name__}: {err}"}
+    return {**answer, "seconds": time.perf_counter() - start}
 
 
 def _process_worker(conn: Connection, spec: dict[str, Any], environ: dict[str, str]) -> None:
@@ -98,6 +113,10 @@ class EvaluationPool:
             raise ValueError(f"evaluator.workers must be a positive integer, got {workers!r}")
         self.spec, self.workers, self.backend, self.gpus = spec, workers, backend, gpus
         self.busy_seconds = 0.0
+        # Per finished attempt: seconds from submit to its result in hand, less the time the
+        # worker spent evaluating: waiting for a worker (Ray schedules tasks on what is free)
+        # and for the runner to take the result.
+        self.queue_waits: list[float] = []
         self._created = time.perf_counter()
         if backend == "process":
             self._slots = [self._spawn(i) for i in range(workers)]
@@ -135,6 +154,13 @@ class EvaluationPool:
         """Busy fraction of the workers since the pool started."""
         return self.busy_seconds / max(self.workers * (time.perf_counter() - self._created), 1e-9)
 
+    def log(self, logger, step: int) -> None:
+        """Busy fraction and queue wait (mean over the results since the last call) to TensorBoard."""
+        logger.scalar("parallel/busy_fraction", self.utilisation(), step)
+        if self.queue_waits:
+            logger.scalar("parallel/queue_wait_s", sum(self.queue_waits) / len(self.queue_waits), step)
+            self.queue_waits = []
+
     def close(self) -> None:
         if self.backend == "process":
             for slot in self._slots:
@@ -160,7 +186,9 @@ class EvaluationPool:
 
     def _finish(self, arch: str, attempt: int, started: float, answer: dict[str, Any]) -> Evaluation | None:
         """The evaluation, or None when it failed and is being retried."""
-        self.busy_seconds += time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        self.busy_seconds += answer.get("seconds", elapsed)
+        self.queue_waits.append(max(elapsed - answer.get("seconds", elapsed), 0.0))
         if "ok" in answer:
             return Evaluation(**answer["ok"])
         if attempt < RETRIES:
@@ -230,6 +258,84 @@ def _ray_evaluate(spec: dict[str, Any], arch: str) -> dict[str, Any]:
     return _evaluate(_RAY_EVALUATORS[key], arch)
 
 
+class LockStepEnvs(gym.vector.SyncVectorEnv):
+    """NASEnvs stepped together (``AutoresetMode.SAME_STEP``), their evaluations done at once.
+
+    Before a step, ``settle(archs)`` gets the distinct architectures the step completes; it
+    evaluates those the budget still pays for (on the pool, :func:`evaluate_all`), commits
+    them to the store and returns them; the sub-envs' terminal steps then find them there.
+    Lock-step: a step waits for its slowest child, and workers idle while their envs are
+    mid-cell (``parallel/busy_fraction`` shows the cost; ``docs/results.md`` measures it).
+    An episode whose architecture the budget does not pay for is cut instead of evaluated
+    (``truncated``, reward 0, ``info["over_budget"]``), so the budget is exact; agents stop
+    at the budget, before learning from a cut episode.
+    """
+
+    def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], settle: Callable[[list[str]], list[str]]):
+        super().__init__(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        self.settle = settle
+
+    def step(self, actions):
+        actions = np.asarray(actions)
+        completing = {}  # sub-env -> the architecture its action completes
+        for i, (env, action) in enumerate(zip(self.envs, actions, strict=True)):
+            nas, action = env.unwrapped, int(action)
+            if len(nas.decisions) + 1 == nas.space.num_decisions and action in nas.space.legal_choices(nas.decisions):
+                completing[i] = nas.space.to_string((*nas.decisions, action))
+        paid = set(self.settle(list(dict.fromkeys(completing.values()))))
+
+        infos: dict[str, Any] = {}
+        for i, (env, action) in enumerate(zip(self.envs, actions, strict=True)):
+            if i in completing and completing[i] not in paid:
+                cut = {"action_mask": np.zeros(self.single_action_space.n, np.int8), "over_budget": True}
+                result = (self._env_obs[i], 0.0, False, True, cut)
+            else:
+                result = env.step(action)
+            self._env_obs[i], self._rewards[i], self._terminations[i], self._truncations[i], info = result
+            if self._terminations[i] or self._truncations[i]:
+                infos = self._add_info(infos, {"final_obs": self._env_obs[i], "final_info": info}, i)
+                self._env_obs[i], info = env.reset()
+            infos = self._add_info(infos, info, i)
+        self._observations = concatenate(self.single_observation_space, self._env_obs, self._observations)
+        return (deepcopy(self._observations), np.copy(self._rewards), np.copy(self._terminations),
+                np.copy(self._truncations), infos)
+
+
+def evaluate_all(pool: EvaluationPool, stored: StoredEvaluator, archs: Sequence[str]) -> None:
+    """Evaluate on ``pool`` those of ``archs`` the store lacks, at once, and commit them."""
+    for arch in archs:
+        if stored.lookup(arch) is None:
+            pool.submit(arch)
+    while pool.in_flight:
+        for evaluation in pool.wait():
+            stored.record(evaluation)
+
+
+class SimulatedPool:
+    """``workers`` workers of equal speed, simulated in this process: evaluations run one
+    after another and come back in the order they were submitted. A search driven through
+    it sees exactly what it would see with that many equal workers (each proposal made with
+    ``workers - 1`` others still out), reproducibly and without spare cores: what
+    ``benchmarks/nb201_search.py --parallel`` measures the price of proposing ahead with.
+    """
+
+    def __init__(self, evaluator, workers: int):
+        self.evaluator, self.workers = evaluator, workers
+        self.in_flight: list[str] = []
+
+    @property
+    def free(self) -> int:
+        return self.workers - len(self.in_flight)
+
+    def submit(self, arch: str) -> None:
+        if self.free < 1:
+            raise RuntimeError("submit() with every worker busy; wait for a result first")
+        self.in_flight.append(arch)
+
+    def wait(self) -> list[Evaluation]:
+        return [self.evaluator.evaluate(self.in_flight.pop(0))]
+
+
 class AsyncSearch:
     """Drive an architecture-proposing agent with ``pool.workers`` evaluations in flight.
 
@@ -238,8 +344,9 @@ class AsyncSearch:
     waits for that result (a free repeat), one already in the store is answered at once.
     """
 
-    def __init__(self, agent, pool: EvaluationPool, stored: StoredEvaluator):
+    def __init__(self, agent, pool: EvaluationPool | SimulatedPool, stored: StoredEvaluator):
         self.agent, self.pool, self.stored = agent, pool, stored
+        self.space = agent.nas_env().space
         self.waiting: dict[str, list[tuple[int, ...]]] = {}  # arch -> its proposals; the first is submitted
 
     def in_flight(self) -> list[list[int]]:
@@ -256,15 +363,15 @@ class AsyncSearch:
             self._offer(tuple(decisions))
         exhausted = False
         while True:
-            misses = 0
+            repeats = 0  # proposals of what is in flight: they wait, and the agent learns nothing meanwhile
             while pool.free and self._room(budget) and not exhausted:
                 decisions = agent.propose()
                 if decisions is None:
                     exhausted = True  # the agent has nothing left to try
                     break
-                misses = 0 if self._offer(tuple(decisions)) else misses + 1
-                if misses >= 10 * pool.workers and self.waiting:
-                    break  # proposals only repeat what is in flight: let a result change the agent
+                repeats += self._offer(tuple(decisions)) == "waits"
+                if repeats >= pool.workers:
+                    break  # let a result change the agent before it proposes more of the same
             if not self.waiting:
                 return
             for evaluation in pool.wait():
@@ -279,19 +386,20 @@ class AsyncSearch:
         return env.within(budget) and (budget.evaluations is None
                                        or len(env.evaluations) + len(self.waiting) < budget.evaluations)
 
-    def _offer(self, decisions: tuple[int, ...]) -> bool:
-        """Send a proposal on its way; True if it started a new evaluation."""
-        arch = self.agent.space.to_string(decisions)
+    def _offer(self, decisions: tuple[int, ...]) -> str:
+        """Send a proposal on its way: ``"submitted"`` (a new evaluation), ``"stored"``
+        (evaluated before: answered free, now) or ``"waits"`` (in flight: answered with it)."""
+        arch = self.space.to_string(decisions)
         if arch in self.waiting:
             self.waiting[arch].append(decisions)
-            return False
+            return "waits"
         if self.stored.lookup(arch) is not None:
-            self._settle([decisions])  # evaluated before: answered free, now
-            return False
+            self._settle([decisions])
+            return "stored"
         self.waiting[arch] = [decisions]
         self.agent.in_flight.add(decisions)
         self.pool.submit(arch)
-        return True
+        return "submitted"
 
     def _settle(self, proposals: list[tuple[int, ...]]) -> None:
         """Replay each proposal through the env (the store answers it: the monitor counts the

@@ -30,8 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from rlnas import checkpoint as checkpoints
-from rlnas.agents import make_agent
-from rlnas.agents.architecture_agent import ArchitectureAgent
+from rlnas.agents import agent_class, make_agent
+from rlnas.agents.architecture_agent import proposes
 from rlnas.config import (
     build_budget,
     build_evaluator,
@@ -45,8 +45,8 @@ from rlnas.drawing import draw_cells
 from rlnas.envs import NASEnv
 from rlnas.evaluators import StoredEvaluator
 from rlnas.logger import TensorBoardLogger
-from rlnas.monitor import Budget, SearchMonitor
-from rlnas.parallel import AsyncSearch, EvaluationPool
+from rlnas.monitor import Budget, SearchMonitor, VectorSearchMonitor
+from rlnas.parallel import AsyncSearch, EvaluationPool, LockStepEnvs, evaluate_all
 from rlnas.ranges import INT_AT_LEAST_1, THREADS, check
 from rlnas.store import EvaluationStore
 
@@ -83,20 +83,36 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
     store = EvaluationStore(cfg.store or run_dir / STORE)
     evaluator.attach_run(run_dir, cfg.run_id)
     (retrainer or evaluator).keep_best_model(run_dir / BEST_MODEL)
-    env = NASEnv(space, StoredEvaluator(evaluator, store, run=cfg.run_id),
-                 invalid_action=cfg.env.invalid_action, invalid_penalty=cfg.env.invalid_penalty)
-    monitor = SearchMonitor(env)
+    stored = StoredEvaluator(evaluator, store, run=cfg.run_id)
+
+    def make_env() -> NASEnv:
+        return NASEnv(space, stored, invalid_action=cfg.env.invalid_action, invalid_penalty=cfg.env.invalid_penalty)
+
+    # parallel > 1: an agent that proposes whole cells keeps every worker busy (AsyncSearch);
+    # one that steps a vector env gets one env per worker, in lock-step (LockStepEnvs).
+    cls = agent_class(cfg.agent.name)
+    lock_step = parallel > 1 and not proposes(cls) and cls.supports_vector_env
+    if parallel > 1 and not (proposes(cls) or lock_step):
+        raise ValueError(f"parallel={parallel} needs an agent that proposes whole architectures (a Proposer, "
+                         f"as random, evolution, reinforce or dreamer_v2) or steps a vector env (as ppo, a2c or "
+                         f"dqn); agent {cfg.agent.name!r} does neither: use parallel=1")
+    if parallel > 1 and cfg.evaluator.name == "supernet":
+        raise ValueError("parallel > 1 does not drive the supernet evaluator: its one supernet learns from every "
+                         "evaluation in turn, on its own workers (evaluator.backend, evaluator.workers); "
+                         "use parallel=1")
+    if lock_step:
+        def settle(archs: list[str]) -> list[str]:
+            # on the run's pool, started below once everything is valid
+            paid = monitor.affordable(archs, budget)
+            evaluate_all(pool, stored, paid)
+            return paid
+
+        monitor = VectorSearchMonitor(LockStepEnvs([make_env] * parallel, settle))
+    else:
+        monitor = SearchMonitor(make_env())
     if threads is not None:
         torch.set_num_threads(threads)
     agent = make_agent(cfg.agent.name, monitor, seed=cfg.seed, device=device, **hparams)
-    if parallel > 1 and not (isinstance(agent, ArchitectureAgent)
-                             and type(agent).propose is not ArchitectureAgent.propose):
-        raise ValueError(f"parallel={parallel} needs an agent that proposes whole architectures (random, "
-                         f"evolution, local_search, tpe, planner); agent {cfg.agent.name!r} steps the env and "
-                         "runs one evaluation at a time so far: use parallel=1")
-    if parallel > 1 and cfg.evaluator.name == "supernet":
-        raise ValueError("parallel > 1 does not drive the supernet evaluator yet: it has its own workers "
-                         "(evaluator.backend, evaluator.workers); use parallel=1")
     pool_args = pool_settings(cfg, device) if parallel > 1 else None
 
     # Everything is valid: from here on the run writes to its directory.
@@ -127,15 +143,21 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
     try:
         if pool is None:
             agent.learn(budget, callback=save)
+        elif lock_step:
+            def save_and_log(agent) -> None:
+                save(agent)
+                pool.log(logger, len(monitor.evaluations))
+
+            agent.learn(budget, callback=save_and_log)
         else:
-            search = AsyncSearch(agent, pool, env.evaluator)
+            search = AsyncSearch(agent, pool, stored)
 
             def save_every_result(agent) -> None:
                 # After every result, with what is in flight: a resumed run evaluates exactly
                 # that again, and the agent, restored to this point, proposes what it did.
                 _save_checkpoint(checkpoint, agent, monitor, search.in_flight())
                 _show(progress, monitor, budget, in_flight=len(search.waiting))
-                logger.scalar("parallel/busy_fraction", pool.utilisation(), len(monitor.evaluations))
+                pool.log(logger, len(monitor.evaluations))
                 logger.scalar("parallel/in_flight", len(search.waiting), len(monitor.evaluations))
 
             resumed = state.get("in_flight", []) if resume and checkpoint.is_file() else []

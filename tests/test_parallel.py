@@ -1,5 +1,6 @@
 """parallel=N: evaluations on worker processes and on a local Ray, an exact budget, workers
-that die, and a runner killed with evaluations in flight."""
+that die, a runner killed with evaluations in flight, and every kind of agent: proposing
+whole cells (asynchronous) or stepping a vector env (lock-step)."""
 
 import json
 import os
@@ -9,11 +10,18 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from rlnas import checkpoint
-from rlnas.parallel import EvaluationPool
+from rlnas.agents import make_agent
+from rlnas.config import agent_config
+from rlnas.envs import NASEnv
+from rlnas.evaluators import StoredEvaluator, TabularEvaluator
+from rlnas.monitor import Budget, VectorSearchMonitor
+from rlnas.parallel import AsyncSearch, EvaluationPool, LockStepEnvs, SimulatedPool, evaluate_all
 from rlnas.spaces import NB201Space
+from rlnas.store import EvaluationStore
 from tests.test_train import ROOT, stored_archs, train
 
 NB201 = {"name": "nb201"}
@@ -88,15 +96,14 @@ def test_an_evaluation_that_kills_every_worker_is_recorded_as_failed():
 def test_pool_refuses_what_it_cannot_do():
     with pytest.raises(ValueError, match="unknown evaluator.backend 'mpi'; choose from process, ray"):
         EvaluationPool({"env": NB201, "evaluator": {"name": "tabular"}}, workers=2, backend="mpi")
-    proc = train("agent=ppo", "parallel=2", "budget.evaluations=10", "quiet=true", check=False)
-    assert proc.returncode != 0 and "parallel=2 needs an agent that proposes whole architectures" in proc.stderr
     proc = train("agent=random", "parallel=2", "evaluator.workers=3", "budget.evaluations=10", "quiet=true",
                  check=False)
     assert proc.returncode != 0 and "evaluator.workers=3 differs from parallel=2" in proc.stderr
 
 
-def test_runner_sigkilled_with_evaluations_in_flight_resumes_exactly(tmp_path):
-    args = ["agent=evolution", "evaluator=function", "evaluator.fn=tests.objectives:sleepy_table_score",
+@pytest.mark.parametrize("agent", ["evolution", "reinforce"])
+def test_runner_sigkilled_with_evaluations_in_flight_resumes_exactly(tmp_path, agent):
+    args = [f"agent={agent}", "evaluator=function", "evaluator.fn=tests.objectives:sleepy_table_score",
             "parallel=2", "budget.evaluations=24", "quiet=true", f"hydra.run.dir={tmp_path}"]
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -115,3 +122,95 @@ def test_runner_sigkilled_with_evaluations_in_flight_resumes_exactly(tmp_path):
     assert after[:len(before)] == before  # the store is intact
     assert len(after) == 24 == len(set(after))  # the budget exactly, every architecture once
     assert report_of(tmp_path)["evaluations"] == 24
+
+
+TINY_DREAMER = {"deter_size": 32, "hidden_size": 32, "stoch_size": 4, "classes": 4, "units": 32,
+                "updates_per_evaluation": 2, "prefill": 24}
+
+
+@pytest.mark.parametrize("agent,space,evaluations", [
+    ("reinforce", "nb201", 30), ("reinforce", "nasnet", 8), ("dreamer_v2", "nb201", 12)])
+def test_proposing_one_cell_at_a_time_is_the_agents_own_search(agent, space, evaluations):
+    """REINFORCE and Dreamer propose a whole cell (for parallel runs) as their episodes would
+    build it: with one in flight, propose/observe is learn(), architecture for architecture."""
+    def fresh():
+        evaluator = ("tabular", {}) if space == "nb201" else (
+            "function", {"fn": "tests.objectives:nasnet_sep_conv_share"})
+        hparams = {**agent_config(agent), **(TINY_DREAMER if agent == "dreamer_v2" else {})}
+        return make_agent(agent, NASEnv(space, evaluator[0], evaluator_kwargs=evaluator[1]), seed=5, **hparams)
+
+    learner = fresh()
+    learner.learn(Budget(evaluations=evaluations))
+    proposer = fresh()
+    while len(proposer.env.evaluations) < evaluations:
+        decisions = proposer.propose()
+        proposer.observe(decisions, proposer.play(decisions))
+    assert [e.arch for e in proposer.env.evaluations] == [e.arch for e in learner.env.evaluations]
+    assert proposer.env.env_steps == learner.env.env_steps
+
+
+def test_simulated_workers_return_results_in_submission_order():
+    table = TabularEvaluator()
+    stored = StoredEvaluator(table, EvaluationStore(":memory:"))
+    agent = make_agent("reinforce", NASEnv("nb201", stored), seed=0)
+    pool = SimulatedPool(table, workers=4)
+    seen_in_flight = []
+    agent_observe = agent.observe
+
+    def observe(decisions, score):
+        seen_in_flight.append(len(pool.in_flight))
+        agent_observe(decisions, score)
+
+    agent.observe = observe
+    AsyncSearch(agent, pool, stored).learn(Budget(evaluations=20))
+    assert len(agent.env.evaluations) == 20
+    assert max(seen_in_flight) == 3  # each result came back with three others still out
+    assert seen_in_flight[-3:] == [2, 1, 0]  # and the last ones drained at the budget
+
+
+def test_lock_step_envs_evaluate_at_once_and_hold_the_budget():
+    table = TabularEvaluator()
+    stored = StoredEvaluator(table, EvaluationStore(":memory:"))
+    pool, budget = SimulatedPool(table, workers=3), Budget(evaluations=2)
+
+    def settle(archs):
+        paid = monitor.affordable(archs, budget)
+        evaluate_all(pool, stored, paid)
+        return paid
+
+    monitor = VectorSearchMonitor(LockStepEnvs([lambda: NASEnv("nb201", stored)] * 3, settle))
+    monitor.reset(seed=0)
+    for _ in range(5):
+        monitor.step(np.array([1, 2, 3]))
+    _, rewards, terminated, truncated, info = monitor.step(np.array([1, 2, 1]))  # completes three cells
+    space = NB201Space()
+    first, second = space.to_string((1,) * 5 + (1,)), space.to_string((2,) * 5 + (2,))
+    assert [e.arch for e in monitor.evaluations] == [first, second]  # in env order, up to the budget
+    assert list(terminated) == [True, True, False] and list(truncated) == [False, False, True]
+    assert info["final_info"]["over_budget"][2] and rewards[2] == 0.0
+    assert rewards[0] == pytest.approx(table.evaluate(first).score)
+    assert stored.lookup(space.to_string((3,) * 5 + (1,))) is None  # the cut cell was never evaluated
+    assert monitor.affordable([first, "new"], budget) == [first]  # paid cells stay free, new ones do not fit
+
+
+@pytest.mark.parametrize("agent,backend", [("ppo", "process"), ("dqn", "process"), ("a2c", "ray")])
+def test_vector_env_agents_run_in_lock_step_on_the_workers(tmp_path, agent, backend):
+    if backend == "ray":
+        pytest.importorskip("ray")
+    marker, run_dir = tmp_path / "pids", tmp_path / "run"
+    train(f"agent={agent}", "evaluator=function", "evaluator.fn=tests.objectives:table_score_noting_pid",
+          "parallel=2", f"evaluator.backend={backend}", "budget.evaluations=21", "quiet=true",
+          f"hydra.run.dir={run_dir}", env={"RLNAS_TEST_MARKER": str(marker)})
+    archs = stored_archs(run_dir)
+    assert len(archs) == 21 == len(set(archs)) and report_of(run_dir)["evaluations"] == 21  # odd: one cell cut
+    pids = marker.read_text().split()
+    assert len(pids) == 21 and len(set(pids)) >= 2  # every evaluation on a worker, not in the runner
+
+
+@pytest.mark.parametrize("agent", ["reinforce", "dreamer_v2"])
+def test_step_by_step_agents_propose_asynchronously(tmp_path, agent):
+    overrides = [f"agent.{k}={v}" for k, v in TINY_DREAMER.items()] if agent == "dreamer_v2" else []
+    train(f"agent={agent}", *overrides, "parallel=2", "budget.evaluations=20", "quiet=true",
+          f"hydra.run.dir={tmp_path}")
+    archs = stored_archs(tmp_path)
+    assert len(archs) == 20 == len(set(archs)) and report_of(tmp_path)["stopped_by"] == "budget.evaluations"

@@ -190,6 +190,9 @@ def test_plugin_agent_installed_from_another_package(tmp_path):
     assert stored_archs(run_dir) == [
         f"|{op}~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
         for op in ("none", "skip_connect", "nor_conv_1x1")]
+    # it overrides learn() and proposes nothing: a parallel run has no way to drive it
+    proc = train("agent=first_choice", "parallel=2", "budget.evaluations=3", "quiet=true", check=False, env=env)
+    assert proc.returncode != 0 and "agent 'first_choice' does neither: use parallel=1" in proc.stderr
 
 
 def test_user_table_by_path(tmp_path):
