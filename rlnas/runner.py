@@ -162,6 +162,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
 
             resumed = state.get("in_flight", []) if resume and checkpoint.is_file() else []
             search.learn(budget, callback=save_every_result, resumed=resumed)
+        busy_fraction = None if pool is None else pool.utilisation()
         progress.close()
         _save_checkpoint(checkpoint, agent, monitor)
         final = _retrain(monitor, top_k, StoredEvaluator(retrainer, store, run=cfg.run_id), cfg.quiet) \
@@ -176,6 +177,8 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
             pool.close()
 
     report = _report(cfg, monitor, budget, run_dir, final)
+    if busy_fraction is not None:
+        report["busy_fraction"] = round(busy_fraction, 3)  # of the workers' time, over the search
     if report["best_arch"] is not None:
         png, _ = draw_cells(space, report["best_arch"], run_dir / BEST_CELL)
         logger.image("search/best_cell", png, len(monitor.evaluations))

@@ -128,7 +128,9 @@ class WorkerClient:
                 try:
                     self._conn = Client(self.address, "AF_UNIX", authkey=self.authkey)
                     break
-                except (FileNotFoundError, ConnectionRefusedError) as err:
+                # reset or EOF: we reached the listening socket of a worker killed an instant
+                # ago, which the kernel closes with our connection still in its backlog
+                except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, EOFError) as err:
                     if time.monotonic() > deadline:
                         raise WorkerError(f"no evaluator worker at {self.address} after {self.timeout:.0f} s") from err
                     time.sleep(0.05)
