@@ -11,7 +11,8 @@ length K) and from ``action_masks()`` (sb3-contrib's convention); after the last
 decision the mask is all zeros, since no action is legal in a finished episode.
 
 The reward is 0 until the last decision, then the evaluator's score; the final ``info``
-carries ``arch`` (the canonical string), ``score``, ``metrics``, ``cost`` and ``cached``.
+carries ``arch`` (the canonical string), ``score``, ``metrics``, ``cost`` and ``cached``, and
+on a hyperparameter space (``rlnas/HPO-v0``) ``parameters``, the dict the trial received.
 """
 
 from __future__ import annotations
@@ -111,6 +112,9 @@ class NASEnv(gym.Env[np.ndarray, int]):
         result = self.evaluator.evaluate(arch)
         info = {"action_mask": self.action_masks(), "arch": arch, "score": result.score,
                 "metrics": result.metrics, "cost": result.cost, "cached": result.cached}
+        parameters = self.space.parameters(arch)
+        if parameters is not None:  # a hyperparameter point: the dict its trial was handed
+            info["parameters"] = parameters
         return obs.copy(), float(result.score), True, False, info
 
     def action_masks(self) -> np.ndarray:

@@ -4,6 +4,8 @@ Importing the package registers the environments, so that after ``import rlnas``
 
     env = gymnasium.make("rlnas/NB201-v0")   # NAS-Bench-201 cell, scored from the table
     env = gymnasium.make("rlnas/NASNet-v0")  # NASNet micro cells, trained on digits
+    env = gymnasium.make("rlnas/HPO-v0", space_kwargs={"search_space": "space.json"},
+                         evaluator_kwargs={"fn": "my_module:objective"})  # hyperparameters, NNI's format
 """
 
 from gymnasium.envs.registration import register, registry
@@ -13,6 +15,7 @@ __version__ = "0.1.0"
 for _env_id, _kwargs in (
     ("rlnas/NB201-v0", {"space": "nb201", "evaluator": "tabular"}),
     ("rlnas/NASNet-v0", {"space": "nasnet", "evaluator": "scratch"}),
+    ("rlnas/HPO-v0", {"space": "hpo", "evaluator": "function"}),
 ):
     if _env_id not in registry:
         register(id=_env_id, entry_point="rlnas.envs.nas_env:NASEnv", kwargs=_kwargs)

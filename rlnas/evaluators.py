@@ -9,6 +9,7 @@
 * :class:`SupernetEvaluator` scores with a weight-sharing supernet in a worker process
   (or on Ray); see :mod:`rlnas.supernet` and :mod:`rlnas.workers`.
 * :class:`CallableEvaluator` wraps any Python function, for custom objectives and tests.
+* :class:`TrialEvaluator` runs your own training script per evaluation (:mod:`rlnas.trial`).
 * :class:`StoredEvaluator` puts any of them behind the durable evaluation store.
 
 ``fingerprint`` names what a score means (which table, which training recipe); the store
@@ -22,15 +23,22 @@ import gzip
 import hashlib
 import importlib
 import io
+import json
 import math
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from rlnas import checkpoint
-from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, THREADS, check
+from rlnas import checkpoint, trial
+from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, THREADS, Range, check
 from rlnas.spaces import NB201_TABLE, NB201Space, SearchSpace
 from rlnas.store import Evaluation, EvaluationStore
 
@@ -288,8 +296,9 @@ class NATSBenchEvaluator(Evaluator):
 
 class CallableEvaluator(Evaluator):
     """Score with any function ``arch string -> float`` (a proxy, a surrogate, your own
-    training script). ``fn`` may be given as an import path ``"package.module:function"``,
-    which is how ``python train.py evaluator=function evaluator.fn=...`` names it."""
+    training script); on a hyperparameter space it is handed the parameter dict instead.
+    ``fn`` may be given as an import path ``"package.module:function"``, which is how
+    ``python train.py evaluator=function evaluator.fn=...`` names it."""
 
     def __init__(self, space: SearchSpace, fn: Callable[[str], float] | str, name: str | None = None):
         if isinstance(fn, str):
@@ -300,8 +309,72 @@ class CallableEvaluator(Evaluator):
 
     def evaluate(self, arch: str) -> Evaluation:
         start = time.perf_counter()
-        score = float(self.fn(arch))
+        parameters = self.space.parameters(arch)
+        score = float(self.fn(arch if parameters is None else parameters))
         return Evaluation(arch, score, {}, cost=time.perf_counter() - start)
+
+
+class TrialEvaluator(Evaluator):
+    """Score by running your own training script, once per evaluation (:mod:`rlnas.trial`).
+
+    ``command`` runs in the trial's own working directory, ``workdir/<trial id>`` (the
+    runner makes ``workdir`` ``RUN_DIR/trials``); a word of it naming a file relative to
+    where ``train.py`` started (``python my_train.py``) is made absolute first. The trial
+    gets ``RLNAS_PARAMETERS`` (the parameter dict as JSON; an architecture's string on a
+    cell space), ``RLNAS_RESULT_FILE``, ``RLNAS_TRIAL_ID`` and ``RLNAS_SEED``, and keeps its
+    output in ``stdout.log`` and ``stderr.log`` there. Its score is its last final result;
+    a trial that crashes, runs past ``timeout`` seconds or reports no final result is a
+    failed evaluation (score 0, ``metrics["failed"]`` why, with its exit code and the tail
+    of its stderr), and the search goes on.
+    """
+
+    def __init__(self, space: SearchSpace, command: str, timeout: float | None = None, seed: int = 0,
+                 workdir: str | Path | None = None):
+        if not isinstance(command, str) or not shlex.split(command):
+            raise ValueError(f"trial evaluator: command={command!r} must be a shell command, "
+                             "e.g. evaluator.command='python my_train.py'")
+        check("trial evaluator", {"timeout": timeout, "seed": seed}, {
+            "timeout": Range(0, low_open=True, optional=True, none_means="no time limit"),
+            "seed": INT_AT_LEAST_0})
+        self.space, self.command, self.timeout, self.seed = space, command, timeout, seed
+        self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="rlnas-trials-"))
+        # absolute(), not resolve(): a venv's python is a symlink out of the venv
+        self.argv = [str(Path(word).absolute()) if Path(word).is_file() else word for word in shlex.split(command)]
+        self.fingerprint = f"trial:{command}"
+
+    def evaluate(self, arch: str) -> Evaluation:
+        trial_id = hashlib.sha256(arch.encode()).hexdigest()[:16]
+        here = self.workdir / trial_id
+        shutil.rmtree(here, ignore_errors=True)  # a trial run again (after a crash) starts afresh
+        here.mkdir(parents=True)
+        results = here / "results.jsonl"
+        parameters = self.space.parameters(arch)
+        env = {**os.environ, trial.PARAMETERS: arch if parameters is None else json.dumps(parameters),
+               trial.RESULT_FILE: str(results), trial.TRIAL_ID: trial_id, trial.SEED: str(self.seed)}
+        start = time.perf_counter()
+        with open(here / "stdout.log", "wb") as out, open(here / "stderr.log", "wb") as err:
+            process = subprocess.Popen(self.argv, cwd=here, env=env, stdout=out, stderr=err, start_new_session=True)
+            try:
+                code, timed_out = process.wait(self.timeout), False
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)  # the script and anything it started
+                code, timed_out = process.wait(), True
+        seconds = time.perf_counter() - start
+        reports = [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
+        intermediate = [r["value"] for r in reports if r["type"] == "intermediate"]
+        final = [r["value"] for r in reports if r["type"] == "final"]
+        metrics: dict = {"trial_id": trial_id, "exit_code": code, "seconds": round(seconds, 3)}
+        if intermediate:
+            metrics["intermediate"] = intermediate
+        why = (f"timed out after {self.timeout:g} s" if timed_out
+               else f"exited with code {code}" if code != 0
+               else "reported no final result" if not final else None)
+        if why is not None:
+            tail = (here / "stderr.log").read_bytes()[-2000:].decode(errors="replace")
+            return Evaluation(arch, 0.0, {**metrics, "failed": f"trial {why}", "stderr_tail": tail}, cost=seconds)
+        value = final[-1]
+        score = value["default"] if isinstance(value, dict) else value
+        return Evaluation(arch, float(score), {**metrics, **(value if isinstance(value, dict) else {})}, cost=seconds)
 
 
 def _import_callable(path: str) -> Callable[[str], float]:
@@ -453,6 +526,7 @@ EVALUATORS: dict[str, type[Evaluator]] = {
     "supernet": SupernetEvaluator,
     "nats": NATSBenchEvaluator,
     "function": CallableEvaluator,
+    "trial": TrialEvaluator,
 }
 
 

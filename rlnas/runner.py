@@ -64,6 +64,8 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
 def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     """Run (or resume) the search ``cfg`` describes in ``run_dir``; return the report."""
     run_dir = Path(run_dir)
+    if "workdir" in cfg.evaluator and cfg.evaluator.workdir is None:  # trials run in the run directory
+        cfg = OmegaConf.merge(cfg, {"evaluator": {"workdir": str(run_dir.resolve() / "trials")}})
     # Build and validate everything first: a bad value fails here, before any work.
     space = build_space(cfg.env)
     evaluator = build_evaluator(cfg.evaluator, space)
@@ -179,7 +181,10 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
     report = _report(cfg, monitor, budget, run_dir, final)
     if busy_fraction is not None:
         report["busy_fraction"] = round(busy_fraction, 3)  # of the workers' time, over the search
-    if report["best_arch"] is not None:
+    parameters = None if report["best_arch"] is None else space.parameters(report["best_arch"])
+    if parameters is not None:  # a hyperparameter point: its dict, and no cell to draw
+        report["best_parameters"] = parameters
+    elif report["best_arch"] is not None:
         png, _ = draw_cells(space, report["best_arch"], run_dir / BEST_CELL)
         logger.image("search/best_cell", png, len(monitor.evaluations))
         report["best_cell"] = str(png)

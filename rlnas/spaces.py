@@ -127,6 +127,11 @@ class SearchSpace(ABC):
                 changed[later] = legal[int(rng.integers(len(legal)))]
         return tuple(changed)
 
+    def parameters(self, arch: str) -> dict | None:
+        """What a user's objective is handed besides the string: a hyperparameter point's
+        parameter dict (:class:`~rlnas.hpo_space.HPOSpace`); None for an architecture."""
+        return None
+
     def arch_hash(self, decisions: Sequence[int]) -> str:
         """Stable across processes and Python versions (unlike ``hash``)."""
         return hashlib.sha256(self.to_string(decisions).encode()).hexdigest()[:16]
@@ -354,7 +359,12 @@ SPACES = {"nb201": NB201Space, "nasnet": NASNetSpace}
 
 
 def make_space(name: str, **kwargs) -> SearchSpace:
-    """Build a search space by name (``nb201`` or ``nasnet``)."""
+    """Build a search space by name: ``nb201``, ``nasnet`` or ``hpo`` (hyperparameters in
+    NNI's format, :mod:`rlnas.hpo_space`)."""
+    if name == "hpo":
+        from rlnas.hpo_space import HPOSpace  # it builds on this module, so it is imported here
+
+        return HPOSpace(**kwargs)
     if name not in SPACES:
-        raise ValueError(f"unknown search space {name!r}; choose from {', '.join(SPACES)}")
+        raise ValueError(f"unknown search space {name!r}; choose from {', '.join([*SPACES, 'hpo'])}")
     return SPACES[name](**kwargs)

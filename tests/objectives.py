@@ -52,3 +52,13 @@ def table_score_noting_pid(arch: str) -> float:
     with open(os.environ["RLNAS_TEST_MARKER"], "a") as f:
         f.write(f"{os.getpid()}\n")
     return _TABLE.evaluate(arch).score
+
+
+def learning_rate_bowl(params: dict) -> float:
+    """A hyperparameter objective with a known best point: lr 1e-2, batch 64, sgd with
+    momentum 0.9 (see tests/test_hpo.py's space); 1.0 there, less elsewhere."""
+    import math
+
+    score = 1.0 - abs(math.log10(params["lr"]) + 2) / 3 - (params["batch_size"] != 64) * 0.1
+    optimizer = params["optimizer"]
+    return score - (0.2 if optimizer["_name"] != "sgd" else abs(optimizer["momentum"] - 0.9) / 10)

@@ -1,0 +1,68 @@
+"""The trial API: your own training script as one evaluation, called as NNI's trial code calls it.
+
+    from rlnas import trial
+
+    params = trial.get_next_parameter()          # {"lr": 0.01, "batch_size": 64, ...}
+    for epoch in range(params.get("epochs", 10)):
+        accuracy = train_one_epoch(params)
+        trial.report_intermediate_result(accuracy)
+    trial.report_final_result(accuracy)
+
+``python train.py env=hpo env.search_space=space.json evaluator=trial
+evaluator.command="python my_train.py"`` starts the script once per evaluation
+(:class:`rlnas.evaluators.TrialEvaluator`), handing it the parameters in ``RLNAS_PARAMETERS``
+(JSON) and the path of a result file the runner owns in ``RLNAS_RESULT_FILE``; each report
+is one JSON line there. Nothing goes over a network. A result is a number, or a dict of
+metrics whose ``"default"`` is the score (as in NNI).
+
+Outside a search (no ``RLNAS_PARAMETERS``) the script still runs: ``get_next_parameter()``
+returns ``{}`` and reports are printed, so the script keeps its own defaults. This module
+imports only the standard library, so a trial pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+PARAMETERS, RESULT_FILE, TRIAL_ID, SEED = "RLNAS_PARAMETERS", "RLNAS_RESULT_FILE", "RLNAS_TRIAL_ID", "RLNAS_SEED"
+
+
+def get_next_parameter() -> dict[str, Any]:
+    """This trial's parameters, as the search space's dict (``{}`` outside a search)."""
+    return json.loads(os.environ.get(PARAMETERS, "{}"))
+
+
+def get_trial_id() -> str | None:
+    """This trial's id (the name of its working directory), or None outside a search."""
+    return os.environ.get(TRIAL_ID)
+
+
+def get_sequence_id() -> str | None:
+    """NNI's name for :func:`get_trial_id`."""
+    return get_trial_id()
+
+
+def report_intermediate_result(value: float | dict[str, Any]) -> None:
+    """A score along the way (per epoch, say): what early stopping reads."""
+    _report("intermediate", value)
+
+
+def report_final_result(value: float | dict[str, Any]) -> None:
+    """The trial's score, higher is better; the search reads the last one reported."""
+    _report("final", value)
+
+
+def _report(kind: str, value: float | dict[str, Any]) -> None:
+    score = value.get("default") if isinstance(value, dict) else value
+    if isinstance(score, bool) or not isinstance(score, int | float):
+        raise TypeError(f"report_{kind}_result needs a number, or a dict whose 'default' is one; got {value!r}")
+    line = json.dumps({"type": kind, "value": value})
+    path = os.environ.get(RESULT_FILE)
+    if path is None:
+        print(f"rlnas.trial: {kind} result {value!r} (not in a search: nothing is recorded)")
+        return
+    with open(path, "a") as results:  # one line per write: a crash mid-trial keeps what came before
+        results.write(line + "\n")
+        results.flush()

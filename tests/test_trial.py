@@ -1,0 +1,109 @@
+"""The trial evaluator (rlnas/evaluators.py: TrialEvaluator) and the trial API
+(rlnas/trial.py): a real script per evaluation, its failures recorded, the search going on."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rlnas import checkpoint
+from rlnas.evaluators import TrialEvaluator
+from rlnas.hpo_space import HPOSpace
+from tests.test_parallel import failed_rows, report_of
+from tests.test_train import ROOT, stored_archs, train
+
+SPACE = {"mode": {"_type": "choice", "_value": ["ok", "crash", "hang", "silent"]},
+         "x": {"_type": "quniform", "_value": [0, 1, 0.25]}}
+SCRIPT = "python tests/trial_script.py"
+
+
+def evaluate(tmp_path, params, **kwargs):
+    space = HPOSpace(SPACE)
+    evaluator = TrialEvaluator(space, f"{sys.executable} {ROOT / 'tests' / 'trial_script.py'}",
+                               workdir=tmp_path, **kwargs)
+    return evaluator.evaluate(space.to_string(space.from_parameters(params)))
+
+
+def test_a_trial_gets_its_parameters_and_reports_back(tmp_path):
+    result = evaluate(tmp_path, {"mode": "ok", "x": 0.75}, seed=7)
+    assert result.score == 0.75 and "failed" not in result.metrics
+    assert result.metrics["intermediate"] == [0.25, 0.5, 0.75] and result.metrics["epochs"] == 3
+    trial_dir = tmp_path / result.metrics["trial_id"]
+    seen = json.loads((trial_dir / "seen.json").read_text())  # written in the trial's own directory
+    assert seen == {"params": {"mode": "ok", "x": 0.75}, "seed": "7", "trial_id": result.metrics["trial_id"],
+                    "cwd": str(trial_dir)}
+
+
+@pytest.mark.parametrize("params,why", [
+    ({"mode": "crash", "x": 0.5}, "trial exited with code 3"),
+    ({"mode": "silent", "x": 0.5}, "trial reported no final result"),
+    ({"mode": "hang", "x": 0.5}, "trial timed out after 1 s"),
+])
+def test_a_failed_trial_is_recorded_with_why(tmp_path, params, why):
+    start = time.monotonic()
+    result = evaluate(tmp_path, params, timeout=1)
+    assert result.score == 0.0 and result.metrics["failed"] == why
+    assert result.metrics["intermediate"] == [1 / 6, 1 / 3, 0.5]  # what it reported before failing is kept
+    assert time.monotonic() - start < 30  # a hanging trial is killed, not waited for
+    if params["mode"] == "crash":
+        assert result.metrics["exit_code"] == 3 and "boom: the trial crashed" in result.metrics["stderr_tail"]
+
+
+def test_the_trial_api_outside_a_search_keeps_the_scripts_defaults(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RLNAS_")}
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "trial_script.py")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, check=True)
+    assert "rlnas.trial: final result {'default': 0.5, 'epochs': 3}" in proc.stdout
+    assert json.loads((tmp_path / "seen.json").read_text())["params"] == {}
+
+
+def test_bad_trial_settings_are_refused():
+    with pytest.raises(ValueError, match="command='' must be a shell command"):
+        TrialEvaluator(HPOSpace(SPACE), "")
+    with pytest.raises(ValueError, match="timeout=0 must be"):
+        TrialEvaluator(HPOSpace(SPACE), SCRIPT, timeout=0)
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_a_search_over_trials_completes_its_budget_through_failures(tmp_path, parallel):
+    (tmp_path / "space.json").write_text(json.dumps(SPACE))
+    run_dir = tmp_path / "run"
+    train("agent=random", "env=hpo", f"env.search_space={tmp_path / 'space.json'}", "evaluator=trial",
+          f"evaluator.command={SCRIPT}", "evaluator.timeout=2", f"parallel={parallel}", "budget.evaluations=12",
+          "quiet=true", f"hydra.run.dir={run_dir}", timeout=600)
+    archs = stored_archs(run_dir)
+    assert len(archs) == 12 == len(set(archs)) and report_of(run_dir)["evaluations"] == 12
+    modes = [json.loads(arch)["mode"] for arch in archs]
+    failed = failed_rows(run_dir)
+    assert len(failed) == sum(mode != "ok" for mode in modes) > 0  # every crash, hang and silence recorded
+    assert report_of(run_dir)["best_parameters"]["mode"] == "ok"
+    assert len(list((run_dir / "trials").iterdir())) == 12  # one working directory per trial
+
+
+def test_runner_sigkilled_mid_trial_resumes_without_losing_or_repeating_one(tmp_path):
+    space = {"x": {"_type": "quniform", "_value": [0, 1, 0.05]}}
+    (tmp_path / "space.json").write_text(json.dumps(space))
+    run_dir = tmp_path / "run"
+    args = ["agent=random", "env=hpo", f"env.search_space={tmp_path / 'space.json'}", "evaluator=trial",
+            f"evaluator.command={SCRIPT}", "parallel=2", "budget.evaluations=10", "quiet=true",
+            f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env={**os.environ, "RLNAS_TEST_SLOW": "0.3"})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (
+            (run_dir / "checkpoint.pt").exists() and len(stored_archs(run_dir)) >= 4):
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = stored_archs(run_dir)
+    in_flight = checkpoint.load(run_dir / "checkpoint.pt")["in_flight"]
+    assert 4 <= len(before) < 10 and in_flight  # killed with trials running
+
+    train(f"resume={run_dir}", "quiet=true", env={"RLNAS_TEST_SLOW": "0"})
+    after = stored_archs(run_dir)
+    assert after[:len(before)] == before  # no completed trial lost
+    assert len(after) == 10 == len(set(after)) and not failed_rows(run_dir)  # none run twice, budget exact

@@ -1,0 +1,26 @@
+"""A trial script for tests/test_trial.py that does what its parameters say: report
+``x`` (mode ok), crash, hang, or exit without a final result."""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from rlnas import trial
+
+params = trial.get_next_parameter()
+mode, x = params.get("mode", "ok"), params.get("x", 0.5)
+for epoch in range(3):
+    trial.report_intermediate_result(x * (epoch + 1) / 3)
+if mode == "crash":
+    print("boom: the trial crashed", file=sys.stderr)
+    sys.exit(3)
+if mode == "hang":
+    time.sleep(600)
+if mode == "ok":
+    Path("seen.json").write_text(json.dumps({"params": params, "seed": os.environ.get("RLNAS_SEED"),
+                                             "trial_id": trial.get_trial_id(), "cwd": os.getcwd()}))
+    if os.environ.get("RLNAS_TEST_SLOW"):
+        time.sleep(float(os.environ["RLNAS_TEST_SLOW"]))
+    trial.report_final_result({"default": x, "epochs": 3})
