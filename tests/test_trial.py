@@ -68,12 +68,15 @@ def test_bad_trial_settings_are_refused():
         TrialEvaluator(HPOSpace(SPACE), SCRIPT, timeout=0)
 
 
-@pytest.mark.parametrize("parallel", [1, 2])
-def test_a_search_over_trials_completes_its_budget_through_failures(tmp_path, parallel):
+@pytest.mark.parametrize("parallel,backend", [(1, "process"), (2, "process"), (2, "ray")])
+def test_a_search_over_trials_completes_its_budget_through_failures(tmp_path, parallel, backend):
+    if backend == "ray":
+        pytest.importorskip("ray")
     (tmp_path / "space.json").write_text(json.dumps(SPACE))
     run_dir = tmp_path / "run"
     train("agent=random", "env=hpo", f"env.search_space={tmp_path / 'space.json'}", "evaluator=trial",
-          f"evaluator.command={SCRIPT}", "evaluator.timeout=2", f"parallel={parallel}", "budget.evaluations=12",
+          f"evaluator.command={SCRIPT}", "evaluator.timeout=2", f"parallel={parallel}", f"evaluator.backend={backend}",
+          "budget.evaluations=12",
           "quiet=true", f"hydra.run.dir={run_dir}", timeout=600)
     archs = stored_archs(run_dir)
     assert len(archs) == 12 == len(set(archs)) and report_of(run_dir)["evaluations"] == 12
