@@ -17,7 +17,8 @@ metrics whose ``"default"`` is the score (as in NNI).
 
 Outside a search (no ``RLNAS_PARAMETERS``) the script still runs: ``get_next_parameter()``
 returns ``{}`` and reports are printed, so the script keeps its own defaults. This module
-imports only the standard library, so a trial pays nothing for it.
+imports only the standard library (importing the ``rlnas`` package registers its Gymnasium
+envs, about 0.2 s of a trial's start).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -110,3 +111,17 @@ def test_runner_sigkilled_mid_trial_resumes_without_losing_or_repeating_one(tmp_
     after = stored_archs(run_dir)
     assert after[:len(before)] == before  # no completed trial lost
     assert len(after) == 10 == len(set(after)) and not failed_rows(run_dir)  # none run twice, budget exact
+
+
+@pytest.mark.parametrize("example,evaluations", [("digits_svc", 4), ("digits_mlp", 2)])
+def test_the_examples_run_as_the_readme_says(tmp_path, example, evaluations):
+    run_dir = tmp_path / "run"
+    train("agent=random", "env=hpo", f"env.search_space=examples/{example}.json", "evaluator=trial",
+          f"evaluator.command=python examples/{example}.py", f"budget.evaluations={evaluations}", "quiet=true",
+          f"hydra.run.dir={run_dir}", timeout=600)
+    assert report_of(run_dir)["evaluations"] == evaluations and not failed_rows(run_dir)
+    with sqlite3.connect(run_dir / "evaluations.sqlite") as db:
+        rows = [(score, json.loads(metrics)) for score, metrics in db.execute("SELECT score, metrics FROM evaluations")]
+    for score, metrics in rows:  # validation accuracies; the SVC adds its test accuracy, the MLP one per epoch
+        assert 0.0 < score <= 1.0
+        assert 0.0 < metrics["test_acc"] <= 1.0 if example == "digits_svc" else len(metrics["intermediate"]) == 20
