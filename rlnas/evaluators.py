@@ -38,6 +38,7 @@ from importlib import resources
 from pathlib import Path
 
 from rlnas import checkpoint, trial
+from rlnas.early_stopping import make_rule
 from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, THREADS, Range, check
 from rlnas.spaces import NB201_TABLE, NB201Space, SearchSpace
 from rlnas.store import Evaluation, EvaluationStore
@@ -326,10 +327,17 @@ class TrialEvaluator(Evaluator):
     a trial that crashes, runs past ``timeout`` seconds or reports no final result is a
     failed evaluation (score 0, ``metrics["failed"]`` why, with its exit code and the tail
     of its stderr), and the search goes on.
+
+    ``early_stopping`` (:mod:`rlnas.early_stopping`, e.g. ``{"rule": "median", "start_step":
+    5}``) is asked after each intermediate result; a trial it stops scores the result it
+    was stopped at, ``metrics["stopped_at"]`` (the number of results by then). ``metrics["resource"]``
+    counts every trial's intermediate results (its epochs, say).
     """
 
+    POLL = 0.05  # seconds between looks at a running trial's results
+
     def __init__(self, space: SearchSpace, command: str, timeout: float | None = None, seed: int = 0,
-                 workdir: str | Path | None = None):
+                 workdir: str | Path | None = None, early_stopping: dict | None = None):
         if not isinstance(command, str) or not shlex.split(command):
             raise ValueError(f"trial evaluator: command={command!r} must be a shell command, "
                              "e.g. evaluator.command='python my_train.py'")
@@ -337,6 +345,7 @@ class TrialEvaluator(Evaluator):
             "timeout": Range(0, low_open=True, optional=True, none_means="no time limit"),
             "seed": INT_AT_LEAST_0})
         self.space, self.command, self.timeout, self.seed = space, command, timeout, seed
+        self.rule = make_rule(early_stopping)
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="rlnas-trials-"))
         # absolute(), not resolve(): a venv's python is a symlink out of the venv
         self.argv = [str(Path(word).absolute()) if Path(word).is_file() else word for word in shlex.split(command)]
@@ -351,21 +360,36 @@ class TrialEvaluator(Evaluator):
         parameters = self.space.parameters(arch)
         env = {**os.environ, trial.PARAMETERS: arch if parameters is None else json.dumps(parameters),
                trial.RESULT_FILE: str(results), trial.TRIAL_ID: trial_id, trial.SEED: str(self.seed)}
-        start = time.perf_counter()
+        start = time.monotonic()
+        deadline = None if self.timeout is None else start + self.timeout
+        timed_out, stopped_at, seen = False, None, 0
         with open(here / "stdout.log", "wb") as out, open(here / "stderr.log", "wb") as err:
             process = subprocess.Popen(self.argv, cwd=here, env=env, stdout=out, stderr=err, start_new_session=True)
-            try:
-                code, timed_out = process.wait(self.timeout), False
-            except subprocess.TimeoutExpired:
+            while (code := _exit_code(process, self.POLL)) is None:
+                if deadline is not None and time.monotonic() > deadline:
+                    timed_out = True
+                    break
+                curve = _curve(_read_results(results)) if self.rule is not None else []
+                if len(curve) > seen:  # asked at every step, however many came since the last look
+                    others = self._others(trial_id)
+                    stopped_at = next((n for n in range(seen + 1, len(curve) + 1)
+                                       if self.rule.should_stop(curve[:n], others, trial_id)), None)
+                    seen = len(curve)
+                    if stopped_at is not None:
+                        break
+            if code is None:
                 os.killpg(process.pid, signal.SIGKILL)  # the script and anything it started
-                code, timed_out = process.wait(), True
-        seconds = time.perf_counter() - start
-        reports = [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
+                code = process.wait()
+        seconds = time.monotonic() - start
+        reports = _read_results(results)
         intermediate = [r["value"] for r in reports if r["type"] == "intermediate"]
         final = [r["value"] for r in reports if r["type"] == "final"]
         metrics: dict = {"trial_id": trial_id, "exit_code": code, "seconds": round(seconds, 3)}
         if intermediate:
-            metrics["intermediate"] = intermediate
+            metrics.update(intermediate=intermediate, resource=len(intermediate))
+        if stopped_at is not None and not final:
+            return Evaluation(arch, _curve(reports)[stopped_at - 1], {**metrics, "stopped_at": stopped_at},
+                              cost=seconds)
         why = (f"timed out after {self.timeout:g} s" if timed_out
                else f"exited with code {code}" if code != 0
                else "reported no final result" if not final else None)
@@ -375,6 +399,34 @@ class TrialEvaluator(Evaluator):
         value = final[-1]
         score = value["default"] if isinstance(value, dict) else value
         return Evaluation(arch, float(score), {**metrics, **(value if isinstance(value, dict) else {})}, cost=seconds)
+
+    def _others(self, trial_id: str) -> list[tuple[str, list[float], bool]]:
+        """Every other trial's curve in the working directory, and whether it completed."""
+        curves = []
+        for path in self.workdir.glob("*/results.jsonl"):
+            if path.parent.name != trial_id:
+                reports = _read_results(path)
+                curves.append((path.parent.name, _curve(reports), any(r["type"] == "final" for r in reports)))
+        return curves
+
+
+def _exit_code(process: subprocess.Popen, seconds: float) -> int | None:
+    try:
+        return process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _read_results(path: Path) -> list[dict]:
+    """The complete lines of a trial's result file (one may be half written)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().split("\n")[:-1] if line]
+
+
+def _curve(reports: list[dict]) -> list[float]:
+    values = [r["value"] for r in reports if r["type"] == "intermediate"]
+    return [float(v["default"] if isinstance(v, dict) else v) for v in values]
 
 
 def _import_callable(path: str) -> Callable[[str], float]:

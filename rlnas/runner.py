@@ -256,6 +256,12 @@ def _report(cfg: DictConfig, monitor: SearchMonitor, budget: Budget, run_dir: Pa
         "run_dir": str(run_dir),
         "best_model": str(run_dir / BEST_MODEL) if (run_dir / BEST_MODEL).is_file() else None,
     }
+    spent = [e.metrics["resource"] for e in monitor.evaluations if "resource" in e.metrics]
+    if spent:  # trials that report per-step results: what early stopping saved
+        full = max((e.metrics["resource"] for e in monitor.evaluations if "resource" in e.metrics
+                    and "stopped_at" not in e.metrics and "failed" not in e.metrics), default=max(spent))
+        report.update(resource_spent=sum(spent), full_trial_equivalents=round(sum(spent) / full, 2),
+                      stopped_early=sum("stopped_at" in e.metrics for e in monitor.evaluations))
     if final:
         # The headline is the stand-alone retrain, chosen by its validation accuracy.
         chosen = max(final, key=lambda r: r["val_acc"])

@@ -10,9 +10,10 @@ from pathlib import Path
 from rlnas import trial
 
 params = trial.get_next_parameter()
-mode, x = params.get("mode", "ok"), params.get("x", 0.5)
-for epoch in range(3):
-    trial.report_intermediate_result(x * (epoch + 1) / 3)
+mode, x, epochs = params.get("mode", "ok"), params.get("x", 0.5), params.get("epochs", 3)
+for epoch in range(epochs):  # a learning curve rising to x
+    trial.report_intermediate_result(x * (epoch + 1) / epochs)
+    time.sleep(float(os.environ.get("RLNAS_TEST_EPOCH_SECONDS", 0)))
 if mode == "crash":
     print("boom: the trial crashed", file=sys.stderr)
     sys.exit(3)
