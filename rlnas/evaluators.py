@@ -297,7 +297,8 @@ class NATSBenchEvaluator(Evaluator):
 
 class CallableEvaluator(Evaluator):
     """Score with any function ``arch string -> float`` (a proxy, a surrogate, your own
-    training script); on a hyperparameter space it is handed the parameter dict instead.
+    training script); on a hyperparameter space it is handed the parameter dict instead. It
+    may return a dict of metrics whose ``"default"`` is the score, as a trial may report.
     ``fn`` may be given as an import path ``"package.module:function"``, which is how
     ``python train.py evaluator=function evaluator.fn=...`` names it."""
 
@@ -311,8 +312,11 @@ class CallableEvaluator(Evaluator):
     def evaluate(self, arch: str) -> Evaluation:
         start = time.perf_counter()
         parameters = self.space.parameters(arch)
-        score = float(self.fn(arch if parameters is None else parameters))
-        return Evaluation(arch, score, {}, cost=time.perf_counter() - start)
+        value = self.fn(arch if parameters is None else parameters)
+        if isinstance(value, dict):  # metrics, the score as "default" (as a trial reports them)
+            return Evaluation(arch, float(value["default"]), {k: v for k, v in value.items() if k != "default"},
+                              cost=time.perf_counter() - start)
+        return Evaluation(arch, float(value), {}, cost=time.perf_counter() - start)
 
 
 class TrialEvaluator(Evaluator):

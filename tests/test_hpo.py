@@ -224,3 +224,10 @@ def test_train_searches_a_search_space_file(tmp_path, agent):
     best = report["best_parameters"]
     assert HPOSpace(SPACE, levels=4).parameters(report["best_arch"]) == best
     assert report["evaluations"] == 30 and math.isclose(report["best_search_score"], learning_rate_bowl(best))
+
+
+def test_an_objective_may_return_metrics_with_the_score_as_default():
+    space = HPOSpace(SPACE, levels=4)
+    evaluator = CallableEvaluator(space, lambda params: {"default": params["lr"], "test_acc": 0.5})
+    result = evaluator.evaluate(space.to_string((1, 0, 1, 0)))
+    assert result.score == 1e-3 and result.metrics == {"test_acc": 0.5}
