@@ -25,15 +25,18 @@ class Budget:
 
     ``patience`` stops a search that has converged: that many episodes in a row without
     a new architecture (a controller that only replays what it knows spends no budget and
-    would otherwise never stop).
+    would otherwise never stop). ``resource`` caps what trials spend as they report it
+    (``metrics["resource"]``: their intermediate results, epochs say), so early stopping
+    buys more trials; trials in flight when it is reached finish.
     """
 
     evaluations: int | None = None
     env_steps: int | None = None
     patience: int | None = None
+    resource: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("evaluations", "env_steps", "patience"):
+        for name in ("evaluations", "env_steps", "patience", "resource"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"budget.{name} must be a positive integer or null, got {value!r}")
@@ -52,6 +55,7 @@ class SearchCounts:
         self.episodes = 0
         self.stale_episodes = 0  # episodes in a row without a new architecture
         self.evaluations: list[Evaluation] = []  # distinct, in the order they were paid for
+        self.resource_spent = 0  # the evaluations' metrics["resource"], summed
         self.best: Evaluation | None = None
         self._seen: set[str] = set()
         self._clock_offset = 0.0
@@ -65,7 +69,8 @@ class SearchCounts:
         """True while the budget allows another step."""
         return not ((budget.evaluations is not None and len(self.evaluations) >= budget.evaluations)
                     or (budget.env_steps is not None and self.env_steps >= budget.env_steps)
-                    or (budget.patience is not None and self.stale_episodes >= budget.patience))
+                    or (budget.patience is not None and self.stale_episodes >= budget.patience)
+                    or (budget.resource is not None and self.resource_spent >= budget.resource))
 
     def affordable(self, archs: Iterable[str], budget: Budget) -> list[str]:
         """Which of ``archs`` (distinct) the budget still pays for, in order: those this run
@@ -103,6 +108,7 @@ class SearchCounts:
     def _add(self, evaluation: Evaluation) -> None:
         self._seen.add(evaluation.arch)
         self.evaluations.append(evaluation)
+        self.resource_spent += evaluation.metrics.get("resource", 0)
         if self.best is None or evaluation.score > self.best.score:
             self.best = evaluation
 

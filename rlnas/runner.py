@@ -242,6 +242,8 @@ def _report(cfg: DictConfig, monitor: SearchMonitor, budget: Budget, run_dir: Pa
         stopped_by = "budget.env_steps"
     elif budget.patience is not None and monitor.stale_episodes >= budget.patience:
         stopped_by = "budget.patience"
+    elif budget.resource is not None and monitor.resource_spent >= budget.resource:
+        stopped_by = "budget.resource"
     else:
         stopped_by = "agent"  # e.g. random search ran out of unseen architectures
     report = {
@@ -260,7 +262,7 @@ def _report(cfg: DictConfig, monitor: SearchMonitor, budget: Budget, run_dir: Pa
     if spent:  # trials that report per-step results: what early stopping saved
         full = max((e.metrics["resource"] for e in monitor.evaluations if "resource" in e.metrics
                     and "stopped_at" not in e.metrics and "failed" not in e.metrics), default=max(spent))
-        report.update(resource_spent=sum(spent), full_trial_equivalents=round(sum(spent) / full, 2),
+        report.update(resource_spent=monitor.resource_spent, full_trial_equivalents=round(sum(spent) / full, 2),
                       stopped_early=sum("stopped_at" in e.metrics for e in monitor.evaluations))
     if final:
         # The headline is the stand-alone retrain, chosen by its validation accuracy.

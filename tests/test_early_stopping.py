@@ -100,3 +100,13 @@ def test_a_search_with_early_stopping_reports_what_it_spent(tmp_path):
     assert report["full_trial_equivalents"] == round(spent / 10, 2) and report["stopped_early"] == len(stopped)
     for score, m in stopped:
         assert m["stopped_at"] < 10 and score == m["intermediate"][m["stopped_at"] - 1]
+
+
+def test_a_resource_budget_counts_the_epochs_trials_spent(tmp_path):
+    (tmp_path / "space.json").write_text(json.dumps(SPACE))
+    run_dir = tmp_path / "run"
+    train("agent=random", "env=hpo", f"env.search_space={tmp_path / 'space.json'}", "evaluator=trial",
+          "evaluator.command=python tests/trial_script.py", "budget.resource=25", "budget.evaluations=5", "quiet=true",
+          f"hydra.run.dir={run_dir}")
+    report = report_of(run_dir)  # 10 epochs a trial: 20 < 25 after two, 30 after the third
+    assert (report["evaluations"], report["resource_spent"], report["stopped_by"]) == (3, 30, "budget.resource")
