@@ -103,19 +103,26 @@ def test_pool_refuses_what_it_cannot_do():
     assert proc.returncode != 0 and "evaluator.workers=3 differs from parallel=2" in proc.stderr
 
 
-@pytest.mark.parametrize("agent", ["evolution", "reinforce"])
-def test_runner_sigkilled_with_evaluations_in_flight_resumes_exactly(tmp_path, agent):
-    args = [f"agent={agent}", "evaluator=function", "evaluator.fn=tests.objectives:sleepy_table_score",
-            "parallel=2", "budget.evaluations=24", "quiet=true", f"hydra.run.dir={tmp_path}"]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def sigkill_train_once_stored(run_dir, stored: int, *args, env=None) -> list[str]:
+    """Start train.py, SIGKILL it once the store holds ``stored`` evaluations and its last
+    checkpoint has evaluations in flight, and return what the store holds."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (
-            (tmp_path / "checkpoint.pt").exists() and len(stored_archs(tmp_path)) >= 8):
+            (run_dir / "checkpoint.pt").exists() and len(stored_archs(run_dir)) >= stored
+            and checkpoint.load(run_dir / "checkpoint.pt").get("in_flight")):  # at times one alone is in flight
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = stored_archs(tmp_path)
+    return stored_archs(run_dir)
+
+
+@pytest.mark.parametrize("agent", ["evolution", "reinforce"])
+def test_runner_sigkilled_with_evaluations_in_flight_resumes_exactly(tmp_path, agent):
+    before = sigkill_train_once_stored(tmp_path, 8, f"agent={agent}", "evaluator=function",
+                                       "evaluator.fn=tests.objectives:sleepy_table_score", "parallel=2",
+                                       "budget.evaluations=24", "quiet=true")
     assert 8 <= len(before) < 24
     assert checkpoint.load(tmp_path / "checkpoint.pt")["in_flight"]  # killed with evaluations in flight
 

@@ -3,7 +3,6 @@
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import pytest
 from rlnas import checkpoint
 from rlnas.evaluators import TrialEvaluator
 from rlnas.hpo_space import HPOSpace
-from tests.test_parallel import failed_rows, report_of
+from tests.test_parallel import failed_rows, report_of, sigkill_train_once_stored
 from tests.test_train import ROOT, stored_archs, train
 
 SPACE = {"mode": {"_type": "choice", "_value": ["ok", "crash", "hang", "silent"]},
@@ -92,18 +91,10 @@ def test_runner_sigkilled_mid_trial_resumes_without_losing_or_repeating_one(tmp_
     space = {"x": {"_type": "quniform", "_value": [0, 1, 0.05]}}
     (tmp_path / "space.json").write_text(json.dumps(space))
     run_dir = tmp_path / "run"
-    args = ["agent=random", "env=hpo", f"env.search_space={tmp_path / 'space.json'}", "evaluator=trial",
-            f"evaluator.command={SCRIPT}", "parallel=2", "budget.evaluations=10", "quiet=true",
-            f"hydra.run.dir={run_dir}"]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env={**os.environ, "RLNAS_TEST_SLOW": "0.3"})
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (
-            (run_dir / "checkpoint.pt").exists() and len(stored_archs(run_dir)) >= 4):
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = stored_archs(run_dir)
+    before = sigkill_train_once_stored(run_dir, 4, "agent=random", "env=hpo",
+                                       f"env.search_space={tmp_path / 'space.json'}", "evaluator=trial",
+                                       f"evaluator.command={SCRIPT}", "parallel=2", "budget.evaluations=10",
+                                       "quiet=true", env={"RLNAS_TEST_SLOW": "0.3"})
     in_flight = checkpoint.load(run_dir / "checkpoint.pt")["in_flight"]
     assert 4 <= len(before) < 10 and in_flight  # killed with trials running
 
