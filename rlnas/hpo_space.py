@@ -70,7 +70,6 @@ class Hyperparameter:
     path: str
     key: str
     type: str
-    value: tuple
     grid: tuple  # what each action sets it to; for a choice, the options (dicts for nested ones)
     parent: int | None
     option: int | None
@@ -123,14 +122,14 @@ class HPOSpace(SearchSpace):
             kind, value = _entry(path, entry)
             index = len(self.params)
             if kind == "choice":
-                self.params.append(Hyperparameter(path, key, kind, tuple(value), tuple(value), parent, option))
+                self.params.append(Hyperparameter(path, key, kind, tuple(value), parent, option))
                 points = 0  # a nested option's sub-hyperparameters follow its choice, option by option
                 for i, o in enumerate(value):
                     points += self._add_level(o, f"{path} > {o['_name']} > ", index, i) if isinstance(o, dict) else 1
                 size *= points
             else:
                 grid = _grid(path, kind, value, self.levels)
-                self.params.append(Hyperparameter(path, key, kind, tuple(value), grid, parent, option))
+                self.params.append(Hyperparameter(path, key, kind, grid, parent, option))
                 size *= len(grid)
         return size
 
