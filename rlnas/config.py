@@ -8,6 +8,7 @@ from importlib import resources
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from rlnas.evaluators import Evaluator, make_evaluator
 from rlnas.monitor import Budget
@@ -31,7 +32,13 @@ def agent_config(name: str) -> dict[str, Any]:
 
 
 def to_dict(node: DictConfig | dict) -> dict[str, Any]:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    if not isinstance(node, DictConfig):
+        return dict(node)
+    try:
+        return OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as err:  # a "???" in the yaml: the user must say it
+        raise ValueError(f"{err.full_key} has no value: give it on the command line, "
+                         f"{err.full_key}=...") from err
 
 
 def resolve_device(device: str) -> str:

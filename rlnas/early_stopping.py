@@ -19,6 +19,7 @@ result files, so rules see every worker's trials on one machine.
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Sequence
 from statistics import median
 
@@ -88,8 +89,9 @@ def make_rule(settings: dict | None) -> MedianStopping | SuccessiveHalving | Non
     if rule not in RULES:
         raise ValueError(f"unknown early_stopping.rule {rule!r}; choose from {', '.join(RULES)} "
                          "(or early_stopping=null)")
-    try:
-        return RULES[rule](**settings)
-    except TypeError as err:
-        raise ValueError(f"early_stopping rule {rule!r}: {err}") from err
+    takes = list(inspect.signature(RULES[rule]).parameters)
+    unknown = sorted(set(settings) - set(takes))
+    if unknown:
+        raise ValueError(f"early_stopping rule {rule!r} takes {', '.join(takes)}; got {unknown[0]!r}")
+    return RULES[rule](**settings)
 

@@ -231,3 +231,10 @@ def test_an_objective_may_return_metrics_with_the_score_as_default():
     evaluator = CallableEvaluator(space, lambda params: {"default": params["lr"], "test_acc": 0.5})
     result = evaluator.evaluate(space.to_string((1, 0, 1, 0)))
     assert result.score == 1e-3 and result.metrics == {"test_acc": 0.5}
+
+
+def test_a_missing_search_space_is_named():
+    proc = train("env=hpo", "evaluator=function", "evaluator.fn=tests.objectives:learning_rate_bowl", "quiet=true",
+                 check=False)
+    assert proc.returncode != 0
+    assert "env.search_space has no value: give it on the command line, env.search_space=..." in proc.stderr
