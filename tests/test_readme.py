@@ -25,7 +25,7 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     """The README's Python snippets, with the CartPole budget cut to keep the suite fast."""
     monkeypatch.chdir(tmp_path)
     blocks = re.findall(r"```python\n(.+?)\n```", (ROOT / "README.md").read_text(), re.S)
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     scope: dict = {}
     exec(blocks[0], scope)
     assert scope["reward"] == 0.84892 and scope["info"]["metrics"]["test_acc"] == 0.8903
@@ -62,3 +62,17 @@ def test_readme_loads_the_best_model_a_run_saved(tmp_path):
     resumed.keep_best_model(tmp_path / "best_model.pt")  # a resumed run: the file's score is the bar
     resumed.evaluate(weak)
     assert torch.load(tmp_path / "best_model.pt", weights_only=True)["arch"] == strong
+
+
+def test_readme_trial_snippet_reads_its_parameters_and_reports_the_score(tmp_path, monkeypatch):
+    """The three lines a user adds to a training script, run as the trial evaluator runs them."""
+    import json
+
+    block = re.findall(r"```python\n(.+?)\n```", (ROOT / "README.md").read_text(), re.S)[3]
+    results = tmp_path / "results.jsonl"
+    monkeypatch.setenv("RLNAS_PARAMETERS", json.dumps({"lr": 0.01, "batch_size": 64}))
+    monkeypatch.setenv("RLNAS_RESULT_FILE", str(results))
+    scope = {"train_and_validate": lambda lr, batch_size: lr * batch_size}
+    exec(block, scope)
+    assert scope["params"] == {"lr": 0.01, "batch_size": 64}
+    assert json.loads(results.read_text()) == {"type": "final", "value": 0.64}
