@@ -38,6 +38,7 @@ from importlib import resources
 from pathlib import Path
 
 from rlnas import checkpoint, trial
+from rlnas.costs import nb201_costs
 from rlnas.early_stopping import make_rule
 from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, THREADS, Range, check
 from rlnas.spaces import NB201_TABLE, NB201Space, SearchSpace
@@ -81,7 +82,8 @@ class Evaluator(ABC):
 
 class TabularEvaluator(Evaluator):
     """NAS-Bench-201 lookup. ``score`` is validation accuracy (a fraction), so search
-    never sees test accuracy; ``metrics`` carries both, plus the benchmark index."""
+    never sees test accuracy; ``metrics`` carries both, the benchmark index, and the cell's
+    ``params`` and ``flops`` (multiply-accumulates) on the CIFAR-10 skeleton (:mod:`rlnas.costs`)."""
 
     def __init__(self, table: str | Path | None = None, space: SearchSpace | None = None):
         self.space = _nb201_only(space, "tabular")
@@ -138,7 +140,9 @@ class TabularEvaluator(Evaluator):
             self.space.from_string(arch)  # a malformed string gets the parser's message
             raise KeyError(f"architecture {arch} is not in table {self.table} ({len(self)} rows)")
         index, val, test = row
-        return Evaluation(arch, val, {"val_acc": val, "test_acc": test, "arch_index": index})
+        params, flops = nb201_costs()[arch]
+        return Evaluation(arch, val, {"val_acc": val, "test_acc": test, "arch_index": index,
+                                      "params": params, "flops": flops})
 
 
 class ScratchEvaluator(Evaluator):

@@ -19,7 +19,7 @@ def test_bundled_table_scores(table):
     result = table.evaluate(BEST)
     assert result.score == pytest.approx(0.84892)  # validation accuracy drives search
     assert result.metrics == {"val_acc": pytest.approx(0.84892), "test_acc": pytest.approx(0.8903),
-                              "arch_index": 13714}
+                              "arch_index": 13714, "params": 1_073_466, "flops": 153_272_960}
     assert table.best_arch == BEST  # the table's best cell by validation accuracy
 
 
