@@ -12,6 +12,8 @@ from omegaconf.errors import MissingMandatoryValue
 
 from rlnas.evaluators import Evaluator, make_evaluator
 from rlnas.monitor import Budget
+from rlnas.pareto import ParetoArchive
+from rlnas.ranges import INT_AT_LEAST_1, check
 from rlnas.spaces import SearchSpace, make_space
 
 ENV_KEYS = ("name", "invalid_action", "invalid_penalty")  # the rest configures the space
@@ -106,3 +108,20 @@ def build_budget(budget_cfg: DictConfig | dict, space: SearchSpace) -> Budget:
         raise ValueError(f"budget.evaluations={budget.evaluations} exceeds the {space.size} distinct "
                          f"architectures of search space {space.name!r}")
     return budget
+
+
+def build_pareto(pareto_cfg: DictConfig | dict | None) -> tuple[ParetoArchive | None, int]:
+    """The run's front (None when ``pareto.cost`` is null or the run predates fronts) and how
+    many evaluations lie between two drawings of it."""
+    settings = to_dict(pareto_cfg) if pareto_cfg is not None else {"cost": None}
+    cost, reference, every = settings.get("cost"), settings.get("reference"), settings.get("every", 25)
+    if cost is not None and not isinstance(cost, str):
+        raise ValueError(f"pareto.cost must be the name of a metric the evaluator reports (params, flops) "
+                         f"or null, got {cost!r}")
+    if reference is not None and not (isinstance(reference, list | tuple) and len(reference) == 2 and all(
+            isinstance(x, int | float) and not isinstance(x, bool) for x in reference)):
+        raise ValueError(f"pareto.reference must be [score, cost] (two numbers) or null, got {reference!r}")
+    check("pareto", {"every": every}, {"every": INT_AT_LEAST_1})
+    if cost is None:
+        return None, every
+    return ParetoArchive(cost, None if reference is None else (float(reference[0]), float(reference[1]))), every

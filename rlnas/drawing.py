@@ -158,3 +158,26 @@ def _draw_with_matplotlib(cells: list[CellGraph], paths: tuple[Path, Path]) -> N
         for path in paths:
             fig.savefig(path, dpi=150)
     plt.close(fig)
+
+
+def draw_front(points: list[tuple[float, float]], front: list[tuple[float, float]], cost: str,
+               path: str | Path) -> Path:
+    """Everything evaluated as grey dots (score against ``cost``) and the front as the
+    staircase it dominates, to PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.scatter([c for _, c in points], [s for s, _ in points], s=8, c="#bbbbbb", label="evaluated")
+    ax.step([c for _, c in front], [s for s, _ in front], where="post", c="#d7191c", marker="o", ms=4,
+            label="Pareto front")
+    ax.set_xlabel(f"{cost} (lower is better)")
+    ax.set_ylabel("score")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

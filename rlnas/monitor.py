@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlnas.logger import Logger
+from rlnas.pareto import ParetoArchive
 from rlnas.store import Evaluation
 
 
@@ -57,6 +58,7 @@ class SearchCounts:
         self.evaluations: list[Evaluation] = []  # distinct, in the order they were paid for
         self.resource_spent = 0  # the evaluations' metrics["resource"], summed
         self.best: Evaluation | None = None
+        self.pareto: ParetoArchive | None = None  # score against a cost metric, when the runner asks for it
         self._seen: set[str] = set()
         self._clock_offset = 0.0
         self._clock_start = time.perf_counter()
@@ -111,6 +113,8 @@ class SearchCounts:
         self.resource_spent += evaluation.metrics.get("resource", 0)
         if self.best is None or evaluation.score > self.best.score:
             self.best = evaluation
+        if self.pareto is not None:
+            self.pareto.add(evaluation.arch, evaluation.score, evaluation.metrics)
 
     def restore(self, evaluations: Iterable[Evaluation], env_steps: int, episodes: int,
                 wall_seconds: float) -> None:

@@ -35,23 +35,26 @@ from rlnas.agents.architecture_agent import proposes
 from rlnas.config import (
     build_budget,
     build_evaluator,
+    build_pareto,
     build_retrain,
     build_space,
     pool_settings,
     resolve_device,
     to_dict,
 )
-from rlnas.drawing import draw_cells
+from rlnas.drawing import draw_cells, draw_front
 from rlnas.envs import NASEnv
 from rlnas.evaluators import StoredEvaluator
 from rlnas.logger import TensorBoardLogger
 from rlnas.monitor import Budget, SearchMonitor, VectorSearchMonitor
 from rlnas.parallel import AsyncSearch, EvaluationPool, LockStepEnvs, evaluate_all
+from rlnas.pareto import ParetoArchive
 from rlnas.ranges import INT_AT_LEAST_1, THREADS, check
 from rlnas.store import EvaluationStore
 
-CONFIG, STORE, CHECKPOINT, REPORT, TENSORBOARD, BEST_MODEL, BEST_CELL = (
-    "config.yaml", "evaluations.sqlite", "checkpoint.pt", "report.json", "tb", "best_model.pt", "best_cell")
+CONFIG, STORE, CHECKPOINT, REPORT, TENSORBOARD, BEST_MODEL, BEST_CELL, PARETO_FRONT = (
+    "config.yaml", "evaluations.sqlite", "checkpoint.pt", "report.json", "tb", "best_model.pt", "best_cell",
+    "pareto_front.png")
 
 
 def load_run_config(run_dir: str | Path) -> DictConfig:
@@ -71,6 +74,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
     evaluator = build_evaluator(cfg.evaluator, space)
     top_k, retrainer = build_retrain(cfg.evaluator, space)
     budget = build_budget(cfg.budget, space)
+    pareto, draw_every = build_pareto(cfg.get("pareto"))  # runs saved before fronts have none
     device = resolve_device(cfg.device)
     hparams = {k: v for k, v in to_dict(cfg.agent).items() if k != "name"}
     threads = cfg.get("threads", 1)  # runs saved before the key existed ran on one thread
@@ -124,7 +128,14 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
     agent.logger = monitor.logger = logger = TensorBoardLogger(run_dir / TENSORBOARD)
     progress = tqdm(total=budget.evaluations or budget.env_steps, disable=cfg.quiet, unit="eval",
                     desc=f"{cfg.agent.name} on {cfg.env.name}", dynamic_ncols=True)
-    monitor.on_evaluation = lambda m: _show(progress, m, budget)
+    monitor.pareto = pareto
+
+    def on_evaluation(monitor: SearchMonitor) -> None:
+        _show(progress, monitor, budget)
+        if pareto is not None and len(monitor.evaluations) % draw_every == 0:
+            _log_front(monitor, pareto, logger, run_dir)
+
+    monitor.on_evaluation = on_evaluation
 
     checkpoint = run_dir / CHECKPOINT
     if resume and checkpoint.is_file():
@@ -188,6 +199,10 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
         png, _ = draw_cells(space, report["best_arch"], run_dir / BEST_CELL)
         logger.image("search/best_cell", png, len(monitor.evaluations))
         report["best_cell"] = str(png)
+    if pareto is not None and pareto.front:
+        report["pareto"] = pareto.report()
+        logged = len(monitor.evaluations) % draw_every == 0  # drawn with the last evaluation
+        report["pareto_front_png"] = str(_log_front(monitor, pareto, None if logged else logger, run_dir))
     if final:
         logger.text("final/retrained", "\n".join(f"{r['arch']}: test {r['test_acc']:.4f}" for r in final),
                     len(monitor.evaluations))
@@ -212,6 +227,24 @@ def _show(progress: tqdm, monitor: SearchMonitor, budget: Budget, in_flight: int
     progress.set_postfix(best=f"{monitor.best.score:.4f}" if monitor.best else "-",
                          **({} if in_flight is None else {"in_flight": in_flight}), refresh=False)
     progress.update((len(monitor.evaluations) if budget.evaluations else monitor.env_steps) - progress.n)
+
+
+def _log_front(monitor: SearchMonitor, pareto: ParetoArchive, logger: TensorBoardLogger | None,
+               run_dir: Path) -> Path:
+    """The front so far drawn to the run directory and (with a logger) to TensorBoard, with
+    its hypervolume when the reference is fixed (against the costliest evaluation so far, it
+    would move for that reason alone)."""
+    n = len(monitor.evaluations)
+    points = [(e.score, e.metrics[pareto.cost]) for e in monitor.evaluations
+              if pareto.cost in e.metrics and "failed" not in e.metrics]
+    png = draw_front(points, [(p["score"], p[pareto.cost]) for p in pareto.front], pareto.cost,
+                     run_dir / PARETO_FRONT)
+    if logger is None:
+        return png
+    logger.image("search/pareto_front", png, n)
+    if pareto.given_reference is not None:
+        logger.scalar("search/hypervolume", pareto.hypervolume, n)
+    return png
 
 
 def _save_checkpoint(path: Path, agent, monitor: SearchMonitor, in_flight: list[list[int]] = ()) -> None:
@@ -290,6 +323,9 @@ def summary(report: dict[str, Any]) -> str:
              f"{r['arch']}" for r in report["final"]] if report.get("final") else []),
         *([f"  best cell     {report['best_cell']}"] if report.get("best_cell") else []),
         *([f"  best model    {report['best_model']}"] if report.get("best_model") else []),
+        *([f"  pareto front  {len(report['pareto']['front'])} cells over (score, {report['pareto']['cost']}), "
+           f"hypervolume {report['pareto']['hypervolume']:.4g} from {report['pareto']['reference']}: "
+           f"{report['pareto_front_png']}"] if report.get("pareto") else []),
         f"  report        {Path(report['run_dir']) / REPORT}",
         f"  TensorBoard   tensorboard --logdir {Path(report['run_dir']) / TENSORBOARD}",
     ]

@@ -60,6 +60,35 @@ def test_main_command_report_summary_and_tensorboard(tmp_path):
     (image,) = events.Images("search/best_cell")
     assert image.step == 60 and image.encoded_image_string.startswith(b"\x89PNG") and image.width > 400
 
+    # The front of (validation accuracy, parameters) over the 60 cells: every 25 and at the end.
+    with sqlite3.connect(tmp_path / "evaluations.sqlite") as db:
+        rows = [(score, json.loads(metrics)["params"])
+                for score, metrics in db.execute("SELECT score, metrics FROM evaluations")]
+    front = {(p["score"], p["params"]) for p in report["pareto"]["front"]}
+    assert front and front <= set(rows)
+    assert not any(s >= fs and c <= fc and (s, c) != (fs, fc) for s, c in rows for fs, fc in front)
+    assert all(any(s <= fs and c >= fc for fs, fc in front) for s, c in rows)  # the rest is dominated
+    assert report["pareto"]["reference"] == [0.0, max(c for _, c in rows)] and report["pareto"]["hypervolume"] > 0
+    assert [i.step for i in events.Images("search/pareto_front")] == [25, 50, 60]
+
+
+def test_pareto_options_cost_reference_and_none(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    proc = train("agent=random", "budget.evaluations=20", "pareto.cost=flops", "pareto.reference=[0.5,2.5e8]",
+                 "pareto.every=10", f"hydra.run.dir={tmp_path / 'flops'}")
+    report = json.loads((tmp_path / "flops" / "report.json").read_text())
+    assert report["pareto"]["cost"] == "flops" and report["pareto"]["reference"] == [0.5, 2.5e8]
+    assert "pareto front" in proc.stdout and (tmp_path / "flops" / "pareto_front.png").is_file()
+    events = EventAccumulator(str(tmp_path / "flops" / "tb"), size_guidance={"scalars": 0})
+    events.Reload()
+    curve = events.Scalars("search/hypervolume")
+    assert [e.step for e in curve] == [10, 20] and curve[-1].value == pytest.approx(report["pareto"]["hypervolume"])
+
+    train("agent=random", "budget.evaluations=5", "pareto.cost=null", f"hydra.run.dir={tmp_path / 'none'}")
+    report = json.loads((tmp_path / "none" / "report.json").read_text())
+    assert "pareto" not in report and not (tmp_path / "none" / "pareto_front.png").exists()
+
 
 def test_unknown_agent_lists_the_available_ones():
     proc = train("agent=nonexistent", check=False)
