@@ -10,9 +10,11 @@ An MLP policy can use it as is. Legal actions come as ``info["action_mask"]`` (i
 length K) and from ``action_masks()`` (sb3-contrib's convention); after the last
 decision the mask is all zeros, since no action is legal in a finished episode.
 
-The reward is 0 until the last decision, then the evaluator's score; the final ``info``
-carries ``arch`` (the canonical string), ``score``, ``metrics``, ``cost`` and ``cached``, and
-on a hyperparameter space (``rlnas/HPO-v0``) ``parameters``, the dict the trial received.
+The reward is 0 until the last decision, then the evaluator's score, or the score weighed
+against a cost (``reward``, :mod:`rlnas.rewards`); the final ``info`` carries ``arch`` (the
+canonical string), ``score`` (the evaluator's, whatever the reward), ``metrics``, ``cost`` and
+``cached``, and on a hyperparameter space (``rlnas/HPO-v0``) ``parameters``, the dict the trial
+received.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlnas.evaluators import Evaluator, StoredEvaluator, make_evaluator
+from rlnas.rewards import Reward
 from rlnas.spaces import SearchSpace, make_space
 from rlnas.store import EvaluationStore
 
@@ -45,6 +48,8 @@ class NASEnv(gym.Env[np.ndarray, int]):
         invalid_action: ``"raise"`` (default) raises :class:`IllegalActionError` naming the
             legal choices; ``"penalize"`` ends the episode with reward ``invalid_penalty``, for
             agents that ignore masks.
+        reward: what a finished episode earns from its evaluation (default: the score);
+            see :func:`rlnas.rewards.make_reward`.
     """
 
     metadata: ClassVar[dict] = {"render_modes": ["ansi"], "render_fps": 1}
@@ -52,7 +57,8 @@ class NASEnv(gym.Env[np.ndarray, int]):
     def __init__(self, space: SearchSpace | str = "nb201", evaluator: Evaluator | str = "tabular",
                  store: EvaluationStore | str | Path | None = None, invalid_action: str = "raise",
                  invalid_penalty: float = -1.0, space_kwargs: dict | None = None,
-                 evaluator_kwargs: dict | None = None, render_mode: str | None = None):
+                 evaluator_kwargs: dict | None = None, render_mode: str | None = None,
+                 reward: Reward | None = None):
         if invalid_action not in ("raise", "penalize"):
             raise ValueError(f"invalid_action must be 'raise' or 'penalize', got {invalid_action!r}")
         if render_mode not in (None, *self.metadata["render_modes"]):
@@ -69,6 +75,7 @@ class NASEnv(gym.Env[np.ndarray, int]):
         self.evaluator = evaluator
         self.invalid_action, self.invalid_penalty = invalid_action, float(invalid_penalty)
         self.render_mode = render_mode
+        self.reward = reward or Reward()
 
         n, k = self.space.num_decisions, self.space.max_choices
         self._n, self._k = n, k
@@ -115,7 +122,7 @@ class NASEnv(gym.Env[np.ndarray, int]):
         parameters = self.space.parameters(arch)
         if parameters is not None:  # a hyperparameter point: the dict its trial was handed
             info["parameters"] = parameters
-        return obs.copy(), float(result.score), True, False, info
+        return obs.copy(), float(self.reward(result.score, result.metrics)), True, False, info
 
     def action_masks(self) -> np.ndarray:
         """Legal choices of the next decision as an int8 mask (all zeros once done)."""

@@ -14,6 +14,7 @@ from rlnas.evaluators import Evaluator, make_evaluator
 from rlnas.monitor import Budget
 from rlnas.pareto import ParetoArchive
 from rlnas.ranges import INT_AT_LEAST_1, check
+from rlnas.rewards import Reward, make_reward
 from rlnas.spaces import SearchSpace, make_space
 
 ENV_KEYS = ("name", "invalid_action", "invalid_penalty")  # the rest configures the space
@@ -125,3 +126,8 @@ def build_pareto(pareto_cfg: DictConfig | dict | None) -> tuple[ParetoArchive | 
     if cost is None:
         return None, every
     return ParetoArchive(cost, None if reference is None else (float(reference[0]), float(reference[1]))), every
+
+
+def build_reward(reward_cfg: DictConfig | dict | None) -> Reward:
+    """The run's reward (the plain score for runs saved before rewards were a choice)."""
+    return make_reward(**to_dict(reward_cfg)) if reward_cfg is not None else Reward()

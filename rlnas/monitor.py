@@ -17,6 +17,7 @@ import numpy as np
 
 from rlnas.logger import Logger
 from rlnas.pareto import ParetoArchive
+from rlnas.rewards import Reward
 from rlnas.store import Evaluation
 
 
@@ -57,7 +58,9 @@ class SearchCounts:
         self.stale_episodes = 0  # episodes in a row without a new architecture
         self.evaluations: list[Evaluation] = []  # distinct, in the order they were paid for
         self.resource_spent = 0  # the evaluations' metrics["resource"], summed
-        self.best: Evaluation | None = None
+        self.best: Evaluation | None = None  # by reward: the most accurate cell within the constraints
+        self.reward = Reward()  # the env's, set by the runner; resumed evaluations are weighed again
+        self.best_reward = float("-inf")
         self.pareto: ParetoArchive | None = None  # score against a cost metric, when the runner asks for it
         self._seen: set[str] = set()
         self._clock_offset = 0.0
@@ -100,6 +103,8 @@ class SearchCounts:
         n, log = len(self.evaluations), self.logger
         log.scalar("search/score", evaluation.score, n)
         log.scalar("search/best_score", self.best.score, n)
+        if self.reward.name != "accuracy":
+            log.scalar("search/best_reward", self.best_reward, n)
         log.scalar("search/best_score_vs_wall_ms", self.best.score, int(1000 * self.wall_seconds))
         log.scalar("search/distinct_architectures", n, self.env_steps)
         if self.best is evaluation:
@@ -111,8 +116,9 @@ class SearchCounts:
         self._seen.add(evaluation.arch)
         self.evaluations.append(evaluation)
         self.resource_spent += evaluation.metrics.get("resource", 0)
-        if self.best is None or evaluation.score > self.best.score:
-            self.best = evaluation
+        reward = self.reward(evaluation.score, evaluation.metrics)
+        if self.best is None or reward > self.best_reward:
+            self.best, self.best_reward = evaluation, reward
         if self.pareto is not None:
             self.pareto.add(evaluation.arch, evaluation.score, evaluation.metrics)
 

@@ -37,6 +37,7 @@ from rlnas.config import (
     build_evaluator,
     build_pareto,
     build_retrain,
+    build_reward,
     build_space,
     pool_settings,
     resolve_device,
@@ -50,6 +51,7 @@ from rlnas.monitor import Budget, SearchMonitor, VectorSearchMonitor
 from rlnas.parallel import AsyncSearch, EvaluationPool, LockStepEnvs, evaluate_all
 from rlnas.pareto import ParetoArchive
 from rlnas.ranges import INT_AT_LEAST_1, THREADS, check
+from rlnas.rewards import Constrained
 from rlnas.store import EvaluationStore
 
 CONFIG, STORE, CHECKPOINT, REPORT, TENSORBOARD, BEST_MODEL, BEST_CELL, PARETO_FRONT = (
@@ -75,6 +77,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
     top_k, retrainer = build_retrain(cfg.evaluator, space)
     budget = build_budget(cfg.budget, space)
     pareto, draw_every = build_pareto(cfg.get("pareto"))  # runs saved before fronts have none
+    reward = build_reward(cfg.get("reward"))
     device = resolve_device(cfg.device)
     hparams = {k: v for k, v in to_dict(cfg.agent).items() if k != "name"}
     threads = cfg.get("threads", 1)  # runs saved before the key existed ran on one thread
@@ -92,7 +95,8 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
     stored = StoredEvaluator(evaluator, store, run=cfg.run_id)
 
     def make_env() -> NASEnv:
-        return NASEnv(space, stored, invalid_action=cfg.env.invalid_action, invalid_penalty=cfg.env.invalid_penalty)
+        return NASEnv(space, stored, invalid_action=cfg.env.invalid_action, invalid_penalty=cfg.env.invalid_penalty,
+                      reward=reward)
 
     # parallel > 1: an agent that proposes whole cells keeps every worker busy (AsyncSearch);
     # one that steps a vector env gets one env per worker, in lock-step (LockStepEnvs).
@@ -128,7 +132,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
     agent.logger = monitor.logger = logger = TensorBoardLogger(run_dir / TENSORBOARD)
     progress = tqdm(total=budget.evaluations or budget.env_steps, disable=cfg.quiet, unit="eval",
                     desc=f"{cfg.agent.name} on {cfg.env.name}", dynamic_ncols=True)
-    monitor.pareto = pareto
+    monitor.pareto, monitor.reward = pareto, reward
 
     def on_evaluation(monitor: SearchMonitor) -> None:
         _show(progress, monitor, budget)
@@ -291,6 +295,15 @@ def _report(cfg: DictConfig, monitor: SearchMonitor, budget: Budget, run_dir: Pa
         "run_dir": str(run_dir),
         "best_model": str(run_dir / BEST_MODEL) if (run_dir / BEST_MODEL).is_file() else None,
     }
+    reward = monitor.reward
+    if reward.name != "accuracy":  # what was maximised, and whether anything met the targets
+        evaluated = [e.metrics for e in monitor.evaluations if "failed" not in e.metrics]
+        report["reward"] = {**to_dict(cfg.reward), "best_reward": monitor.best_reward if best else None}
+        if isinstance(reward, Constrained):
+            report["reward"]["within_targets"] = sum(reward.meets(m) for m in evaluated)
+            why = reward.none_meets(evaluated)
+            if why:
+                report["reward"]["none_within_targets"] = why
     spent = [e.metrics["resource"] for e in monitor.evaluations if "resource" in e.metrics]
     if spent:  # trials that report per-step results: what early stopping saved
         full = max((e.metrics["resource"] for e in monitor.evaluations if "resource" in e.metrics
@@ -321,6 +334,12 @@ def summary(report: dict[str, Any]) -> str:
            "validation accuracy:"]
           + [f"    search {r['search_score']:.4f}  stand-alone val {r['val_acc']:.4f}  test {r['test_acc']:.4f}  "
              f"{r['arch']}" for r in report["final"]] if report.get("final") else []),
+        *([f"  reward        {report['reward']['name']}: best {report['reward']['best_reward']:.4f}"
+           + (f", {report['reward']['within_targets']} of {report['evaluations']} evaluated within the targets"
+              if "within_targets" in report["reward"] else "")]
+          if report.get("reward") and report["reward"]["best_reward"] is not None else []),
+        *([f"  warning       {report['reward']['none_within_targets']}"]
+          if report.get("reward", {}).get("none_within_targets") else []),
         *([f"  best cell     {report['best_cell']}"] if report.get("best_cell") else []),
         *([f"  best model    {report['best_model']}"] if report.get("best_model") else []),
         *([f"  pareto front  {len(report['pareto']['front'])} cells over (score, {report['pareto']['cost']}), "

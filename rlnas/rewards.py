@@ -1,0 +1,111 @@
+"""What a finished episode earns: the evaluator's score, or the score weighed against a cost.
+
+The env computes the reward from the evaluation's score and metrics (``params`` and
+``flops`` for NAS-Bench-201 and every trained child; any number a trial reports). The store
+keeps the raw evaluation, so a search under another reward reuses every stored result and
+pays for nothing twice. ``reward=`` picks one (conf/reward/<name>.yaml):
+
+* ``accuracy``: the score itself.
+* ``constrained``: MnasNet's (Tan et al. 2019) ``score * prod (cost / target) ** w`` over the
+  targets; with ``w = -0.07`` a cell twice the target loses about 5 % of its score and one
+  half of it gains about 5 %. ``hard: true`` cuts instead: a cell over any target earns 0,
+  one within all of them its plain score.
+* ``scalarized``: ``score - sum weight * cost / scale``: each cost in units of its ``scale``
+  (a cost the user thinks of as "one"), so weights compare across metrics.
+
+A failed evaluation earns its score (0) under every reward: it has no cost to weigh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rlnas.ranges import POSITIVE, Range, check
+
+
+class Reward:
+    """The evaluator's score, unchanged (``reward=accuracy``)."""
+
+    name = "accuracy"
+    metrics: tuple[str, ...] = ()  # the cost metrics it reads
+
+    def __call__(self, score: float, metrics: Mapping[str, Any]) -> float:
+        return score
+
+    def _costs(self, metrics: Mapping[str, Any]) -> dict[str, float]:
+        missing = [m for m in self.metrics if m not in metrics]
+        if missing:
+            raise ValueError(f"reward {self.name!r} weighs metric(s) {missing}, which the evaluator does not "
+                             f"report; it reports {sorted(metrics)}")
+        return {m: float(metrics[m]) for m in self.metrics}
+
+
+class Constrained(Reward):
+    name = "constrained"
+
+    def __init__(self, target: Mapping[str, float], w: float = -0.07, hard: bool = False):
+        if not target:
+            raise ValueError("reward 'constrained' needs at least one target, e.g. reward.target.params=5e5")
+        check("reward", {f"target.{m}": v for m, v in target.items()}, {f"target.{m}": POSITIVE for m in target})
+        check("reward", {"w": w}, {"w": Range(high=0)})
+        if not isinstance(hard, bool):
+            raise ValueError(f"reward.hard must be true or false, got {hard!r}")
+        self.target, self.w, self.hard = {m: float(v) for m, v in target.items()}, float(w), hard
+        self.metrics = tuple(self.target)
+
+    def __call__(self, score: float, metrics: Mapping[str, Any]) -> float:
+        if "failed" in metrics:
+            return score
+        if self.hard:
+            return score if self.meets(metrics) else 0.0
+        factor = 1.0
+        for metric, cost in self._costs(metrics).items():
+            factor *= (cost / self.target[metric]) ** self.w
+        return score * factor
+
+    def meets(self, metrics: Mapping[str, Any]) -> bool:
+        return all(cost <= self.target[m] for m, cost in self._costs(metrics).items())
+
+    def none_meets(self, evaluated: list[Mapping[str, Any]]) -> str | None:
+        """Why no evaluated cell is within the targets (None when one is): the cheapest found."""
+        evaluated = [m for m in evaluated if "failed" not in m]
+        if not evaluated or any(self.meets(m) for m in evaluated):
+            return None
+        cheapest = ", ".join(f"{m}={min(float(e[m]) for e in evaluated):g}" for m in self.metrics)
+        targets = ", ".join(f"{m} <= {t:g}" for m, t in self.target.items())
+        effect = "every cell earned 0 (hard: true)" if self.hard else "cells were ranked by how far over it they are"
+        return f"no evaluated cell meets {targets}: the cheapest evaluated costs {cheapest}; {effect}"
+
+
+class Scalarized(Reward):
+    name = "scalarized"
+
+    def __init__(self, weights: Mapping[str, float], scales: Mapping[str, float]):
+        if not weights or set(weights) != set(scales):
+            raise ValueError(f"reward 'scalarized' needs a weight and a scale for each cost metric, and the "
+                             f"same metrics in both; got weights {dict(weights)}, scales {dict(scales)}")
+        check("reward", {f"scales.{m}": v for m, v in scales.items()}, {f"scales.{m}": POSITIVE for m in scales})
+        check("reward", {f"weights.{m}": v for m, v in weights.items()},
+              {f"weights.{m}": Range(0) for m in weights})
+        self.weights = {m: float(v) for m, v in weights.items()}
+        self.scales = {m: float(v) for m, v in scales.items()}
+        self.metrics = tuple(self.weights)
+
+    def __call__(self, score: float, metrics: Mapping[str, Any]) -> float:
+        if "failed" in metrics:
+            return score
+        costs = self._costs(metrics)
+        return score - sum(self.weights[m] * costs[m] / self.scales[m] for m in self.metrics)
+
+
+REWARDS: dict[str, type[Reward]] = {"accuracy": Reward, "constrained": Constrained, "scalarized": Scalarized}
+
+
+def make_reward(name: str = "accuracy", **settings: Any) -> Reward:
+    if name not in REWARDS:
+        raise ValueError(f"unknown reward {name!r}; choose one of {sorted(REWARDS)}")
+    try:
+        return REWARDS[name](**settings)
+    except TypeError as err:
+        raise ValueError(f"reward {name!r}: {err}") from err
