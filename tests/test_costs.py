@@ -34,3 +34,39 @@ def test_sampled_cells_match_the_builder_exactly(seed):
     arch = space.to_string([random.Random(seed).randrange(5) for _ in range(6)])
     model = build_network(space, arch)
     assert nb201_costs()[arch] == (count_parameters(model), count_flops(model, (3, 32, 32)))
+
+
+def test_latency_is_the_median_forward_time_with_its_noise():
+    import time
+
+    from torch import nn
+
+    from rlnas.networks import measure_latency
+
+    class Sleeps(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            time.sleep(0.004)
+            return x
+
+    model = Sleeps().train()
+    median, iqr = measure_latency(model, (1, 8, 8), batch=4, warmup=2, repeats=9)
+    assert model.calls == 11 and model.training  # warm-up and repeats; the caller's mode restored
+    assert 4.0 <= median < 50.0 and 0.0 <= iqr < median
+
+
+def test_scratch_evaluator_reports_latency_when_asked():
+    from rlnas.evaluators import ScratchEvaluator
+
+    plain = ScratchEvaluator(NB201Space(), epochs=1, channels=4, cells_per_stage=1)
+    timed = ScratchEvaluator(NB201Space(), epochs=1, channels=4, cells_per_stage=1, latency_batch=16)
+    metrics = timed.evaluate(BEST).metrics
+    assert metrics["latency_ms"] > 0 and metrics["latency_iqr_ms"] >= 0
+    assert "latency_ms" not in plain.evaluate(BEST).metrics
+    assert timed.fingerprint != plain.fingerprint  # a store's rows without latency do not answer it
+    with pytest.raises(ValueError, match="latency_batch=0"):
+        ScratchEvaluator(NB201Space(), latency_batch=0)
