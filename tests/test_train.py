@@ -295,9 +295,10 @@ def stored_rows(run_dir):
                 db.execute("SELECT arch, evaluator, metrics FROM evaluations ORDER BY seq")]
 
 
-@pytest.mark.parametrize("backend", ["process", "ray"])
-def test_supernet_search_then_stand_alone_retrain(tmp_path, backend):
-    train(*SUPERNET, "budget.evaluations=12", f"evaluator.backend={backend}", f"hydra.run.dir={tmp_path}")
+def test_supernet_search_then_stand_alone_retrain(tmp_path):
+    """On the process backend; the Ray pool's scores are tested against one process in
+    test_supernet.py, and a train.py run on Ray in test_parallel.py and test_trial.py."""
+    train(*SUPERNET, "budget.evaluations=12", "evaluator.backend=process", f"hydra.run.dir={tmp_path}")
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["evaluations"] == 12 and len(report["final"]) == 2
     headline = max(report["final"], key=lambda r: r["val_acc"])
