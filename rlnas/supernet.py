@@ -2,7 +2,9 @@
 
 Every op at every position owns its weights once. ``Supernet.select(decisions)`` picks one
 path and the forward pass runs only that path, so two architectures that use the same op
-at the same position read, and train, the same tensors.
+at the same position read, and train, the same tensors. ``Supernet.weigh(weights)`` runs
+every op at once instead, each scaled by its architecture weight (DARTS's mixed op): what
+the differentiable searches of ``agents/darts.py`` train.
 
 BatchNorm always uses the statistics of the batch at hand (no running averages): a shared
 layer's running averages would mix every path that ever ran through it. NAS-Bench-201's
@@ -24,7 +26,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -41,20 +44,39 @@ from rlnas.store import Evaluation
 MODES = ("oneshot", "enas")
 
 
+def mixture(ops: Sequence[nn.Module], weights: torch.Tensor, active: Sequence[int], x: torch.Tensor) -> torch.Tensor:
+    """sum_k weights[k] * ops[k](x) over the ops whose weight is not exactly zero: a sparse
+    relaxation gives the others no gradient either, and a straight-through one-hot (GDAS)
+    runs its one path, its gradient reaching every logit through that path's weight."""
+    return sum(weights[k] * ops[k](x) for k in active)
+
+
+def _nonzero(weights: torch.Tensor) -> list[list[int]]:
+    return [[k for k, nz in enumerate(row) if nz] for row in (weights != 0).tolist()]
+
+
 class NB201SuperCell(NB201Cell):
-    """Every NB201 op on every edge; ``choice[e]`` is the op edge ``e`` runs."""
+    """Every NB201 op on every edge; ``choice[e]`` is the op edge ``e`` runs, or with
+    ``weights`` (edges x ops) every edge is the mixture of its ops."""
 
     def __init__(self, ops: Sequence[str], channels: int):
         nn.Module.__init__(self)
         self.edges = nn.ModuleList(nn.ModuleList(NB201_OP_BUILDERS[op](channels, 1) for op in ops)
                                    for _ in NB201_EDGES)
         self.choice = [0] * len(NB201_EDGES)
+        self.weights: torch.Tensor | None = None
 
     def select(self, space: NB201Space, decisions: Sequence[int]) -> None:
         self.choice = list(decisions)  # an NB201 decision is the op index of its edge
 
-    def edge(self, e: int) -> nn.Module:
-        return self.edges[e][self.choice[e]]
+    def weigh(self, weights: Mapping[str, torch.Tensor] | None) -> None:
+        self.weights = None if weights is None else weights["cell"]
+        self.active = None if weights is None else _nonzero(self.weights)
+
+    def edge(self, e: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        if self.weights is None:
+            return self.edges[e][self.choice[e]]
+        return partial(mixture, self.edges[e], self.weights[e], self.active[e])
 
 
 class NASNetSuperCell(nn.Module):
@@ -63,6 +85,10 @@ class NASNetSuperCell(nn.Module):
     The cell's output concatenates the blocks no other block consumed, so its width varies
     with the architecture. As in ENAS, a 1x1 convolution whose weight is sliced to the
     loose ends brings it back to ``channels``, keeping the next cells' inputs fixed.
+
+    With ``weights`` (one row of op weights per (block, input) pair, block by block) the
+    cell is DARTS's: block ``b`` sums the mixed ops of every earlier state, run through the
+    first operand's ops, and the output concatenates every block.
     """
 
     def __init__(self, num_blocks: int, ops: Sequence[str], c_pp: int, c_p: int, channels: int,
@@ -87,12 +113,25 @@ class NASNetSuperCell(nn.Module):
         self.reduction = reduction
         self.op_index = {op: i for i, op in enumerate(ops)}
         self.blocks: list[tuple[int, int, str, str, str]] = [(0, 1, ops[0], ops[0], "add")] * num_blocks
+        self.weights: list[torch.Tensor] | None = None
 
     def select(self, space: NASNetSpace, decisions: Sequence[int]) -> None:
         self.blocks = space.cell(decisions, "reduce" if self.reduction else "normal")
 
+    def weigh(self, weights: Mapping[str, torch.Tensor] | None) -> None:
+        if weights is None:
+            self.weights = None
+            return
+        rows = weights["reduce" if self.reduction else "normal"]
+        self.weights = list(rows.split([b + 2 for b in range(len(self.ops))]))
+        self.active = [_nonzero(w) for w in self.weights]
+
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
+        if self.weights is not None:
+            for b, (w, active) in enumerate(zip(self.weights, self.active, strict=True)):
+                states.append(sum(mixture(self.ops[b][0][i], w[i], active[i], states[i]) for i in range(b + 2)))
+            return self.out_bn(F.conv2d(F.relu(torch.cat(states[2:], 1)), self.out_weight))
         for b, (i1, i2, op1, op2, comb) in enumerate(self.blocks):
             h1 = self.ops[b][0][i1][self.op_index[op1]](states[i1])
             h2 = self.ops[b][1][i2][self.op_index[op2]](states[i2])
@@ -132,7 +171,27 @@ class Supernet(nn.Module):
         """Route the next forward passes through architecture ``decisions``."""
         decisions = self.space.validate(decisions)
         for cell in self._cells:
+            cell.weigh(None)
             cell.select(self.space, decisions)
+
+    def mixture_shapes(self) -> dict[str, tuple[int, int]]:
+        """The architecture weights :meth:`weigh` takes, by name: NB201's cell has one row per
+        edge; a NASNet cell (normal and reduce) one per (block, input) pair."""
+        n_ops = len(self.space.ops)
+        if isinstance(self.space, NB201Space):
+            return {"cell": (len(NB201_EDGES), n_ops)}
+        pairs = sum(b + 2 for b in range(self.space.num_blocks))
+        return {"normal": (pairs, n_ops), "reduce": (pairs, n_ops)}
+
+    def weigh(self, weights: Mapping[str, torch.Tensor]) -> None:
+        """Route the next forward passes through every op, each edge the mixture of its ops
+        under ``weights`` (shapes as :meth:`mixture_shapes`); :meth:`select` goes back to one path."""
+        for name, shape in self.mixture_shapes().items():
+            if name not in weights or tuple(weights[name].shape) != shape:
+                raise ValueError(f"supernet.weigh needs weights {self.mixture_shapes()}, got "
+                                 f"{ {k: tuple(v.shape) for k, v in weights.items()} }")
+        for cell in self._cells:
+            cell.weigh(weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
