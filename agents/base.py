@@ -42,6 +42,9 @@ class Agent(ABC):
     #: True for agents that step every sub-env of a vector env (PPO, A2C, DQN): a parallel
     #: run hands them one env per worker, in lock-step (rlnas.parallel.LockStepEnvs).
     supports_vector_env: ClassVar[bool] = False
+    #: True for agents whose work between two callbacks is costly (a one-shot search's epoch
+    #: of supernet training): the runner checkpoints at every callback, not every N evaluations.
+    checkpoint_each_callback: ClassVar[bool] = False
 
     def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu"):
         check(getattr(self, "name", type(self).__name__), {"seed": seed}, {"seed": INT_AT_LEAST_0})
@@ -80,6 +83,11 @@ class Agent(ABC):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
+
+    def search_report(self) -> dict[str, Any]:
+        """What the run's report.json adds under ``search`` (a one-shot search's epochs, say);
+        nothing by default."""
+        return {}
 
     def reset_env(self) -> tuple[Any, dict]:
         """Reset ``self.env``, seeding it at the first episode only."""

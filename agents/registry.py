@@ -47,10 +47,19 @@ def available_agents() -> dict[str, type[Agent]]:
 
 
 def hyperparameters(cls: type[Agent]) -> dict[str, Any]:
-    """An agent's hyperparameters and their defaults, read from its constructor."""
-    params = inspect.signature(cls.__init__).parameters.values()
-    return {p.name: p.default for p in params
-            if p.name not in _BASE_ARGS and p.default is not inspect.Parameter.empty}
+    """An agent's hyperparameters and their defaults, read from its constructor; one that
+    passes ``**kwargs`` on also takes its parent's (a subclass that only changes defaults)."""
+    found: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        for p in params:
+            if p.name not in _BASE_ARGS and p.default is not inspect.Parameter.empty:
+                found.setdefault(p.name, p.default)
+        if all(p.kind is not inspect.Parameter.VAR_KEYWORD for p in params):
+            break
+    return found
 
 
 def agent_class(name: str) -> type[Agent]:

@@ -18,6 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from rlnas.spaces import CELLS, NB201_EDGES, NASNetSpace, NB201Space, SearchSpace, loose_ends
 
 COLOURS = {"input": "#a6d96a", "node": "#abd9e9", "output": "#fee08b"}  # DARTS' green, blue, yellow
@@ -181,3 +183,24 @@ def draw_front(points: list[tuple[float, float]], front: list[tuple[float, float
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def weights_figure(weights: dict[str, np.ndarray], rows: dict[str, list[str]], ops: list[str], title: str):
+    """A heat map per group of architecture weights (one row per edge, one column per op),
+    each cell printed with its weight: which op each edge leans to, and how firmly."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(weights), squeeze=False,
+                             figsize=(1.2 + 0.9 * len(ops) * len(weights), 1.2 + 0.3 * max(map(len, rows.values()))))
+    for ax, (name, w) in zip(axes[0], weights.items(), strict=True):
+        ax.imshow(w, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(len(ops)), ops, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(rows[name])), rows[name], fontsize=7)
+        for (i, j), value in np.ndenumerate(w):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6, color="w" if value < 0.6 else "k")
+        ax.set_title(f"{name}: {title}", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -6,8 +6,12 @@ so an agent used outside ``train.py`` logs nothing and costs nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class Logger:
@@ -21,6 +25,9 @@ class Logger:
 
     def image(self, tag: str, png: str | Path, step: int) -> None:
         pass
+
+    def figure(self, tag: str, draw: Callable[[], Figure], step: int) -> None:
+        """A matplotlib figure; ``draw`` makes it, called only by a logger that keeps it."""
 
     def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         pass
@@ -45,6 +52,9 @@ class TensorBoardLogger(Logger):
         from matplotlib.image import imread
 
         self.writer.add_image(tag, imread(png)[..., :3], step, dataformats="HWC")  # RGBA floats in [0, 1]
+
+    def figure(self, tag: str, draw: Callable[[], Figure], step: int) -> None:
+        self.writer.add_figure(tag, draw(), step, close=True)
 
     def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         # TensorBoard's hparams take scalars and strings only

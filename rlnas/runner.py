@@ -152,7 +152,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
 
     def save(agent) -> None:
         nonlocal last_saved
-        if len(monitor.evaluations) - last_saved >= cfg.checkpoint_every:
+        if len(monitor.evaluations) - last_saved >= cfg.checkpoint_every or agent.checkpoint_each_callback:
             _save_checkpoint(checkpoint, agent, monitor)
             last_saved = len(monitor.evaluations)
 
@@ -194,6 +194,8 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
             pool.close()
 
     report = _report(cfg, monitor, budget, run_dir, final)
+    if agent.search_report():
+        report["search"] = agent.search_report()
     if busy_fraction is not None:
         report["busy_fraction"] = round(busy_fraction, 3)  # of the workers' time, over the search
     parameters = None if report["best_arch"] is None else space.parameters(report["best_arch"])
@@ -340,6 +342,10 @@ def summary(report: dict[str, Any]) -> str:
           if report.get("reward") and report["reward"]["best_reward"] is not None else []),
         *([f"  warning       {report['reward']['none_within_targets']}"]
           if report.get("reward", {}).get("none_within_targets") else []),
+        *([f"  one-shot      {report['search']['epochs']} epochs ({report['search']['relaxation']}); the last "
+           f"derived cell has {report['search']['history'][-1]['parameter_free']:.0%} parameter-free ops, "
+           f"architecture-weight entropy {report['search']['history'][-1]['entropy']:.3f} (1 = uniform)"]
+          if report.get("search", {}).get("history") else []),
         *([f"  best cell     {report['best_cell']}"] if report.get("best_cell") else []),
         *([f"  best model    {report['best_model']}"] if report.get("best_model") else []),
         *([f"  pareto front  {len(report['pareto']['front'])} cells over (score, {report['pareto']['cost']}), "

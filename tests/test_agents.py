@@ -22,7 +22,7 @@ from rlnas.store import EvaluationStore
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ["random", "evolution", "reinforce"]
 PEERS = ["local_search", "tpe", "planner"]
-BUILT_IN = [*BASELINES, *PEERS, "ppo", "a2c", "dqn", "rainbow", "dreamer_v1", "dreamer_v2"]
+BUILT_IN = [*BASELINES, *PEERS, "ppo", "a2c", "dqn", "rainbow", "dreamer_v1", "dreamer_v2", "darts", "gdas", "snas"]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_predict_contract_masks_and_episode_start(name):
 
 
 def test_registry_errors(table):
-    with pytest.raises(ValueError, match="unknown agent .dqn9.; available agents: a2c, dqn, dreamer_v1, dreamer_v2"):
+    with pytest.raises(ValueError, match="unknown agent .dqn9.; available agents: a2c, darts, dqn, dreamer_v1"):
         make_agent("dqn9", nb201_env(table))
     with pytest.raises(ValueError, match=r"no hyperparameter\(s\) \['lr'\]; it takes population_size"):
         make_agent("evolution", nb201_env(table), lr=0.1)

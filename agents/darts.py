@@ -1,0 +1,362 @@
+"""Differentiable one-shot NAS on the weight-sharing supernet: DARTS, GDAS and SNAS.
+
+Every edge of the supernet (:mod:`rlnas.supernet`) becomes a mixture of all its ops,
+weighted by a relaxation of learnable architecture logits alpha (:mod:`rlnas.relaxations`):
+softmax for DARTS (Liu et al. 2019), a straight-through Gumbel-softmax sample for GDAS
+(Dong & Yang 2019: one path forward, the soft sample's gradient backward), a relaxed Gumbel
+sample for SNAS (Xie et al. 2019), or a sparse map (sparsemax, 1.5-entmax). The search
+alternates two updates, on two halves of the dataset's training split (DARTS Algorithm 1):
+
+1. architecture step, on a batch of the second half (Adam on alpha):
+
+   * first order:  g = dL_val(w, alpha) / dalpha
+   * second order: g = dL_val(w', alpha) / dalpha - xi (dL_train(w+, alpha) - dL_train(w-, alpha)) / dalpha / (2 eps)
+     with the one-step unrolled weights w' = w - xi dL_train(w, alpha) / dw (xi: the weights'
+     learning rate), w+- = w +- eps dL_val(w', alpha) / dw' and eps = 0.01 / ||dL_val / dw'||:
+     the finite-difference Hessian-vector product of DARTS eq. 8;
+
+2. weight step, on a batch of the first half (SGD with momentum on w, cosine learning rate).
+
+After the last epoch the discrete cell is derived: for NB201 the strongest op per edge; for
+NASNet, as DARTS, each block keeps its two inputs whose strongest op weighs most and that op
+on each, combined by addition. The derived cell is built through the env like any agent's,
+so the run's evaluator scores it (the NB201 table, stand-alone training with
+``evaluator=scratch``, ...), the store keeps it and the report shows it.
+
+Failure modes are logged, not hidden: per epoch, the entropy of the architecture weights
+(normalised, 1 = uniform) and the fraction of parameter-free ops in the derived cell. DARTS
+on NB201 is known to collapse onto skip connections (Dong & Yang 2020); this is where it shows.
+
+Checkpoints are taken after every epoch. An epoch's batches and Gumbel noise are drawn from
+a generator seeded by (seed, epoch), so a run killed mid-epoch and resumed redoes that epoch
+exactly and ends where an uninterrupted run ends.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rlnas.agents.architecture_agent import ArchitectureAgent
+from rlnas.agents.base import Callback
+from rlnas.agents.registry import register
+from rlnas.datasets import load_dataset
+from rlnas.monitor import Budget
+from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, OneOf, check
+from rlnas.relaxations import RELAXATIONS, STOCHASTIC, expected, relax
+from rlnas.spaces import CELLS, COMBINATIONS, NB201_EDGES, Decisions, NB201Space
+from rlnas.supernet import Supernet
+
+#: ops without weights: the ones a collapsed search piles onto
+PARAMETER_FREE = frozenset({"none", "skip_connect", "identity", "avg_pool_3x3", "max_pool_3x3"})
+
+
+def _grad(loss: torch.Tensor, inputs: Sequence[torch.Tensor], retain_graph: bool = False) -> list[torch.Tensor]:
+    """d loss / d inputs, zeros for inputs the loss does not reach (ops off the path)."""
+    grads = torch.autograd.grad(loss, list(inputs), retain_graph=retain_graph, allow_unused=True)
+    return [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads, strict=True)]
+
+
+def unrolled_gradient(train_loss: Callable[[], torch.Tensor], valid_loss: Callable[[], torch.Tensor],
+                      weights: Sequence[torch.Tensor], alphas: Sequence[torch.Tensor], xi: float,
+                      r: float = 0.01) -> list[torch.Tensor]:
+    """DARTS' second-order architecture gradient (eq. 7-8): the gradient through one unrolled
+    SGD step of the weights, its Hessian-vector product by central finite differences.
+    ``train_loss()`` and ``valid_loss()`` evaluate the model at the current ``weights`` and
+    ``alphas``; the weights are back as they were on return."""
+    original = [w.detach().clone() for w in weights]
+    step = _grad(train_loss(), weights)
+    with torch.no_grad():
+        for w, g in zip(weights, step, strict=True):
+            w.sub_(xi * g)  # w' = w - xi dL_train/dw
+    grads = _grad(valid_loss(), [*alphas, *weights])
+    d_alpha, d_weights = grads[:len(alphas)], grads[len(alphas):]
+    eps = r / torch.cat([g.flatten() for g in d_weights]).norm().clamp(min=1e-12)
+
+    def train_grad_at(sign: float) -> list[torch.Tensor]:
+        with torch.no_grad():
+            for w, w0, d in zip(weights, original, d_weights, strict=True):
+                w.copy_(w0 + sign * eps * d)
+        return _grad(train_loss(), alphas)
+
+    plus, minus = train_grad_at(1.0), train_grad_at(-1.0)
+    with torch.no_grad():
+        for w, w0 in zip(weights, original, strict=True):
+            w.copy_(w0)
+    return [da - xi * (p - m) / (2 * eps) for da, p, m in zip(d_alpha, plus, minus, strict=True)]
+
+
+class DifferentiableSearch(ArchitectureAgent):
+    """One-shot search by gradient descent on architecture logits; see the module docstring.
+
+    Args:
+        relaxation: softmax | gumbel | gumbel_hard | sparsemax | entmax15.
+        epochs: passes over the weights' half of the training split.
+        order: 1 (first-order DARTS) or 2 (the unrolled gradient; deterministic relaxations only).
+        tau_max, tau_min, tau_schedule: the Gumbel temperature, from ``tau_max`` at the first
+            epoch to ``tau_min`` at the last, linearly or exponentially.
+        dataset, data_root, download, channels, cells_per_stage: the supernet's data and size,
+            as the supernet evaluator's (conf/evaluator/supernet.yaml).
+        batch_size, lr, lr_min, momentum, weight_decay, grad_clip: the weights' SGD, its
+            learning rate annealed from ``lr`` to ``lr_min`` by a cosine over the epochs.
+        arch_lr, arch_weight_decay: the architecture logits' Adam (betas 0.5, 0.999).
+        evaluate_every: also build the derived cell through the env every this many epochs
+            (0: only after the last), a learning curve in the evaluator's own scores.
+    """
+
+    #: an epoch of supernet training lies between two callbacks: checkpoint at each
+    checkpoint_each_callback = True
+
+    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", relaxation: str = "softmax",
+                 epochs: int = 50, order: int = 1, tau_max: float = 1.0, tau_min: float = 1.0,
+                 tau_schedule: str = "linear", dataset: str = "digits", data_root: str | None = None,
+                 download: bool = False, channels: int = 8, cells_per_stage: int = 1, batch_size: int = 64,
+                 lr: float = 0.025, lr_min: float = 0.001, momentum: float = 0.9, weight_decay: float = 3e-4,
+                 grad_clip: float = 5.0, arch_lr: float = 3e-4, arch_weight_decay: float = 1e-3,
+                 evaluate_every: int = 0):
+        check(getattr(self, "name", type(self).__name__), locals(), {
+            "relaxation": OneOf(RELAXATIONS), "epochs": INT_AT_LEAST_1, "order": OneOf((1, 2)),
+            "tau_max": POSITIVE, "tau_min": POSITIVE, "tau_schedule": OneOf(("linear", "exponential")),
+            "channels": INT_AT_LEAST_1, "cells_per_stage": INT_AT_LEAST_0, "batch_size": INT_AT_LEAST_1,
+            "lr": POSITIVE, "lr_min": NON_NEGATIVE, "momentum": NON_NEGATIVE, "weight_decay": NON_NEGATIVE,
+            "grad_clip": POSITIVE, "arch_lr": POSITIVE, "arch_weight_decay": NON_NEGATIVE,
+            "evaluate_every": INT_AT_LEAST_0})
+        if order == 2 and relaxation in STOCHASTIC:
+            raise ValueError(f"order=2 differentiates through a fixed loss; relaxation={relaxation!r} samples new "
+                             "noise every forward pass: use order=1, or a deterministic relaxation "
+                             "(softmax, sparsemax, entmax15)")
+        super().__init__(env, seed, device)
+        self.relaxation, self.epochs, self.order = relaxation, epochs, order
+        self.tau_max, self.tau_min, self.tau_schedule = tau_max, tau_min, tau_schedule
+        self.batch_size, self.lr, self.lr_min, self.grad_clip = batch_size, lr, lr_min, grad_clip
+        self.evaluate_every = evaluate_every
+
+        data = load_dataset(dataset, data_root, download)
+        split = torch.randperm(len(data.train.y), generator=torch.Generator().manual_seed(seed))
+        half = len(split) // 2
+        if half < batch_size:
+            raise ValueError(f"{self.name}: batch_size={batch_size} is more than half of {dataset}'s training "
+                             f"split ({half} images), the batch each update draws from; lower batch_size")
+        self.train_x, self.train_y = (t[split[:half]].to(self.device) for t in (data.train.x, data.train.y))
+        self.arch_x, self.arch_y = (t[split[half:]].to(self.device) for t in (data.train.x, data.train.y))
+        self.valid_x, self.valid_y = data.valid.x.to(self.device), data.valid.y.to(self.device)
+
+        torch.manual_seed(seed)
+        self.supernet = Supernet(self.space, data.input_shape[0], data.num_classes, channels,
+                                 cells_per_stage).to(self.device)
+        generator = torch.Generator().manual_seed(seed)
+        self.alpha = {name: nn.Parameter((1e-3 * torch.randn(shape, generator=generator)).to(self.device))
+                      for name, shape in self.supernet.mixture_shapes().items()}
+        self.w_optimizer = torch.optim.SGD(self.supernet.parameters(), lr=lr, momentum=momentum,
+                                           weight_decay=weight_decay)
+        self.a_optimizer = torch.optim.Adam(self.alpha.values(), lr=arch_lr, betas=(0.5, 0.999),
+                                            weight_decay=arch_weight_decay)
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+
+    # -- the schedule -------------------------------------------------------------------
+    def tau(self) -> float:
+        frac = self.epoch / max(self.epochs - 1, 1)
+        if self.tau_schedule == "linear":
+            return self.tau_max + frac * (self.tau_min - self.tau_max)
+        return self.tau_max * (self.tau_min / self.tau_max) ** frac
+
+    def learning_rate(self) -> float:
+        return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1 + math.cos(math.pi * self.epoch / self.epochs))
+
+    # -- one epoch ----------------------------------------------------------------------
+    def loss(self, x: torch.Tensor, y: torch.Tensor, tau: float, generator: torch.Generator,
+             arch_grad: bool = True) -> torch.Tensor:
+        """Cross-entropy of the supernet, every edge mixed by freshly relaxed weights (a new
+        Gumbel sample each call); ``arch_grad=False`` keeps alpha out of the graph."""
+        with torch.set_grad_enabled(arch_grad and torch.is_grad_enabled()):
+            weights = {k: relax(a, self.relaxation, tau, generator) for k, a in self.alpha.items()}
+        self.supernet.weigh(weights)
+        return F.cross_entropy(self.supernet(x), y)
+
+    def train_epoch(self) -> dict[str, float]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)  # batches and noise
+        tau, lr = self.tau(), self.learning_rate()
+        for group in self.w_optimizer.param_groups:
+            group["lr"] = lr
+        weights, alphas = list(self.supernet.parameters()), list(self.alpha.values())
+        train_order = torch.randperm(len(self.train_y), generator=generator)
+        arch_order = torch.randperm(len(self.arch_y), generator=generator)
+        self.supernet.train()
+        train_losses, arch_losses = [], []
+        for step in range(len(self.train_y) // self.batch_size):
+            batch = slice(step * self.batch_size, (step + 1) * self.batch_size)
+            xt, yt = self.train_x[train_order[batch]], self.train_y[train_order[batch]]
+            xv, yv = self.arch_x[arch_order[batch]], self.arch_y[arch_order[batch]]
+
+            # 1. architecture step on the second half
+            if self.order == 1:
+                arch_loss = self.loss(xv, yv, tau, generator)
+                grads = _grad(arch_loss, alphas)
+            else:  # a deterministic relaxation: every call mixes by the same weights
+                with torch.no_grad():
+                    arch_loss = self.loss(xv, yv, tau, generator)
+                grads = unrolled_gradient(partial(self.loss, xt, yt, tau, generator),
+                                          partial(self.loss, xv, yv, tau, generator), weights, alphas, xi=lr)
+            for a, g in zip(alphas, grads, strict=True):
+                a.grad = g
+            self.a_optimizer.step()
+
+            # 2. weight step on the first half
+            train_loss = self.loss(xt, yt, tau, generator, arch_grad=False)
+            self.w_optimizer.zero_grad(set_to_none=True)
+            train_loss.backward()
+            nn.utils.clip_grad_norm_(weights, self.grad_clip)
+            self.w_optimizer.step()
+            train_losses.append(train_loss.item())
+            arch_losses.append(arch_loss.item())
+        return {"train_loss": float(np.mean(train_losses)), "arch_loss": float(np.mean(arch_losses)),
+                "tau": tau, "lr": lr}
+
+    # -- the cell -----------------------------------------------------------------------
+    def expected_weights(self) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            return {k: expected(a, self.relaxation) for k, a in self.alpha.items()}
+
+    def derive(self) -> Decisions:
+        """The discrete cell: NB201 the strongest op per edge; NASNet per block the two inputs
+        whose strongest op weighs most, with those ops, added."""
+        weights = self.expected_weights()
+        if isinstance(self.space, NB201Space):
+            return self.space.validate(weights["cell"].argmax(-1).tolist())
+        keep = torch.tensor([float(op != "none") for op in self.space.ops], device=self.device)
+        decisions: list[int] = []
+        for cell in CELLS:
+            for rows in weights[cell].split([b + 2 for b in range(self.space.num_blocks)]):
+                rows = rows * keep
+                first, second = rows.max(-1).values.topk(2).indices.tolist()
+                decisions += [first, second, int(rows[first].argmax()), int(rows[second].argmax()),
+                              COMBINATIONS.index("add")]
+        return self.space.validate(decisions)
+
+    def parameter_free_fraction(self, decisions: Decisions) -> float:
+        if isinstance(self.space, NB201Space):
+            ops = [self.space.ops[d] for d in decisions]
+        else:
+            ops = [op for cell in CELLS for _, _, *pair, _ in self.space.cell(decisions, cell) for op in pair]
+        return sum(op in PARAMETER_FREE for op in ops) / len(ops)
+
+    def entropy(self) -> float:
+        """Mean entropy of the architecture weights per row (edge), over log(#ops): 1 is uniform."""
+        rows = torch.cat(list(self.expected_weights().values()))
+        entropy = -(rows * rows.clamp(min=1e-12).log()).sum(-1).mean()
+        return float(entropy / math.log(rows.shape[-1]))
+
+    @torch.no_grad()
+    def supernet_accuracy(self, decisions: Decisions) -> float:
+        """The derived cell's accuracy on the validation split, on the supernet's weights as
+        they are: how far the discrete cell falls from the mixture that was trained."""
+        self.supernet.select(decisions)
+        self.supernet.eval()
+        correct = sum(int((self.supernet(x).argmax(1) == y).sum())
+                      for x, y in zip(self.valid_x.split(512), self.valid_y.split(512), strict=True))
+        return correct / len(self.valid_y)
+
+    # -- the agent ----------------------------------------------------------------------
+    def learn(self, budget: Budget, callback: Callback | None = None) -> DifferentiableSearch:
+        while self.epoch < self.epochs and self.env.within(budget):
+            start = time.perf_counter()
+            stats = self.train_epoch()
+            self.epoch += 1
+            derived = self.derive()
+            record = {"epoch": self.epoch, **stats, "entropy": self.entropy(),
+                      "parameter_free": self.parameter_free_fraction(derived),
+                      "supernet_acc": self.supernet_accuracy(derived),
+                      "derived": self.space.to_string(derived), "seconds": time.perf_counter() - start}
+            self.history.append(record)
+            self._log(record)
+            if self.epoch == self.epochs or (self.evaluate_every and self.epoch % self.evaluate_every == 0):
+                self.play(derived)
+            if callback is not None:
+                callback(self)
+        return self
+
+    def _log(self, record: dict[str, Any]) -> None:
+        for key in ("train_loss", "arch_loss", "tau", "lr", "entropy", "parameter_free", "supernet_acc", "seconds"):
+            self.logger.scalar(f"oneshot/{key}", record[key], record["epoch"])
+        self.logger.text("oneshot/derived", record["derived"], record["epoch"])
+
+        def heat_map():
+            from rlnas.drawing import weights_figure
+
+            return weights_figure({k: w.cpu().numpy() for k, w in self.expected_weights().items()},
+                                  self.row_labels(), list(self.space.ops), f"epoch {record['epoch']}")
+
+        self.logger.figure("oneshot/arch_weights", heat_map, record["epoch"])
+
+    def row_labels(self) -> dict[str, list[str]]:
+        """What each row of the architecture weights is: an NB201 edge, or a NASNet (block, input)."""
+        if isinstance(self.space, NB201Space):
+            return {"cell": [f"{src}->{dst}" for dst, src in NB201_EDGES]}
+        inputs = self.space.choice_names(0)
+        pairs = [f"b{b} <- {inputs[i]}" for b in range(self.space.num_blocks) for i in range(b + 2)]
+        return {cell: pairs for cell in CELLS}
+
+    def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None,
+                deterministic: bool = False, episode_start: bool = False) -> int:
+        """The derived cell's decision at the step ``obs`` points to: a one-shot search has one
+        answer, not a policy to sample."""
+        step = int(np.argmax(obs[self.space.num_decisions * self.space.max_choices:]))
+        return self.derive()[min(step, self.space.num_decisions - 1)]
+
+    def search_report(self) -> dict[str, Any]:
+        return {"relaxation": self.relaxation, "order": self.order, "epochs": self.epoch,
+                "derived": self.space.to_string(self.derive()), "history": self.history}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "supernet": self.supernet.state_dict(),
+                "alpha": {k: a.detach().clone() for k, a in self.alpha.items()},
+                "w_optimizer": self.w_optimizer.state_dict(), "a_optimizer": self.a_optimizer.state_dict(),
+                "epoch": self.epoch, "history": self.history}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.supernet.load_state_dict(state["supernet"])
+        with torch.no_grad():
+            for k, a in self.alpha.items():
+                a.copy_(state["alpha"][k])
+        self.w_optimizer.load_state_dict(state["w_optimizer"])
+        self.a_optimizer.load_state_dict(state["a_optimizer"])
+        self.epoch, self.history = state["epoch"], list(state["history"])
+
+
+@register("darts")
+class DARTS(DifferentiableSearch):
+    """DARTS (Liu et al. 2019): softmax over each edge's ops, first order by default
+    (``order=2`` for the unrolled gradient)."""
+
+
+@register("gdas")
+class GDAS(DifferentiableSearch):
+    """GDAS (Dong & Yang 2019): one path per forward pass, a straight-through Gumbel-softmax
+    sample, its temperature falling linearly from 10 to 0.1 as in the paper."""
+
+    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", relaxation: str = "gumbel_hard",
+                 epochs: int = 50, order: int = 1, tau_max: float = 10.0, tau_min: float = 0.1,
+                 tau_schedule: str = "linear", **kwargs: Any):
+        super().__init__(env, seed, device, relaxation, epochs, order, tau_max, tau_min, tau_schedule, **kwargs)
+
+
+@register("snas")
+class SNAS(DifferentiableSearch):
+    """SNAS (Xie et al. 2019): every op weighted by a relaxed Gumbel-softmax sample, its
+    temperature annealed exponentially from the paper's initial 1."""
+
+    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", relaxation: str = "gumbel",
+                 epochs: int = 50, order: int = 1, tau_max: float = 1.0, tau_min: float = 0.03,
+                 tau_schedule: str = "exponential", **kwargs: Any):
+        super().__init__(env, seed, device, relaxation, epochs, order, tau_max, tau_min, tau_schedule, **kwargs)
