@@ -1,0 +1,126 @@
+"""Differentiable one-shot search against sampled search on the supernet, on digits (CPU).
+
+Per search space and seed:
+
+* DARTS, GDAS and SNAS (conf/agent/<name>.yaml; ``--epochs`` overrides) train their mixed
+  supernet and derive one cell, which is then trained stand-alone by the supernet
+  evaluator's retrain recipe (conf/evaluator/supernet.yaml: ``retrain``) and scored on
+  the test split;
+* REINFORCE and Dreamer V2 search on the supernet evaluator (conf/evaluator/supernet.yaml,
+  in this process) for as long as the one-shot searches took on average in that space,
+  then the ``top_k`` cells with the best supernet scores are retrained by the same recipe
+  and the one with the best stand-alone validation accuracy counts (train.py's headline).
+
+Per (space, method) it prints the retrained cell's test accuracy, the search's wall time,
+how many cells the search scored (a one-shot search: its one derived cell), and the share
+of parameter-free ops in the cell (a collapse shows there).
+
+    python benchmarks/oneshot_search.py [--spaces nb201 nasnet] [--methods ...] [--seeds 5]
+        [--epochs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from rlnas.agents import make_agent
+from rlnas.agents.darts import PARAMETER_FREE
+from rlnas.config import CONF, agent_config, build_evaluator, build_retrain, to_dict
+from rlnas.envs import NASEnv
+from rlnas.monitor import Budget
+from rlnas.spaces import CELLS, NB201Space, make_space
+from rlnas.store import Evaluation
+
+ONE_SHOT = ("darts", "gdas", "snas")
+SAMPLED = ("reinforce", "dreamer_v2")
+SUPERNET = OmegaConf.merge(OmegaConf.load(CONF / "evaluator" / "supernet.yaml"), {"device": "cpu", "backend": "inline"})
+
+
+class TimeUp(Exception):
+    """Raised from an agent's callback once its wall time is spent."""
+
+
+def parameter_free(space, arch: str) -> float:
+    decisions = space.from_string(arch)
+    if isinstance(space, NB201Space):
+        ops = [space.ops[d] for d in decisions]
+    else:
+        ops = [op for cell in CELLS for _, _, *pair, _ in space.cell(decisions, cell) for op in pair]
+    return sum(op in PARAMETER_FREE for op in ops) / len(ops)
+
+
+def one_shot(space_name: str, method: str, seed: int, epochs: int | None, retrainer) -> tuple[Evaluation, float]:
+    """The derived cell, trained stand-alone (the env's evaluator is the retrain recipe),
+    and the search's own seconds (its epochs, without that training)."""
+    space = make_space(space_name)
+    hparams = {**agent_config(method), **({"epochs": epochs} if epochs else {})}
+    agent = make_agent(method, NASEnv(space, retrainer), seed=seed, **hparams)
+    agent.learn(Budget(evaluations=1))
+    return agent.env.evaluations[-1], sum(r["seconds"] for r in agent.history)
+
+
+def sampled(space_name: str, method: str, seed: int, seconds: float) -> tuple[list[str], float, int]:
+    """The cells scored on the supernet within ``seconds``, best first; the seconds taken;
+    how many were scored."""
+    space = make_space(space_name)
+    settings = {**to_dict(SUPERNET), "seed": seed}
+    evaluator = build_evaluator(settings, space)
+    env = NASEnv(space, evaluator)
+    agent = make_agent(method, env, seed=seed, **agent_config(method))
+    start = time.perf_counter()
+
+    def stop_when_spent(_agent) -> None:
+        if time.perf_counter() - start > seconds:
+            raise TimeUp
+
+    with contextlib.suppress(TimeUp):
+        agent.learn(Budget(evaluations=min(space.size, 10**6)), callback=stop_when_spent)
+    elapsed = time.perf_counter() - start
+    evaluator.close()
+    ranked = sorted((e for e in agent.env.evaluations if "failed" not in e.metrics), key=lambda e: -e.score)
+    return [e.arch for e in ranked], elapsed, len(agent.env.evaluations)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spaces", nargs="*", default=["nb201", "nasnet"], choices=["nb201", "nasnet"])
+    parser.add_argument("--methods", nargs="*", default=[*ONE_SHOT, *SAMPLED], choices=[*ONE_SHOT, *SAMPLED])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=None, help="one-shot epochs (default: the agents' yaml)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    top_k, _ = build_retrain(SUPERNET, NB201Space())
+
+    for space_name in args.spaces:
+        space = make_space(space_name)
+        _, retrainer = build_retrain(SUPERNET, space)
+        print(f"\n{space_name} on digits, {args.seeds} seeds; stand-alone retrain: "
+              f"{to_dict(SUPERNET.retrain)}\n")
+        print("| method | test acc. of the cell (%) | search s | cells scored | parameter-free ops |")
+        print("|---|---:|---:|---:|---:|")
+        one_shot_seconds = []
+        for method in args.methods:
+            rows = []
+            for seed in range(args.seeds):
+                if method in ONE_SHOT:
+                    chosen, seconds = one_shot(space_name, method, seed, args.epochs, retrainer)
+                    scored = 1
+                    one_shot_seconds.append(seconds)
+                else:
+                    budget = float(np.mean(one_shot_seconds)) if one_shot_seconds else 60.0
+                    ranked, seconds, scored = sampled(space_name, method, seed, budget)
+                    chosen = max((retrainer.evaluate(a) for a in ranked[:top_k]), key=lambda e: e.metrics["val_acc"])
+                rows.append((chosen.metrics["test_acc"], seconds, scored, parameter_free(space, chosen.arch)))
+            acc, sec, scored, free = (np.array(col, dtype=float) for col in zip(*rows, strict=True))
+            print(f"| {method} | {100 * acc.mean():.2f} ± {100 * acc.std():.2f} | {sec.mean():.0f} | "
+                  f"{scored.mean():.0f} | {free.mean():.0%} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
