@@ -203,7 +203,7 @@ def test_derivation_nasnet_keeps_the_two_strongest_inputs_per_block():
 @pytest.mark.parametrize("name, relaxation", [("darts", "softmax"), ("gdas", "gumbel_hard"), ("snas", "gumbel"),
                                               ("darts", "sparsemax"), ("darts", "entmax15")])
 def test_each_relaxation_searches_and_builds_its_cell_through_the_env(name, relaxation):
-    searcher = agent(name, epochs=2, relaxation=relaxation, evaluate_every=1)
+    searcher = agent(name, epochs=2, relaxation=relaxation, evaluate_every=1, channels=4)
     searcher.learn(Budget(evaluations=10))
     assert searcher.epoch == 2 and len(searcher.history) == 2
     assert searcher.env.evaluations[-1].arch == searcher.history[-1]["derived"] == searcher.space.to_string(
