@@ -53,11 +53,20 @@ from rlnas.datasets import load_dataset
 from rlnas.monitor import Budget
 from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, OneOf, check
 from rlnas.relaxations import RELAXATIONS, STOCHASTIC, expected, relax
-from rlnas.spaces import CELLS, COMBINATIONS, NB201_EDGES, Decisions, NB201Space
+from rlnas.spaces import CELLS, COMBINATIONS, NB201_EDGES, Decisions, NB201Space, SearchSpace
 from rlnas.supernet import Supernet
 
 #: ops without weights: the ones a collapsed search piles onto
 PARAMETER_FREE = frozenset({"none", "skip_connect", "identity", "avg_pool_3x3", "max_pool_3x3"})
+
+
+def parameter_free_fraction(space: SearchSpace, decisions: Sequence[int]) -> float:
+    """The share of a cell's ops that have no weights: near 1 is a collapsed search."""
+    if isinstance(space, NB201Space):
+        ops = [space.ops[d] for d in decisions]
+    else:
+        ops = [op for cell in CELLS for _, _, *pair, _ in space.cell(decisions, cell) for op in pair]
+    return sum(op in PARAMETER_FREE for op in ops) / len(ops)
 
 
 def _grad(loss: torch.Tensor, inputs: Sequence[torch.Tensor], retain_graph: bool = False) -> list[torch.Tensor]:
@@ -243,13 +252,6 @@ class DifferentiableSearch(ArchitectureAgent):
                               COMBINATIONS.index("add")]
         return self.space.validate(decisions)
 
-    def parameter_free_fraction(self, decisions: Decisions) -> float:
-        if isinstance(self.space, NB201Space):
-            ops = [self.space.ops[d] for d in decisions]
-        else:
-            ops = [op for cell in CELLS for _, _, *pair, _ in self.space.cell(decisions, cell) for op in pair]
-        return sum(op in PARAMETER_FREE for op in ops) / len(ops)
-
     def entropy(self) -> float:
         """Mean entropy of the architecture weights per row (edge), over log(#ops): 1 is uniform."""
         rows = torch.cat(list(self.expected_weights().values()))
@@ -274,7 +276,7 @@ class DifferentiableSearch(ArchitectureAgent):
             self.epoch += 1
             derived = self.derive()
             record = {"epoch": self.epoch, **stats, "entropy": self.entropy(),
-                      "parameter_free": self.parameter_free_fraction(derived),
+                      "parameter_free": parameter_free_fraction(self.space, derived),
                       "supernet_acc": self.supernet_accuracy(derived),
                       "derived": self.space.to_string(derived), "seconds": time.perf_counter() - start}
             self.history.append(record)

@@ -30,11 +30,11 @@ import torch
 from omegaconf import OmegaConf
 
 from rlnas.agents import make_agent
-from rlnas.agents.darts import PARAMETER_FREE
+from rlnas.agents.darts import parameter_free_fraction
 from rlnas.config import CONF, agent_config, build_evaluator, build_retrain, to_dict
 from rlnas.envs import NASEnv
 from rlnas.monitor import Budget
-from rlnas.spaces import CELLS, NB201Space, make_space
+from rlnas.spaces import NB201Space, make_space
 from rlnas.store import Evaluation
 
 ONE_SHOT = ("darts", "gdas", "snas")
@@ -44,15 +44,6 @@ SUPERNET = OmegaConf.merge(OmegaConf.load(CONF / "evaluator" / "supernet.yaml"),
 
 class TimeUp(Exception):
     """Raised from an agent's callback once its wall time is spent."""
-
-
-def parameter_free(space, arch: str) -> float:
-    decisions = space.from_string(arch)
-    if isinstance(space, NB201Space):
-        ops = [space.ops[d] for d in decisions]
-    else:
-        ops = [op for cell in CELLS for _, _, *pair, _ in space.cell(decisions, cell) for op in pair]
-    return sum(op in PARAMETER_FREE for op in ops) / len(ops)
 
 
 def one_shot(space_name: str, method: str, seed: int, epochs: int | None, retrainer) -> tuple[Evaluation, float]:
@@ -116,7 +107,8 @@ def main() -> None:
                     budget = float(np.mean(one_shot_seconds)) if one_shot_seconds else 60.0
                     ranked, seconds, scored = sampled(space_name, method, seed, budget)
                     chosen = max((retrainer.evaluate(a) for a in ranked[:top_k]), key=lambda e: e.metrics["val_acc"])
-                rows.append((chosen.metrics["test_acc"], seconds, scored, parameter_free(space, chosen.arch)))
+                free = parameter_free_fraction(space, space.from_string(chosen.arch))
+                rows.append((chosen.metrics["test_acc"], seconds, scored, free))
             acc, sec, scored, free = (np.array(col, dtype=float) for col in zip(*rows, strict=True))
             print(f"| {method} | {100 * acc.mean():.2f} ± {100 * acc.std():.2f} | {sec.mean():.0f} | "
                   f"{scored.mean():.0f} | {free.mean():.0%} |", flush=True)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from rlnas import checkpoint
 from rlnas.agents import make_agent
-from rlnas.agents.darts import unrolled_gradient
+from rlnas.agents.darts import parameter_free_fraction, unrolled_gradient
 from rlnas.datasets import load_digits
 from rlnas.envs import NASEnv
 from rlnas.monitor import Budget
@@ -180,7 +180,7 @@ def test_derivation_nb201_takes_the_strongest_op_per_edge():
         for edge, op in enumerate((3, 1, 0, 2, 4, 3)):
             darts.alpha["cell"][edge, op] = 1.0
     assert darts.derive() == (3, 1, 0, 2, 4, 3)
-    assert darts.parameter_free_fraction(darts.derive()) == pytest.approx(3 / 6)  # skip, none, avg_pool
+    assert parameter_free_fraction(darts.space, darts.derive()) == pytest.approx(3 / 6)  # skip, none, avg_pool
 
 
 def test_derivation_nasnet_keeps_the_two_strongest_inputs_per_block():
