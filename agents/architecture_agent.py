@@ -84,11 +84,15 @@ class ArchitectureAgent(Proposer, Agent):
                 callback(self)
         return self
 
+    def step_of(self, obs: np.ndarray) -> int:
+        """The decision a NASEnv observation asks for (its one-hot step, after the choices so far)."""
+        return int(np.argmax(obs[self.space.num_decisions * self.space.max_choices:]))
+
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None,
                 deterministic: bool = False, episode_start: bool = False) -> int:
         """Deterministic: the decision of the best architecture found so far at the step the
         observation points to. Otherwise uniform over the legal choices."""
-        step = int(np.argmax(obs[self.space.num_decisions * self.space.max_choices:]))
+        step = self.step_of(obs)
         best = self.env.best  # the monitor tracks the best architecture evaluated so far
         if deterministic and best is not None and step < self.space.num_decisions:
             return self.space.from_string(best.arch)[step]

@@ -69,6 +69,12 @@ def parameter_free_fraction(space: SearchSpace, decisions: Sequence[int]) -> flo
     return sum(op in PARAMETER_FREE for op in ops) / len(ops)
 
 
+def normalised_entropy(weights: dict[str, torch.Tensor]) -> float:
+    """Mean entropy of the architecture weights per row (edge), over log(#ops): 1 is uniform."""
+    rows = torch.cat(list(weights.values()))
+    return float(-(rows * rows.clamp(min=1e-12).log()).sum(-1).mean() / math.log(rows.shape[-1]))
+
+
 def _grad(loss: torch.Tensor, inputs: Sequence[torch.Tensor], retain_graph: bool = False) -> list[torch.Tensor]:
     """d loss / d inputs, zeros for inputs the loss does not reach (ops off the path)."""
     grads = torch.autograd.grad(loss, list(inputs), retain_graph=retain_graph, allow_unused=True)
@@ -236,37 +242,22 @@ class DifferentiableSearch(ArchitectureAgent):
         with torch.no_grad():
             return {k: expected(a, self.relaxation) for k, a in self.alpha.items()}
 
-    def derive(self) -> Decisions:
-        """The discrete cell: NB201 the strongest op per edge; NASNet per block the two inputs
-        whose strongest op weighs most, with those ops, added."""
-        weights = self.expected_weights()
+    def derive(self, weights: dict[str, torch.Tensor] | None = None) -> Decisions:
+        """The discrete cell from ``weights`` (default: the expected weights now): NB201 the
+        strongest op per edge; NASNet per block the two inputs whose strongest op weighs
+        most, with those ops, added."""
+        weights = self.expected_weights() if weights is None else weights
         if isinstance(self.space, NB201Space):
             return self.space.validate(weights["cell"].argmax(-1).tolist())
         keep = torch.tensor([float(op != "none") for op in self.space.ops], device=self.device)
         decisions: list[int] = []
         for cell in CELLS:
-            for rows in weights[cell].split([b + 2 for b in range(self.space.num_blocks)]):
+            for rows in weights[cell].split(self.space.block_inputs):
                 rows = rows * keep
                 first, second = rows.max(-1).values.topk(2).indices.tolist()
                 decisions += [first, second, int(rows[first].argmax()), int(rows[second].argmax()),
                               COMBINATIONS.index("add")]
         return self.space.validate(decisions)
-
-    def entropy(self) -> float:
-        """Mean entropy of the architecture weights per row (edge), over log(#ops): 1 is uniform."""
-        rows = torch.cat(list(self.expected_weights().values()))
-        entropy = -(rows * rows.clamp(min=1e-12).log()).sum(-1).mean()
-        return float(entropy / math.log(rows.shape[-1]))
-
-    @torch.no_grad()
-    def supernet_accuracy(self, decisions: Decisions) -> float:
-        """The derived cell's accuracy on the validation split, on the supernet's weights as
-        they are: how far the discrete cell falls from the mixture that was trained."""
-        self.supernet.select(decisions)
-        self.supernet.eval()
-        correct = sum(int((self.supernet(x).argmax(1) == y).sum())
-                      for x, y in zip(self.valid_x.split(512), self.valid_y.split(512), strict=True))
-        return correct / len(self.valid_y)
 
     # -- the agent ----------------------------------------------------------------------
     def learn(self, budget: Budget, callback: Callback | None = None) -> DifferentiableSearch:
@@ -274,20 +265,21 @@ class DifferentiableSearch(ArchitectureAgent):
             start = time.perf_counter()
             stats = self.train_epoch()
             self.epoch += 1
-            derived = self.derive()
-            record = {"epoch": self.epoch, **stats, "entropy": self.entropy(),
+            weights = self.expected_weights()
+            derived = self.derive(weights)
+            record = {"epoch": self.epoch, **stats, "entropy": normalised_entropy(weights),
                       "parameter_free": parameter_free_fraction(self.space, derived),
-                      "supernet_acc": self.supernet_accuracy(derived),
+                      "supernet_acc": self.supernet.score(derived, self.valid_x, self.valid_y)[0],
                       "derived": self.space.to_string(derived), "seconds": time.perf_counter() - start}
             self.history.append(record)
-            self._log(record)
+            self._log(record, weights)
             if self.epoch == self.epochs or (self.evaluate_every and self.epoch % self.evaluate_every == 0):
                 self.play(derived)
             if callback is not None:
                 callback(self)
         return self
 
-    def _log(self, record: dict[str, Any]) -> None:
+    def _log(self, record: dict[str, Any], weights: dict[str, torch.Tensor]) -> None:
         for key in ("train_loss", "arch_loss", "tau", "lr", "entropy", "parameter_free", "supernet_acc", "seconds"):
             self.logger.scalar(f"oneshot/{key}", record[key], record["epoch"])
         self.logger.text("oneshot/derived", record["derived"], record["epoch"])
@@ -295,8 +287,8 @@ class DifferentiableSearch(ArchitectureAgent):
         def heat_map():
             from rlnas.drawing import weights_figure
 
-            return weights_figure({k: w.cpu().numpy() for k, w in self.expected_weights().items()},
-                                  self.row_labels(), list(self.space.ops), f"epoch {record['epoch']}")
+            return weights_figure({k: w.cpu().numpy() for k, w in weights.items()}, self.row_labels(),
+                                  list(self.space.ops), f"epoch {record['epoch']}")
 
         self.logger.figure("oneshot/arch_weights", heat_map, record["epoch"])
 
@@ -305,15 +297,14 @@ class DifferentiableSearch(ArchitectureAgent):
         if isinstance(self.space, NB201Space):
             return {"cell": [f"{src}->{dst}" for dst, src in NB201_EDGES]}
         inputs = self.space.choice_names(0)
-        pairs = [f"b{b} <- {inputs[i]}" for b in range(self.space.num_blocks) for i in range(b + 2)]
+        pairs = [f"b{b} <- {inputs[i]}" for b, n in enumerate(self.space.block_inputs) for i in range(n)]
         return {cell: pairs for cell in CELLS}
 
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None,
                 deterministic: bool = False, episode_start: bool = False) -> int:
         """The derived cell's decision at the step ``obs`` points to: a one-shot search has one
         answer, not a policy to sample."""
-        step = int(np.argmax(obs[self.space.num_decisions * self.space.max_choices:]))
-        return self.derive()[min(step, self.space.num_decisions - 1)]
+        return self.derive()[min(self.step_of(obs), self.space.num_decisions - 1)]
 
     def search_report(self) -> dict[str, Any]:
         return {"relaxation": self.relaxation, "order": self.order, "epochs": self.epoch,

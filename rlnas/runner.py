@@ -45,7 +45,7 @@ from rlnas.config import (
 )
 from rlnas.drawing import draw_cells, draw_front
 from rlnas.envs import NASEnv
-from rlnas.evaluators import StoredEvaluator
+from rlnas.evaluators import Evaluator, StoredEvaluator
 from rlnas.logger import TensorBoardLogger
 from rlnas.monitor import Budget, SearchMonitor, VectorSearchMonitor
 from rlnas.parallel import AsyncSearch, EvaluationPool, LockStepEnvs, evaluate_all
@@ -182,7 +182,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
         busy_fraction = None if pool is None else pool.utilisation()
         progress.close()
         _save_checkpoint(checkpoint, agent, monitor)
-        final = _retrain(monitor, top_k, StoredEvaluator(retrainer, store, run=cfg.run_id), cfg.quiet) \
+        final = retrain_best(monitor, top_k, StoredEvaluator(retrainer, store, run=cfg.run_id), cfg.quiet) \
             if retrainer else None
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: {_command()} resume={run_dir}", file=sys.stderr)
@@ -194,8 +194,9 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
             pool.close()
 
     report = _report(cfg, monitor, budget, run_dir, final)
-    if agent.search_report():
-        report["search"] = agent.search_report()
+    search = agent.search_report()
+    if search:
+        report["search"] = search
     if busy_fraction is not None:
         report["busy_fraction"] = round(busy_fraction, 3)  # of the workers' time, over the search
     parameters = None if report["best_arch"] is None else space.parameters(report["best_arch"])
@@ -260,7 +261,7 @@ def _save_checkpoint(path: Path, agent, monitor: SearchMonitor, in_flight: list[
                       "in_flight": list(in_flight)}, path)
 
 
-def _retrain(monitor: SearchMonitor, top_k: int, retrainer: StoredEvaluator, quiet: bool) -> list[dict[str, Any]]:
+def retrain_best(monitor: SearchMonitor, top_k: int, retrainer: Evaluator, quiet: bool = True) -> list[dict[str, Any]]:
     """Retrain the ``top_k`` best-scoring architectures stand-alone: a proxy's ranking is
     only a guess, and the stand-alone test accuracy is the number that counts."""
     ranked = sorted((e for e in monitor.evaluations if "failed" not in e.metrics), key=lambda e: -e.score)

@@ -271,6 +271,11 @@ class NASNetSpace(SearchSpace):
     def config(self) -> dict:
         return {"name": self.name, "num_blocks": self.num_blocks, "ops": list(self.ops)}
 
+    @property
+    def block_inputs(self) -> list[int]:
+        """How many states each block may read: the two cell inputs and the blocks before it."""
+        return [block + 2 for block in range(self.num_blocks)]
+
     def decision_names(self) -> list[str]:
         return [f"{cell} block {b} {field}" for cell in CELLS for b in range(self.num_blocks)
                 for field in _BLOCK_FIELDS]

@@ -69,9 +69,8 @@ class NB201SuperCell(NB201Cell):
     def select(self, space: NB201Space, decisions: Sequence[int]) -> None:
         self.choice = list(decisions)  # an NB201 decision is the op index of its edge
 
-    def weigh(self, weights: Mapping[str, torch.Tensor] | None) -> None:
-        self.weights = None if weights is None else weights["cell"]
-        self.active = None if weights is None else _nonzero(self.weights)
+    def weigh(self, mixed: Mapping[str, tuple] | None) -> None:
+        self.weights, self.active = (None, None) if mixed is None else mixed["cell"]
 
     def edge(self, e: int) -> Callable[[torch.Tensor], torch.Tensor]:
         if self.weights is None:
@@ -113,18 +112,13 @@ class NASNetSuperCell(nn.Module):
         self.reduction = reduction
         self.op_index = {op: i for i, op in enumerate(ops)}
         self.blocks: list[tuple[int, int, str, str, str]] = [(0, 1, ops[0], ops[0], "add")] * num_blocks
-        self.weights: list[torch.Tensor] | None = None
+        self.weights: Sequence[torch.Tensor] | None = None  # one (inputs x ops) tensor per block
 
     def select(self, space: NASNetSpace, decisions: Sequence[int]) -> None:
         self.blocks = space.cell(decisions, "reduce" if self.reduction else "normal")
 
-    def weigh(self, weights: Mapping[str, torch.Tensor] | None) -> None:
-        if weights is None:
-            self.weights = None
-            return
-        rows = weights["reduce" if self.reduction else "normal"]
-        self.weights = list(rows.split([b + 2 for b in range(len(self.ops))]))
-        self.active = [_nonzero(w) for w in self.weights]
+    def weigh(self, mixed: Mapping[str, tuple] | None) -> None:
+        self.weights, self.active = (None, None) if mixed is None else mixed["reduce" if self.reduction else "normal"]
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
@@ -166,6 +160,9 @@ class Supernet(nn.Module):
                 module.running_mean = module.running_var = module.num_batches_tracked = None
         # Found once: select() runs before every training step and every score.
         self._cells = [m for m in self.modules() if isinstance(m, NB201SuperCell | NASNetSuperCell)]
+        n_ops = len(space.ops)
+        self._shapes = ({"cell": (len(NB201_EDGES), n_ops)} if isinstance(space, NB201Space) else
+                        {cell: (sum(space.block_inputs), n_ops) for cell in ("normal", "reduce")})
 
     def select(self, decisions: Sequence[int]) -> None:
         """Route the next forward passes through architecture ``decisions``."""
@@ -176,22 +173,42 @@ class Supernet(nn.Module):
 
     def mixture_shapes(self) -> dict[str, tuple[int, int]]:
         """The architecture weights :meth:`weigh` takes, by name: NB201's cell has one row per
-        edge; a NASNet cell (normal and reduce) one per (block, input) pair."""
-        n_ops = len(self.space.ops)
-        if isinstance(self.space, NB201Space):
-            return {"cell": (len(NB201_EDGES), n_ops)}
-        pairs = sum(b + 2 for b in range(self.space.num_blocks))
-        return {"normal": (pairs, n_ops), "reduce": (pairs, n_ops)}
+        edge; a NASNet cell (normal and reduce) one per (block, input) pair, block by block."""
+        return dict(self._shapes)
 
     def weigh(self, weights: Mapping[str, torch.Tensor]) -> None:
         """Route the next forward passes through every op, each edge the mixture of its ops
-        under ``weights`` (shapes as :meth:`mixture_shapes`); :meth:`select` goes back to one path."""
-        for name, shape in self.mixture_shapes().items():
-            if name not in weights or tuple(weights[name].shape) != shape:
-                raise ValueError(f"supernet.weigh needs weights {self.mixture_shapes()}, got "
-                                 f"{ {k: tuple(v.shape) for k, v in weights.items()} }")
+        under ``weights`` (shapes as :meth:`mixture_shapes`); :meth:`select` goes back to one
+        path. Which ops carry weight is read once here, for every cell that shares them."""
+        shapes = {k: tuple(v.shape) for k, v in weights.items()}
+        if shapes != self._shapes:
+            raise ValueError(f"supernet.weigh needs weights {self._shapes}, got {shapes}")
+        mixed = {}
+        for name, w in weights.items():
+            active = _nonzero(w)
+            if isinstance(self.space, NASNetSpace):  # rows block by block
+                sizes = self.space.block_inputs
+                starts = [sum(sizes[:b]) for b in range(len(sizes))]
+                mixed[name] = (w.split(sizes), [active[a:a + n] for a, n in zip(starts, sizes, strict=True)])
+            else:
+                mixed[name] = (w, active)
         for cell in self._cells:
-            cell.weigh(weights)
+            cell.weigh(mixed)
+
+    @torch.no_grad()
+    def score(self, decisions: Sequence[int], x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        """Accuracy and mean cross-entropy of path ``decisions`` on ``(x, y)``, in batches of
+        512, weights as they are; NaN if the logits are not finite."""
+        self.select(decisions)
+        self.eval()
+        correct, loss = 0, 0.0
+        for xb, yb in zip(x.split(512), y.split(512), strict=True):
+            logits = self(xb)
+            if not torch.isfinite(logits).all():
+                return math.nan, math.nan
+            correct += int((logits.argmax(1) == yb).sum())
+            loss += F.cross_entropy(logits, yb, reduction="sum").item()
+        return correct / len(y), loss / len(y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -285,20 +302,10 @@ class SupernetTrainer:
         self.warmed_up = True
 
     # -- scoring ------------------------------------------------------------------------
-    @torch.no_grad()
     def score(self, decisions: Sequence[int]) -> tuple[float, float]:
         """Accuracy and mean cross-entropy of path ``decisions`` on the fixed validation
         subset, shared weights as they are; NaN if the logits are not finite."""
-        self.model.select(decisions)
-        self.model.eval()
-        correct, loss = 0, 0.0
-        for x, y in zip(self.valid_x.split(512), self.valid_y.split(512), strict=True):
-            logits = self.model(x)
-            if not torch.isfinite(logits).all():
-                return math.nan, math.nan
-            correct += int((logits.argmax(1) == y).sum())
-            loss += F.cross_entropy(logits, y, reduction="sum").item()
-        return correct / len(self.valid_y), loss / len(self.valid_y)
+        return self.model.score(decisions, self.valid_x, self.valid_y)
 
     def evaluate(self, arch: str) -> Evaluation:
         """Train (in ``enas`` mode) and score one architecture. A diverging loss or
