@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from rlnas.agents import make_agent
+from rlnas.agents.planner import all_cells, latin_hypercube
 from rlnas.envs import NASEnv
 from rlnas.evaluators import CallableEvaluator
 from rlnas.monitor import Budget
 from rlnas.spaces import NASNetSpace, NB201Space
-from rlnas.world_models.ensemble import RewardEnsemble
+from rlnas.world_models.pairwise_gp import PairwiseGP
 
 TARGET = (3, 1, 2, 0, 3, 2)
 
@@ -60,7 +61,7 @@ def test_local_search_restarts_at_a_local_optimum():
 def test_masks_honoured_on_nasnet(name):
     space = NASNetSpace()
     env = NASEnv(space, CallableEvaluator(space, lambda arch: float(len(arch) % 7) / 7))  # raises on illegal
-    agent = make_agent(name, env, seed=0, **({"train_steps": 20} if name == "planner" else {}))
+    agent = make_agent(name, env, seed=0)
     agent.learn(Budget(evaluations=15))
     archs = [e.arch for e in agent.env.evaluations]
     assert len(archs) == len(set(archs)) == 15
@@ -85,19 +86,52 @@ def test_tpe_beats_random_on_average():
     assert best["tpe"] > best["random"]
 
 
-def test_reward_ensemble_fits_and_is_unsure_off_the_data():
-    torch.manual_seed(0)
-    x = torch.eye(8)[:6]  # six one-hot inputs, two never seen
-    y = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
-    model = RewardEnsemble(8, members=4, hidden=32)
-    loss = model.fit(x, y, steps=300, lr=1e-2, weight_decay=0.0, generator=torch.Generator().manual_seed(0))
-    assert loss < 1e-3
-    mean, std = model.predict(torch.eye(8))
-    assert torch.allclose(mean[:6], y, atol=0.01)
-    assert std[6:].min() > 5 * std[:6].max()  # the members agree on the data, not off it
-    again = RewardEnsemble(8, members=4, hidden=32)
-    again.fit(x, y, steps=300, lr=1e-2, weight_decay=0.0, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(again.predict(torch.eye(8))[0], mean)  # a function of data and generator
+def test_pairwise_gp_kernel_is_the_inner_product_of_its_features():
+    gp = PairwiseGP(4, 3, bias_scale=0.5, unary_scale=2.0, pair_scale=0.3)
+    a, b = torch.tensor([[0, 1, 2, 1]]), torch.tensor([[0, 1, 2, 0]])  # 3 decisions shared, so 3 pairs
+    assert gp.kernel(a, b).item() == pytest.approx(0.5**2 + 2.0**2 * 3 + 0.3**2 * 3)
+    phi = torch.zeros(2, len(gp.weight_scale), dtype=torch.float64)
+    phi.scatter_(1, gp.active(torch.cat([a, b])), 1.0)
+    assert gp.kernel(a, b).item() == pytest.approx(float((phi[0] * gp.weight_scale**2) @ phi[1]))
+
+
+def test_pairwise_gp_posterior_by_hand():
+    # one decision of two choices, scale 1 everywhere: k(a, a') = 1 + [a = a'] (no pairs)
+    gp = PairwiseGP(1, 2, noise=1.0)
+    gp.fit(torch.tensor([[0], [1]]), torch.tensor([1.0, -1.0]))  # standardised: +-1/sqrt(2)
+    # K + I = [[3, 1], [1, 3]]; k(0, X) = [2, 1]; mean = [2, 1] (K + I)^-1 y = 1/(2 sqrt 2)
+    # var = 2 - [2, 1] (K + I)^-1 [2, 1]^T = 2 - 11/8
+    mean, std = gp.predict(torch.tensor([[0]]))
+    assert mean.item() == pytest.approx(1 / (2 * 2**0.5))
+    assert std.item() == pytest.approx((2 - 11 / 8) ** 0.5)
+
+
+def test_pairwise_gp_draws_have_the_posterior_mean_and_spread():
+    gp = PairwiseGP(6, 5)
+    gen = torch.Generator().manual_seed(0)
+    cells = torch.randint(0, 5, (40, 6), generator=gen)
+    gp.fit(cells[:25], torch.randn(25, generator=gen, dtype=torch.float64))
+    mean, std = gp.predict(cells)
+    draws = gp.evaluate(gp.draw(gen, samples=20000), cells)  # Matheron's rule, in weight space
+    assert torch.allclose(draws.mean(1), mean, atol=4 * std.max().item() / 20000**0.5)
+    assert torch.allclose(draws.std(1), std, rtol=0.05)
+    assert std[:25].max() < std[25:].min()  # surer on the data than off it
+
+
+@pytest.mark.parametrize("space", [NB201Space(), NASNetSpace(num_blocks=2)], ids=["nb201", "nasnet"])
+def test_latin_hypercube_balances_every_decision(space):
+    cells = latin_hypercube(space, 10, np.random.default_rng(0))
+    assert len(cells) == 10 and all(space.validate(c) == c for c in cells)
+    for step in range(space.num_decisions):
+        counts = np.bincount([c[step] for c in cells], minlength=len(space.legal_choices(cells[0][:step])))
+        assert counts.max() - counts.min() <= 1  # each legal choice equally often, up to one
+
+
+def test_all_cells_enumerates_the_space():
+    space = NASNetSpace(num_blocks=1, ops=["identity", "max_pool_3x3"])
+    cells = all_cells(space)
+    assert len(cells) == len(set(cells)) == space.size
+    assert all(space.validate(c) == c for c in cells)
 
 
 def test_planner_finds_the_optimum_of_an_additive_objective():

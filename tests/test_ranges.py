@@ -50,8 +50,8 @@ def test_range_membership_and_wording():
     ("random", {"seed": -1}, "random: seed=-1 must be an integer >= 0"),
     ("local_search", {"n_init": 0}, "local_search: n_init=0 must be an integer >= 1"),
     ("tpe", {"n_startup_trials": 0}, "tpe: n_startup_trials=0 must be an integer >= 1"),
-    ("planner", {"exploration": -1.0}, "planner: exploration=-1.0 must be a number >= 0"),
-    ("planner", {"learning_rate": 0.0}, "learning_rate=0.0 must be a number > 0"),
+    ("planner", {"noise": 0.0}, "planner: noise=0.0 must be a number > 0"),
+    ("planner", {"floor_quantile": 1.5}, "floor_quantile=1.5 must be a number in [0, 1]"),
 ])
 def test_each_agent_refuses_a_value_out_of_range(agent, hparams, message):
     with pytest.raises(ValueError) as err:

@@ -149,8 +149,7 @@ SLOW = ["env=nb201", "evaluator=function", "evaluator.fn=tests.objectives:slow_t
 
 @pytest.mark.parametrize("agent", ["evolution", "local_search", "tpe", "planner", "reinforce", "ppo", "dqn", "rainbow"])
 def test_sigkill_then_resume(tmp_path, agent):
-    # the planner refits its model before each evaluation: a small fit keeps the test short
-    args = [f"agent={agent}", *SLOW, *(["agent.train_steps=20"] if agent == "planner" else [])]
+    args = [f"agent={agent}", *SLOW]
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     before = kill_midway(args, killed, at_least=60, budget=150)
 

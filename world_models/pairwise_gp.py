@@ -1,0 +1,94 @@
+"""A Gaussian-process world model of the episode's reward, for envs whose reward comes at the end.
+
+On NASEnv an episode is a sequence of decisions and its only reward is the score of the
+architecture they build, so the whole model an agent needs to plan is ``decisions ->
+score``. This one is Bayesian linear regression on the one-hot decisions and on every pair
+of them (what one op on one edge is worth, and what two choices are worth together):
+
+    score(a) = b + sum_i u[i, a_i] + sum_{i<j} p[i, j, a_i, a_j],
+    b ~ N(0, bias_scale^2), u ~ N(0, unary_scale^2), p ~ N(0, pair_scale^2).
+
+As a GP its kernel depends only on how many decisions two cells share, ``m``:
+``k(a, a') = bias_scale^2 + unary_scale^2 m + pair_scale^2 m (m - 1) / 2``, so fitting
+costs an ``N x N`` Cholesky factor whatever the space. Functions are drawn from the
+posterior by Matheron's rule (Wilson et al. 2020): draw weights from the prior, then move
+them by the kernel solve of what they got wrong on the data. One draw scores every
+candidate for the price of summing ``1 + D + D(D-1)/2`` of its weights, which is what
+makes Thompson sampling over all 15,625 NB201 cells cheap.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+
+class PairwiseGP:
+    """Bayesian regression on one-hot decisions and their pairs, for ``num_decisions``
+    decisions of at most ``max_choices`` choices each. Targets are standardised before
+    fitting, and the scales are in those units."""
+
+    def __init__(self, num_decisions: int, max_choices: int, bias_scale: float = 1.0,
+                 unary_scale: float = 1.0, pair_scale: float = 0.1, noise: float = 0.3):
+        self.scales = (bias_scale, unary_scale, pair_scale)
+        self.noise = noise
+        pairs = torch.tensor(list(itertools.combinations(range(num_decisions), 2)), dtype=torch.long)
+        self.left, self.right = pairs.reshape(-1, 2).unbind(1)
+        self.max_choices = max_choices
+        # Weight layout: [bias | unary (decision, choice) | pair (pair, choice_i, choice_j)].
+        self.unary_offset = 1 + torch.arange(num_decisions) * max_choices
+        self.pair_offset = 1 + num_decisions * max_choices + torch.arange(len(pairs)) * max_choices**2
+        size = 1 + num_decisions * max_choices + len(pairs) * max_choices**2
+        self.weight_scale = torch.full((size,), pair_scale)
+        self.weight_scale[0], self.weight_scale[1:1 + num_decisions * max_choices] = bias_scale, unary_scale
+        self.archs: torch.Tensor | None = None
+
+    def active(self, archs: torch.Tensor) -> torch.Tensor:
+        """Indices of the weights a cell's score sums: ``(N, D) -> (N, 1 + D + D(D-1)/2)``."""
+        pair = self.pair_offset + archs[:, self.left] * self.max_choices + archs[:, self.right]
+        return torch.cat([torch.zeros(len(archs), 1, dtype=torch.long), self.unary_offset + archs, pair], 1)
+
+    def kernel(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Prior covariance of the scores of cells ``a`` (N, D) and ``b`` (M, D): (N, M)."""
+        m = (a[:, None, :] == b[None, :, :]).sum(-1).double()
+        bias, unary, pair = self.scales
+        return bias**2 + unary**2 * m + pair**2 * m * (m - 1) / 2
+
+    def fit(self, archs: torch.Tensor, scores: torch.Tensor) -> None:
+        """Condition on the cells evaluated (N, D) and their scores (N,)."""
+        self.archs = archs.long()
+        y = scores.double()
+        self.target = (y - y.mean()) / y.std().clamp_min(1e-8) if len(y) > 1 else y - y.mean()
+        eye = torch.eye(len(archs), dtype=torch.float64)
+        self.cholesky = torch.linalg.cholesky(self.kernel(self.archs, self.archs) + self.noise**2 * eye)
+
+    def _solve(self, rhs: torch.Tensor) -> torch.Tensor:
+        return torch.cholesky_solve(rhs, self.cholesky)
+
+    def predict(self, archs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and standard deviation of the noise-free score, standardised units."""
+        cross = self.kernel(archs.long(), self.archs)
+        mean = cross @ self._solve(self.target[:, None])[:, 0]
+        prior = self.kernel(archs[:1].long(), archs[:1].long())[0, 0]  # the same for every cell
+        var = prior - (cross * self._solve(cross.T).T).sum(1)
+        return mean, var.clamp_min(0).sqrt()
+
+    def draw(self, generator: torch.Generator, samples: int = 1) -> torch.Tensor:
+        """The weights of ``samples`` functions drawn from the posterior: (weights, samples);
+        :meth:`evaluate` scores cells with them.
+
+        Matheron's rule: ``f = f0 + k(., X) (K + s^2 I)^-1 (y - f0(X) - e)`` with ``f0`` a
+        prior draw and ``e`` noise; in weight space ``w = w0 + scale^2 * Phi(X)^T alpha``.
+        """
+        scale = self.weight_scale.double()[:, None]
+        w0 = scale * torch.randn(len(scale), samples, generator=generator, dtype=torch.float64)
+        seen = self.active(self.archs)
+        noise = self.noise * torch.randn(len(seen), samples, generator=generator, dtype=torch.float64)
+        alpha = self._solve(self.target[:, None] - w0[seen].sum(1) - noise)
+        phi_alpha = torch.zeros_like(w0).index_add_(0, seen.reshape(-1), alpha.repeat_interleave(seen.shape[1], 0))
+        return w0 + scale**2 * phi_alpha
+
+    def evaluate(self, weights: torch.Tensor, archs: torch.Tensor) -> torch.Tensor:
+        """The drawn functions' scores of cells ``archs`` (N, D): (N, samples)."""
+        return weights[self.active(archs.long())].sum(1)
