@@ -40,9 +40,9 @@ class PairwiseGP:
         self.unary_offset = 1 + torch.arange(num_decisions) * max_choices
         self.pair_offset = 1 + num_decisions * max_choices + torch.arange(len(pairs)) * max_choices**2
         size = 1 + num_decisions * max_choices + len(pairs) * max_choices**2
-        self.weight_scale = torch.full((size,), pair_scale)
+        self.weight_scale = torch.full((size,), pair_scale, dtype=torch.float64)
         self.weight_scale[0], self.weight_scale[1:1 + num_decisions * max_choices] = bias_scale, unary_scale
-        self.archs: torch.Tensor | None = None
+        self.archs = self.target = self.cholesky = None  # set by fit
 
     def active(self, archs: torch.Tensor) -> torch.Tensor:
         """Indices of the weights a cell's score sums: ``(N, D) -> (N, 1 + D + D(D-1)/2)``."""
@@ -81,7 +81,7 @@ class PairwiseGP:
         Matheron's rule: ``f = f0 + k(., X) (K + s^2 I)^-1 (y - f0(X) - e)`` with ``f0`` a
         prior draw and ``e`` noise; in weight space ``w = w0 + scale^2 * Phi(X)^T alpha``.
         """
-        scale = self.weight_scale.double()[:, None]
+        scale = self.weight_scale[:, None]
         w0 = scale * torch.randn(len(scale), samples, generator=generator, dtype=torch.float64)
         seen = self.active(self.archs)
         noise = self.noise * torch.randn(len(seen), samples, generator=generator, dtype=torch.float64)
