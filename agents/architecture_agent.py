@@ -10,7 +10,7 @@ parallel run keeps several of their architectures in flight.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -83,6 +83,13 @@ class ArchitectureAgent(Proposer, Agent):
             if callback is not None:
                 callback(self)
         return self
+
+    def unseen_random(self, seen: Container[Decisions]) -> Decisions:
+        """A random cell neither in ``seen`` nor in flight on another worker (the caller
+        makes sure one is left)."""
+        while (decisions := self.space.sample(self.rng)) in seen or decisions in self.in_flight:
+            pass
+        return decisions
 
     def step_of(self, obs: np.ndarray) -> int:
         """The decision a NASEnv observation asks for (its one-hot step, after the choices so far)."""

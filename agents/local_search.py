@@ -33,7 +33,7 @@ class LocalSearch(ArchitectureAgent):
         if len(self.scores) >= self.space.size:
             return None
         if len(self.scores) < self.n_init:
-            return self._unseen_random()
+            return self.unseen_random(self.scores)
         if self.current is None:
             self._stand_on(max(self.scores, key=self.scores.__getitem__))
         neighbour = self.next_neighbour()
@@ -61,16 +61,11 @@ class LocalSearch(ArchitectureAgent):
 
     def restart(self) -> Decisions:
         """Where to climb from after a local optimum: a random unevaluated cell."""
-        return self._unseen_random()
+        return self.unseen_random(self.scores)
 
     def _stand_on(self, decisions: Decisions) -> None:
         self.current = decisions
         self.queue = self.space.neighbours(decisions, self.rng)[::-1]  # pop() takes them in order
-
-    def _unseen_random(self) -> Decisions:
-        while (decisions := self.space.sample(self.rng)) in self.scores or decisions in self.in_flight:
-            pass
-        return decisions
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "scores": [[list(d), s] for d, s in self.scores.items()],

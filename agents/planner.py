@@ -52,8 +52,7 @@ class ModelPredictiveSearch(ArchitectureAgent):
         self.planning_rounds, self.beam = planning_rounds, beam
         self.model = PairwiseGP(self.space.num_decisions, self.space.max_choices,
                                 unary_scale=unary_scale, pair_scale=pair_scale, noise=noise)
-        self.everything = all_cells(self.space) if self.space.size <= enumerate_up_to else None
-        self.everything_tensor = None if self.everything is None else torch.tensor(self.everything)
+        self.everything = torch.tensor(all_cells(self.space)) if self.space.size <= enumerate_up_to else None
         self.design = latin_hypercube(self.space, n_init, self.rng)
         self.scores: dict[Decisions, float] = {}  # everything evaluated, in order
 
@@ -62,20 +61,20 @@ class ModelPredictiveSearch(ArchitectureAgent):
             return None
         if len(self.scores) + len(self.in_flight) < self.n_init:
             fresh = [d for d in self.design if self._unseen(d)]
-            return fresh[0] if fresh else self._unseen_random()
+            return fresh[0] if fresh else self.unseen_random(self.scores)
         archs = list(self.scores)
         y = np.array([self.scores[a] for a in archs])
         self.model.fit(torch.tensor(archs), torch.from_numpy(np.maximum(y, np.quantile(y, self.floor_quantile))))
         draw = self.model.draw(torch.Generator().manual_seed(int(self.rng.integers(2**63))))
         if self.everything is not None:
-            candidates, value = self.everything, self.model.evaluate(draw, self.everything_tensor)[:, 0].numpy()
+            candidates = self.everything
+            value = self.model.evaluate(draw, candidates)[:, 0].numpy()
         else:
             candidates, value = self._candidates(draw)
         for i in np.argsort(-value, kind="stable"):
-            if self._unseen(candidates[i]):
-                self.logger.scalar(f"{self.name}/drawn_score", float(value[i]), len(self.scores))
-                return candidates[i]
-        return self._unseen_random()
+            if self._unseen(chosen := tuple(int(c) for c in candidates[i])):
+                return chosen
+        return self.unseen_random(self.scores)
 
     def observe(self, decisions: Decisions, score: float) -> None:
         self.scores[decisions] = score
@@ -99,11 +98,6 @@ class ModelPredictiveSearch(ArchitectureAgent):
 
     def _unseen(self, decisions: Decisions) -> bool:
         return decisions not in self.scores and decisions not in self.in_flight
-
-    def _unseen_random(self) -> Decisions:
-        while not self._unseen(decisions := self.space.sample(self.rng)):
-            pass
-        return decisions
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "scores": [[list(d), s] for d, s in self.scores.items()]}
