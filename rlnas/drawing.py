@@ -114,17 +114,25 @@ def _layout(cell: CellGraph) -> dict[str, tuple[float, float]]:
     return {n: (2.4 * d, 1.3 * (i - (len(col) - 1) / 2)) for d, col in columns.items() for i, n in enumerate(col)}
 
 
+def _figure(**kwargs):
+    """A matplotlib figure drawn by Agg, without pyplot: no display needed, none wanted in a
+    worker, and pyplot's import would be half of a short run's drawing time."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def _draw_with_matplotlib(cells: list[CellGraph], paths: tuple[Path, Path]) -> None:
     import matplotlib
-
-    matplotlib.use("Agg")  # no display needed, and none wanted in a worker
-    import matplotlib.pyplot as plt
 
     layouts = [_layout(cell) for cell in cells]
     width = max(max(x for x, _ in pos.values()) for pos in layouts) + 2.4
     heights = [max(y for _, y in pos.values()) - min(y for _, y in pos.values()) + 2.6 for pos in layouts]
-    fig, axes = plt.subplots(len(cells), 1, figsize=(1.1 * width, 1.0 * sum(heights)), squeeze=False,
-                             gridspec_kw={"height_ratios": heights})
+    fig = _figure(figsize=(1.1 * width, 1.0 * sum(heights)))
+    axes = fig.subplots(len(cells), 1, squeeze=False, gridspec_kw={"height_ratios": heights})
     boxes = []
     for ax, cell, pos in zip(axes[:, 0], cells, layouts, strict=True):
         boxes.append({n: ax.text(*pos[n], label, ha="center", va="center", fontsize=9, zorder=3,
@@ -159,19 +167,14 @@ def _draw_with_matplotlib(cells: list[CellGraph], paths: tuple[Path, Path]) -> N
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         for path in paths:
             fig.savefig(path, dpi=150)
-    plt.close(fig)
 
 
 def draw_front(points: list[tuple[float, float]], front: list[tuple[float, float]], cost: str,
                path: str | Path) -> Path:
     """Everything evaluated as grey dots (score against ``cost``) and the front as the
     staircase it dominates, to PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig = _figure(figsize=(5, 3.5))
+    ax = fig.subplots()
     ax.scatter([c for _, c in points], [s for s, _ in points], s=8, c="#bbbbbb", label="evaluated")
     ax.step([c for _, c in front], [s for s, _ in front], where="post", c="#d7191c", marker="o", ms=4,
             label="Pareto front")
@@ -181,7 +184,6 @@ def draw_front(points: list[tuple[float, float]], front: list[tuple[float, float
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 

@@ -23,6 +23,7 @@ import gzip
 import hashlib
 import importlib
 import io
+import itertools
 import json
 import math
 import os
@@ -116,10 +117,13 @@ class TabularEvaluator(Evaluator):
             raise bad(f"header is {header}")
         col = {name: [h.strip() for h in header].index(name) for name in TABLE_COLUMNS}
         rows: dict[str, tuple[int, float, float]] = {}
+        legal = {self.space.to_string(d) for d in itertools.product(range(len(self.space.ops)),
+                                                                     repeat=self.space.num_decisions)}
         for line, row in enumerate(reader, start=2):
             try:
                 arch = row[col["arch_str"]]
-                self.space.from_string(arch)
+                if arch not in legal:
+                    self.space.from_string(arch)  # raises with the parser's message
                 index, val, test = (int(row[col["arch_index"]]), float(row[col["val_acc"]]),
                                     float(row[col["test_acc"]]))
             except (IndexError, ValueError) as err:
