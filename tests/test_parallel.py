@@ -37,9 +37,9 @@ def failed_rows(run_dir):
                 if "failed" in json.loads(m)]
 
 
-@pytest.mark.parametrize("backend", ["process", "ray"])
-@pytest.mark.parametrize("agent", ["evolution", "local_search", "tpe"])
-def test_tabular_nb201_in_parallel(tmp_path, backend, agent):
+@pytest.mark.parametrize("agent,backend", [("evolution", "process"), ("local_search", "process"),
+                                           ("tpe", "process"), ("evolution", "ray")])
+def test_tabular_nb201_in_parallel(tmp_path, agent, backend):
     if backend == "ray":
         pytest.importorskip("ray")
     train(f"agent={agent}", "parallel=2", f"evaluator.backend={backend}", "budget.evaluations=40", "quiet=true",
