@@ -52,7 +52,7 @@ class ModelPredictiveSearch(ArchitectureAgent):
         self.planning_rounds, self.beam = planning_rounds, beam
         self.model = PairwiseGP(self.space.num_decisions, self.space.max_choices,
                                 unary_scale=unary_scale, pair_scale=pair_scale, noise=noise)
-        self.everything = torch.tensor(all_cells(self.space)) if self.space.size <= enumerate_up_to else None
+        self.everything = torch.tensor(self.space.all_cells()) if self.space.size <= enumerate_up_to else None
         self.design = latin_hypercube(self.space, n_init, self.rng)
         self.scores: dict[Decisions, float] = {}  # everything evaluated, in order
 
@@ -117,11 +117,3 @@ def latin_hypercube(space: SearchSpace, n: int, rng: np.random.Generator) -> lis
             legal = space.legal_choices(cell)
             cell.append(legal[int(k) % len(legal)])
     return list(dict.fromkeys(tuple(c) for c in cells))
-
-
-def all_cells(space: SearchSpace) -> list[Decisions]:
-    """Every cell of ``space``, depth first over the legal choices."""
-    cells: list[Decisions] = [()]
-    for _ in range(space.num_decisions):
-        cells = [(*prefix, c) for prefix in cells for c in space.legal_choices(prefix)]
-    return cells

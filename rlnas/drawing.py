@@ -190,13 +190,8 @@ def draw_front(points: list[tuple[float, float]], front: list[tuple[float, float
 def weights_figure(weights: dict[str, np.ndarray], rows: dict[str, list[str]], ops: list[str], title: str):
     """A heat map per group of architecture weights (one row per edge, one column per op),
     each cell printed with its weight: which op each edge leans to, and how firmly."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(weights), squeeze=False,
-                             figsize=(1.2 + 0.9 * len(ops) * len(weights), 1.2 + 0.3 * max(map(len, rows.values()))))
+    fig = _figure(figsize=(1.2 + 0.9 * len(ops) * len(weights), 1.2 + 0.3 * max(map(len, rows.values()))))
+    axes = fig.subplots(1, len(weights), squeeze=False)
     for ax, (name, w) in zip(axes[0], weights.items(), strict=True):
         ax.imshow(w, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(ops)), ops, rotation=45, ha="right", fontsize=7)

@@ -23,7 +23,6 @@ import gzip
 import hashlib
 import importlib
 import io
-import itertools
 import json
 import math
 import os
@@ -117,8 +116,7 @@ class TabularEvaluator(Evaluator):
             raise bad(f"header is {header}")
         col = {name: [h.strip() for h in header].index(name) for name in TABLE_COLUMNS}
         rows: dict[str, tuple[int, float, float]] = {}
-        legal = {self.space.to_string(d) for d in itertools.product(range(len(self.space.ops)),
-                                                                     repeat=self.space.num_decisions)}
+        legal = {self.space.to_string(d) for d in self.space.all_cells()}
         for line, row in enumerate(reader, start=2):
             try:
                 arch = row[col["arch_str"]]

@@ -105,6 +105,14 @@ class SearchSpace(ABC):
         others = [c for c in self.legal_choices(decisions[:step]) if c != decisions[step]]
         return self._repair(decisions, step, others[int(rng.integers(len(others)))], rng)
 
+    def all_cells(self) -> list[Decisions]:
+        """Every architecture of the space, depth first over the legal choices (``size`` of
+        them: call it on small spaces only)."""
+        cells: list[Decisions] = [()]
+        for _ in range(self.num_decisions):
+            cells = [(*prefix, c) for prefix in cells for c in self.legal_choices(prefix)]
+        return cells
+
     def neighbours(self, decisions: Sequence[int], rng: np.random.Generator) -> list[Decisions]:
         """Every architecture one decision away, in a random order (local search's
         neighbourhood); later decisions made illegal by the change are repaired as in

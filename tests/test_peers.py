@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rlnas.agents import make_agent
-from rlnas.agents.planner import all_cells, latin_hypercube
+from rlnas.agents.planner import latin_hypercube
 from rlnas.envs import NASEnv
 from rlnas.evaluators import CallableEvaluator
 from rlnas.monitor import Budget
@@ -129,7 +129,7 @@ def test_latin_hypercube_balances_every_decision(space):
 
 def test_all_cells_enumerates_the_space():
     space = NASNetSpace(num_blocks=1, ops=["identity", "max_pool_3x3"])
-    cells = all_cells(space)
+    cells = space.all_cells()
     assert len(cells) == len(set(cells)) == space.size
     assert all(space.validate(c) == c for c in cells)
 
