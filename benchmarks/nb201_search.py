@@ -15,7 +15,7 @@ and it draws validation regret against distinct evaluations (mean and 95 % band 
 one line per agent, one panel per table) into ``--plot``.
 
     python benchmarks/nb201_search.py [--table PATH ...] [--agents NAME ...] [--seeds 40]
-        [--budgets 50 100 150] [--parallel 1 4 8] [--jobs 2] [--plot docs/nb201_anytime.png]
+        [--first-seed 0] [--budgets 50 100 150] [--parallel 1 4 8] [--jobs 2] [--plot docs/nb201_anytime.png]
         [--set KEY=VALUE ...]
 
 ``--parallel N`` runs the search as ``train.py parallel=N`` makes it, with N equal workers
@@ -154,6 +154,8 @@ def main() -> None:
     parser.add_argument("--agents", nargs="*", default=None, help="default: every registered agent")
     parser.add_argument("--budgets", nargs="*", type=int, default=[50, 100, 150])
     parser.add_argument("--seeds", type=int, default=40)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="run seeds first-seed .. first-seed + seeds - 1 (fresh ones check a setting)")
     parser.add_argument("--jobs", type=int, default=1, help="processes running seeds side by side")
     parser.add_argument("--plot", type=Path, default=None, help="PNG of regret against evaluations")
     parser.add_argument("--parallel", nargs="*", type=int, default=[1],
@@ -167,7 +169,7 @@ def main() -> None:
     rows = [(name, n) for name in names for n in args.parallel]
     horizon = max(args.budgets)
     tasks = [(path, name, horizon, seed, overrides, n) for path in tables for name, n in rows
-             for seed in range(args.seeds)]
+             for seed in range(args.first_seed, args.first_seed + args.seeds)]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = iter(pool.map(one_run, tasks))
         curves: dict[str, dict[str, np.ndarray]] = {}
@@ -176,7 +178,7 @@ def main() -> None:
             best = table.evaluate(table.best_arch)
             label = Path(path).name.split(".")[0] if path else "nb201_cifar10_12ep (bundled)"
             print(f"\n{label}: best cell val {100 * best.score:.2f} %, test {100 * best.metrics['test_acc']:.2f} %; "
-                  f"{args.seeds} seeds per row\n")
+                  f"{args.seeds} seeds per row (seeds {args.first_seed}-{args.first_seed + args.seeds - 1})\n")
             print("| agent | evaluations | found best cell (95 % interval) | test acc. of best-by-val (%) | "
                   "val regret (%) | s / run |")
             print("|---|---:|---:|---:|---:|---:|")
