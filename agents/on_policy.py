@@ -19,7 +19,7 @@ from rlnas.ranges import INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, SIZES, UNIT, On
 # The ranges PPO and A2C share; each adds its own and checks all of them in one place.
 ACTOR_CRITIC_RANGES = {"policy": OneOf(("mlp", "lstm")), "hidden_sizes": SIZES, "learning_rate": POSITIVE,
                        "n_steps": INT_AT_LEAST_1, "gamma": UNIT, "gae_lambda": UNIT, "ent_coef": NON_NEGATIVE,
-                       "vf_coef": NON_NEGATIVE, "max_grad_norm": POSITIVE}
+                       "vf_coef": NON_NEGATIVE, "max_grad_norm": POSITIVE, "center_values": OneOf((False, True))}
 
 
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, ended: torch.Tensor, last_values: torch.Tensor,
@@ -60,12 +60,20 @@ class Rollout:
 
 
 class ActorCriticAgent(Agent):
-    """Skeleton of PPO and A2C: a policy, a vector env, and :meth:`collect`."""
+    """Skeleton of PPO and A2C: a policy, a vector env, and :meth:`collect`.
+
+    ``center_values``: the critic learns ``V(s) - m``, with ``m`` the mean of every return
+    its targets held so far. A critic starts near 0, and a NAS episode returns an accuracy
+    near 0.8 with a spread of a few points, so without it every early cell looks good by
+    about +0.8 and is reinforced whatever it scored, until the critic catches up (a dozen
+    updates). Returns stay in their own units (no scaling, unlike PopArt), so the value
+    loss weighs the same.
+    """
 
     supports_vector_env = True
 
     def __init__(self, env: gym.Env, seed: int, device: str, policy: str, hidden_sizes: list[int],
-                 n_steps: int, gamma: float, gae_lambda: float):
+                 n_steps: int, gamma: float, gae_lambda: float, center_values: bool = False):
         super().__init__(env, seed, device)
         if not isinstance(self.action_space, gym.spaces.Discrete):
             raise TypeError(f"{type(self).__name__} needs a Discrete action space, got {self.action_space}")
@@ -80,6 +88,22 @@ class ActorCriticAgent(Agent):
         self._next: tuple | None = None  # (obs, starts, masks, state) where the last rollout stopped
         self.updates = 0
         self._predict_state = None
+        self.center_values = center_values
+        self.return_mean, self.return_count = 0.0, 0  # m, and how many returns it averages
+
+    def _values(self, critic: torch.Tensor) -> torch.Tensor:
+        """The critic's output in return units."""
+        return critic + self.return_mean
+
+    def _observe_returns(self, returns: torch.Tensor) -> float:
+        """Fold a rollout's returns into ``m``; the change of ``m``, by which the values
+        recorded while acting shift to stay the critic's output in the new units."""
+        if not self.center_values:
+            return 0.0
+        before = self.return_mean
+        self.return_count += returns.numel()
+        self.return_mean += (returns.mean().item() - self.return_mean) * returns.numel() / self.return_count
+        return self.return_mean - before
 
     def _tensor(self, x: np.ndarray, dtype=torch.float32) -> torch.Tensor:
         return torch.as_tensor(np.asarray(x), dtype=dtype, device=self.device)
@@ -107,6 +131,7 @@ class ActorCriticAgent(Agent):
             if not self.env.within(budget):
                 return None
             logits, values, state = self.policy(obs, state, starts)
+            values = self._values(values)
             dist = masked_categorical(logits, masks)
             actions = sample(dist, self.generator)
             buf_obs[t], buf["starts"][t], buf["actions"][t] = obs, starts, actions
@@ -119,15 +144,16 @@ class ActorCriticAgent(Agent):
             for i in np.flatnonzero(truncated & ~terminated):
                 final_obs = self._tensor(info["final_obs"][i].reshape(1, -1))
                 sub_state = None if state is None else (state[0][i:i + 1], state[1][i:i + 1])
-                rewards[i] += self.gamma * self.policy(final_obs, sub_state)[1][0]
+                rewards[i] += self.gamma * self._values(self.policy(final_obs, sub_state)[1][0])
             ended = self._tensor(terminated | truncated)
             buf["rewards"][t], buf["ended"][t] = rewards, ended
             obs, starts, masks = self._tensor(next_obs.reshape(N, -1)), ended, self._masks(info)
         self._next = (obs, starts, masks, state)
-        last_values = self.policy(obs, state, starts)[1]
+        last_values = self._values(self.policy(obs, state, starts)[1])
         advantages, returns = compute_gae(buf["rewards"], buf["values"], buf["ended"], last_values,
                                           self.gamma, self.gae_lambda)
-        return Rollout(buf_obs, buf["actions"].long(), buf["log_probs"], buf["values"], buf["rewards"],
+        shift = self._observe_returns(returns)  # before the update, so that its value loss sees the new m
+        return Rollout(buf_obs, buf["actions"].long(), buf["log_probs"], buf["values"] + shift, buf["rewards"],
                        buf["ended"], buf["starts"], buf_masks, advantages, returns, initial_state)
 
     def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor, masks: torch.Tensor | None,
@@ -139,12 +165,12 @@ class ActorCriticAgent(Agent):
         if not self.policy.recurrent:
             logits, values, _ = self.policy(obs)
             dist = masked_categorical(logits, masks)
-            return dist.log_prob(actions), dist.entropy(), values
+            return dist.log_prob(actions), dist.entropy(), self._values(values)
         state, out = initial_state, []
         for t in range(len(obs)):
             logits, values, state = self.policy(obs[t], state, starts[t])
             dist = masked_categorical(logits, None if masks is None else masks[t])
-            out.append((dist.log_prob(actions[t]), dist.entropy(), values))
+            out.append((dist.log_prob(actions[t]), dist.entropy(), self._values(values)))
         return tuple(torch.stack(x) for x in zip(*out, strict=True))
 
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False,
@@ -161,7 +187,8 @@ class ActorCriticAgent(Agent):
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(), "updates": self.updates}
+                "generator": self.generator.get_state(), "updates": self.updates,
+                "return_mean": self.return_mean, "return_count": self.return_count}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
@@ -169,6 +196,7 @@ class ActorCriticAgent(Agent):
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.updates = state["updates"]
+        self.return_mean, self.return_count = state.get("return_mean", 0.0), state.get("return_count", 0)
 
     def log_update(self, stats: dict[str, float]) -> None:
         for key, value in stats.items():

@@ -32,6 +32,19 @@ def test_gae_with_lambda_one_is_the_discounted_return_minus_value():
     torch.testing.assert_close(adv[:, 0], torch.tensor([1 + 0.5 + 0.25 + 1.25, 1 + 0.5 + 2.5, 1 + 5.0]))
 
 
+def test_centred_critic_by_hand():
+    """m is the mean of every return seen, and the critic's output is read as V - m."""
+    agent = make_agent("a2c", nb201_env(), seed=0, center_values=True)
+    assert agent._observe_returns(torch.tensor([[1.0], [2.0], [3.0]])) == pytest.approx(2.0)
+    assert agent._observe_returns(torch.tensor([[5.0]])) == pytest.approx(0.75)  # (1 + 2 + 3 + 5) / 4 = 2.75
+    torch.testing.assert_close(agent._values(torch.tensor([0.25])), torch.tensor([3.0]))
+    resumed = make_agent("a2c", nb201_env(), seed=0, center_values=True)
+    resumed.load_state_dict(agent.state_dict())
+    assert (resumed.return_mean, resumed.return_count) == (2.75, 4)
+    plain = make_agent("a2c", nb201_env(), seed=0)  # SB3's default: no centring
+    assert plain._observe_returns(torch.tensor([[1.0]])) == 0.0 and plain.return_mean == 0.0
+
+
 def test_n_step_returns_by_hand():
     assert n_step_return([1.0, 2.0, 3.0], 0.9) == pytest.approx(1 + 0.9 * 2 + 0.81 * 3)
     collector = NStepCollector(n=3, gamma=0.9)
@@ -185,12 +198,16 @@ def test_masks_honoured_on_nasnet(name):
     assert agent.env.env_steps == 400
 
 
-@pytest.mark.parametrize("policy", ["mlp", "lstm"])
-def test_evaluate_actions_replays_the_rollout(policy):
+@pytest.mark.parametrize("policy, center_values", [("mlp", False), ("lstm", False), ("lstm", True)])
+def test_evaluate_actions_replays_the_rollout(policy, center_values):
     """Before any update, recomputed log-probs and values equal those recorded while acting:
-    the LSTM replay resets its state exactly where episodes started."""
-    agent = make_agent("ppo", nb201_env(), seed=0, policy=policy, hidden_sizes=(64,), n_steps=20, batch_size=20)
+    the LSTM replay resets its state exactly where episodes started, and a centred critic's
+    recorded values moved with the mean return the rollout changed."""
+    agent = make_agent("ppo", nb201_env(), seed=0, policy=policy, hidden_sizes=(64,), n_steps=20, batch_size=20,
+                       center_values=center_values)
     rollout = agent.collect(Budget(env_steps=1000))
+    if center_values:
+        assert agent.return_count == 20 and agent.return_mean == pytest.approx(rollout.returns.mean().item())
     init = rollout.initial_state
     log_probs, _, values = agent.evaluate_actions(rollout.obs, rollout.actions, rollout.masks, rollout.starts, init)
     torch.testing.assert_close(log_probs, rollout.log_probs)
