@@ -102,8 +102,10 @@ def test_runner_sigkilled_mid_trial_resumes_without_losing_or_repeating_one(tmp_
     after = stored_archs(run_dir)
     assert after[:len(before)] == before  # no completed trial lost
     assert len(after) == 10 == len(set(after)) and not failed_rows(run_dir)  # none run twice, budget exact
-    interrupted = {HPOSpace(space).to_string(decisions) for decisions in in_flight}
-    assert interrupted <= set(after[len(before):])  # the trials the kill cut short were run again
+    # the trials the kill cut short were run again; one in flight at the last checkpoint may
+    # have finished and been stored before the kill, and is then rightly not run twice
+    interrupted = {HPOSpace(space).to_string(decisions) for decisions in in_flight} - set(before)
+    assert interrupted <= set(after[len(before):])
 
 
 @pytest.mark.parametrize("example,evaluations", [("digits_svc", 4), ("digits_mlp", 2)])
