@@ -118,6 +118,18 @@ def test_pairwise_gp_draws_have_the_posterior_mean_and_spread():
     assert std[:25].max() < std[25:].min()  # surer on the data than off it
 
 
+def test_pairwise_gp_temperature_scales_a_draw_about_the_posterior_mean():
+    gp = PairwiseGP(6, 5)
+    gen = torch.Generator().manual_seed(1)
+    cells = torch.randint(0, 5, (40, 6), generator=gen)
+    gp.fit(cells[:25], torch.randn(25, generator=gen, dtype=torch.float64))
+    mean, _ = gp.predict(cells)
+    assert torch.allclose(gp.evaluate(gp.draw(gen, temperature=0.0), cells)[:, 0], mean)
+    full, half = (gp.evaluate(gp.draw(torch.Generator().manual_seed(2), temperature=t), cells)[:, 0]
+                  for t in (1.0, 0.5))  # the same random numbers, so the same deviation, halved
+    assert torch.allclose(half - mean, 0.5 * (full - mean))
+
+
 @pytest.mark.parametrize("space", [NB201Space(), NASNetSpace(num_blocks=2)], ids=["nb201", "nasnet"])
 def test_latin_hypercube_balances_every_decision(space):
     cells = latin_hypercube(space, 10, np.random.default_rng(0))

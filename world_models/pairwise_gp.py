@@ -74,17 +74,19 @@ class PairwiseGP:
         var = prior - (cross * self._solve(cross.T).T).sum(1)
         return mean, var.clamp_min(0).sqrt()
 
-    def draw(self, generator: torch.Generator, samples: int = 1) -> torch.Tensor:
+    def draw(self, generator: torch.Generator, samples: int = 1, temperature: float = 1.0) -> torch.Tensor:
         """The weights of ``samples`` functions drawn from the posterior: (weights, samples);
         :meth:`evaluate` scores cells with them.
 
         Matheron's rule: ``f = f0 + k(., X) (K + s^2 I)^-1 (y - f0(X) - e)`` with ``f0`` a
         prior draw and ``e`` noise; in weight space ``w = w0 + scale^2 * Phi(X)^T alpha``.
+        The rule is linear in ``(f0, e)``, so scaling both by ``temperature`` scales the
+        draw's distance from the posterior mean by it: 1 is a posterior draw, 0 the mean.
         """
         scale = self.weight_scale[:, None]
-        w0 = scale * torch.randn(len(scale), samples, generator=generator, dtype=torch.float64)
+        w0 = temperature * scale * torch.randn(len(scale), samples, generator=generator, dtype=torch.float64)
         seen = self.active(self.archs)
-        noise = self.noise * torch.randn(len(seen), samples, generator=generator, dtype=torch.float64)
+        noise = temperature * self.noise * torch.randn(len(seen), samples, generator=generator, dtype=torch.float64)
         alpha = self._solve(self.target[:, None] - w0[seen].sum(1) - noise)
         phi_alpha = torch.zeros_like(w0).index_add_(0, seen.reshape(-1), alpha.repeat_interleave(seen.shape[1], 0))
         return w0 + scale**2 * phi_alpha
