@@ -106,11 +106,17 @@ def test_pairwise_gp_posterior_by_hand():
     assert std.item() == pytest.approx((2 - 11 / 8) ** 0.5)
 
 
-def test_pairwise_gp_draws_have_the_posterior_mean_and_spread():
+def fitted_gp(seed: int) -> tuple[PairwiseGP, torch.Tensor, torch.Generator]:
+    """An NB201-sized GP fitted to 25 random cells with random scores, 15 more cells to score."""
     gp = PairwiseGP(6, 5)
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     cells = torch.randint(0, 5, (40, 6), generator=gen)
     gp.fit(cells[:25], torch.randn(25, generator=gen, dtype=torch.float64))
+    return gp, cells, gen
+
+
+def test_pairwise_gp_draws_have_the_posterior_mean_and_spread():
+    gp, cells, gen = fitted_gp(0)
     mean, std = gp.predict(cells)
     draws = gp.evaluate(gp.draw(gen, samples=20000), cells)  # Matheron's rule, in weight space
     assert torch.allclose(draws.mean(1), mean, atol=4 * std.max().item() / 20000**0.5)
@@ -119,10 +125,7 @@ def test_pairwise_gp_draws_have_the_posterior_mean_and_spread():
 
 
 def test_pairwise_gp_temperature_scales_a_draw_about_the_posterior_mean():
-    gp = PairwiseGP(6, 5)
-    gen = torch.Generator().manual_seed(1)
-    cells = torch.randint(0, 5, (40, 6), generator=gen)
-    gp.fit(cells[:25], torch.randn(25, generator=gen, dtype=torch.float64))
+    gp, cells, gen = fitted_gp(1)
     mean, _ = gp.predict(cells)
     assert torch.allclose(gp.evaluate(gp.draw(gen, temperature=0.0), cells)[:, 0], mean)
     full, half = (gp.evaluate(gp.draw(torch.Generator().manual_seed(2), temperature=t), cells)[:, 0]
