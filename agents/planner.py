@@ -40,14 +40,14 @@ from rlnas.world_models.pairwise_gp import PairwiseGP
 @register("planner")
 class ModelPredictiveSearch(ArchitectureAgent):
     def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", n_init: int = 10,
-                 unary_scale: float = 1.0, pair_scale: float = 0.1, noise: float = 0.3,
-                 floor_quantile: float = 0.5, temperature: float = 1.0, enumerate_up_to: int = 20000, top_k: int = 10,
-                 random_candidates: int = 200, planning_rounds: int = 2, beam: int = 5):
+                 unary_scale: float = 2.0, pair_scale: float = 0.1, noise: float = 0.2,
+                 floor_quantile: float = 0.5, temperature: float = 0.4, enumerate_up_to: int = 20000,
+                 top_k: int = 10, random_candidates: int = 200, planning_rounds: int = 2, beam: int = 5):
         check(self.name, locals(), {
             "n_init": INT_AT_LEAST_1, "unary_scale": NON_NEGATIVE, "pair_scale": NON_NEGATIVE,
-            "noise": POSITIVE, "floor_quantile": UNIT, "temperature": NON_NEGATIVE, "enumerate_up_to": INT_AT_LEAST_0,
-            "top_k": INT_AT_LEAST_1, "random_candidates": INT_AT_LEAST_0, "planning_rounds": INT_AT_LEAST_0,
-            "beam": INT_AT_LEAST_1})
+            "noise": POSITIVE, "floor_quantile": UNIT, "temperature": NON_NEGATIVE,
+            "enumerate_up_to": INT_AT_LEAST_0, "top_k": INT_AT_LEAST_1, "random_candidates": INT_AT_LEAST_0,
+            "planning_rounds": INT_AT_LEAST_0, "beam": INT_AT_LEAST_1})
         super().__init__(env, seed, device)
         self.n_init, self.floor_quantile, self.temperature = n_init, floor_quantile, temperature
         self.top_k, self.random_candidates = top_k, random_candidates
