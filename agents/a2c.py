@@ -30,10 +30,10 @@ class A2C(ActorCriticAgent):
                  hidden_sizes: tuple[int, ...] = (64, 64), learning_rate: float = 7e-4, n_steps: int = 5,
                  gamma: float = 0.99, gae_lambda: float = 1.0, ent_coef: float = 0.0, vf_coef: float = 0.5,
                  max_grad_norm: float = 0.5, normalize_advantage: bool = False, anneal: bool = False,
-                 center_values: bool = False):
+                 center_values: bool = False, shared_lstm: bool = True):
         check(self.name, locals(), ACTOR_CRITIC_RANGES)
         super().__init__(env, seed, device, policy, list(hidden_sizes), n_steps, gamma, gae_lambda,
-                         center_values)
+                         center_values, shared_lstm)
         self.learning_rate, self.ent_coef, self.vf_coef = learning_rate, ent_coef, vf_coef
         self.max_grad_norm, self.normalize_advantage, self.anneal = max_grad_norm, normalize_advantage, anneal
         self.optimizer = torch.optim.RMSprop(self.policy.parameters(), lr=learning_rate, alpha=0.99, eps=1e-5)

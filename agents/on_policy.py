@@ -19,7 +19,8 @@ from rlnas.ranges import INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, SIZES, UNIT, On
 # The ranges PPO and A2C share; each adds its own and checks all of them in one place.
 ACTOR_CRITIC_RANGES = {"policy": OneOf(("mlp", "lstm")), "hidden_sizes": SIZES, "learning_rate": POSITIVE,
                        "n_steps": INT_AT_LEAST_1, "gamma": UNIT, "gae_lambda": UNIT, "ent_coef": NON_NEGATIVE,
-                       "vf_coef": NON_NEGATIVE, "max_grad_norm": POSITIVE, "center_values": OneOf((False, True))}
+                       "vf_coef": NON_NEGATIVE, "max_grad_norm": POSITIVE, "center_values": OneOf((False, True)),
+                       "shared_lstm": OneOf((False, True))}
 
 
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, ended: torch.Tensor, last_values: torch.Tensor,
@@ -73,14 +74,16 @@ class ActorCriticAgent(Agent):
     supports_vector_env = True
 
     def __init__(self, env: gym.Env, seed: int, device: str, policy: str, hidden_sizes: list[int],
-                 n_steps: int, gamma: float, gae_lambda: float, center_values: bool = False):
+                 n_steps: int, gamma: float, gae_lambda: float, center_values: bool = False,
+                 shared_lstm: bool = True):
         super().__init__(env, seed, device)
         if not isinstance(self.action_space, gym.spaces.Discrete):
             raise TypeError(f"{type(self).__name__} needs a Discrete action space, got {self.action_space}")
         self.envs = as_vector_env(self.env)
         torch.manual_seed(seed)
         obs_dim = int(np.prod(self.observation_space.shape))
-        self.policy = ActorCritic(obs_dim, int(self.action_space.n), list(hidden_sizes), policy == "lstm")
+        self.policy = ActorCritic(obs_dim, int(self.action_space.n), list(hidden_sizes), policy == "lstm",
+                                   shared_lstm)
         self.policy.to(self.device)
         self.generator = torch.Generator().manual_seed(seed)
         self.n_steps, self.gamma, self.gae_lambda = n_steps, gamma, gae_lambda

@@ -49,11 +49,11 @@ class LSTMController(nn.Module):
     Its state carries the decisions made so far. One time step for a batch of envs; the
     state is zeroed where ``starts`` flags an episode's first step (``None`` state: zeros)."""
 
-    def __init__(self, obs_dim: int, num_actions: int, hidden_size: int):
+    def __init__(self, obs_dim: int, num_actions: int, hidden_size: int, head_gain: float = 0.01):
         super().__init__()
         self.encoder = nn.Sequential(layer_init(nn.Linear(obs_dim, hidden_size)), nn.Tanh())
         self.lstm = nn.LSTMCell(hidden_size, hidden_size)
-        self.actor = layer_init(nn.Linear(hidden_size, num_actions), 0.01)
+        self.actor = layer_init(nn.Linear(hidden_size, num_actions), head_gain)
 
     def initial_state(self, batch: int) -> State:
         zeros = torch.zeros(batch, self.lstm.hidden_size, device=self.actor.weight.device)
@@ -71,28 +71,45 @@ class LSTMController(nn.Module):
 
 class ActorCritic(nn.Module):
     """Separate actor and critic MLPs (SB3's default for PPO and A2C), or the LSTM
-    controller with a value head on its hidden state.
+    controller with a value head on its hidden state (``shared_lstm``, Zoph & Le's
+    controller), or with a critic LSTM of its own (sb3-contrib's RecurrentPPO default), so
+    that the value loss does not move the state the policy reads.
 
     ``forward`` takes one time step for a batch of envs, plus (for the LSTM) the state and
-    the flags of envs whose episode starts at this step.
+    the flags of envs whose episode starts at this step. With a critic LSTM the state is
+    the actor's and the critic's side by side on the last axis, so it slices per env as one.
     """
 
-    def __init__(self, obs_dim: int, num_actions: int, hidden: list[int], recurrent: bool = False):
+    def __init__(self, obs_dim: int, num_actions: int, hidden: list[int], recurrent: bool = False,
+                 shared_lstm: bool = True):
         super().__init__()
-        self.recurrent = recurrent
+        self.recurrent, self.shared_lstm = recurrent, shared_lstm
         if recurrent:
             self.controller = LSTMController(obs_dim, num_actions, hidden[0])
-            self.critic = layer_init(nn.Linear(hidden[0], 1), 1.0)
+            if shared_lstm:
+                self.critic = layer_init(nn.Linear(hidden[0], 1), 1.0)
+            else:
+                self.critic = LSTMController(obs_dim, 1, hidden[0], head_gain=1.0)
         else:
             self.actor = mlp([obs_dim, *hidden], num_actions, 0.01)
             self.critic = mlp([obs_dim, *hidden], 1, 1.0)
 
     def initial_state(self, batch: int) -> State | None:
-        return self.controller.initial_state(batch) if self.recurrent else None
+        if not self.recurrent:
+            return None
+        h, c = self.controller.initial_state(batch)
+        return (h, c) if self.shared_lstm else (torch.cat([h, h], -1), torch.cat([c, c], -1))
 
     def forward(self, obs: torch.Tensor, state: State | None = None, starts: torch.Tensor | None = None):
         """Returns (logits, value, next state)."""
         if not self.recurrent:
             return self.actor(obs), self.critic(obs).squeeze(-1), None
-        logits, state = self.controller(obs, state, starts)
-        return logits, self.critic(state[0]).squeeze(-1), state
+        if self.shared_lstm:
+            logits, state = self.controller(obs, state, starts)
+            return logits, self.critic(state[0]).squeeze(-1), state
+        (h, c) = state if state is not None else self.initial_state(len(obs))
+        actor_h, critic_h = h.chunk(2, -1)
+        actor_c, critic_c = c.chunk(2, -1)
+        logits, (actor_h, actor_c) = self.controller(obs, (actor_h, actor_c), starts)
+        value, (critic_h, critic_c) = self.critic(obs, (critic_h, critic_c), starts)
+        return logits, value.squeeze(-1), (torch.cat([actor_h, critic_h], -1), torch.cat([actor_c, critic_c], -1))

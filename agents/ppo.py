@@ -34,14 +34,14 @@ class PPO(ActorCriticAgent):
                  batch_size: int = 64, n_epochs: int = 10, gamma: float = 0.99, gae_lambda: float = 0.95,
                  clip_range: float = 0.2, clip_range_vf: float | None = None, ent_coef: float = 0.0,
                  vf_coef: float = 0.5, max_grad_norm: float = 0.5, normalize_advantage: bool = True,
-                 anneal: bool = False, center_values: bool = False):
+                 anneal: bool = False, center_values: bool = False, shared_lstm: bool = True):
         rollout_size = n_steps * getattr(env, "num_envs", 1) if isinstance(n_steps, int) else None
         check(self.name, locals(), {
             **ACTOR_CRITIC_RANGES, "n_epochs": INT_AT_LEAST_1, "clip_range": POSITIVE,
             "clip_range_vf": Range(0, low_open=True, optional=True, none_means="no value clipping"),
             "batch_size": Range(1, rollout_size, integer=True, high_name="n_steps * num_envs")})
         super().__init__(env, seed, device, policy, list(hidden_sizes), n_steps, gamma, gae_lambda,
-                         center_values)
+                         center_values, shared_lstm)
         self.learning_rate, self.batch_size, self.n_epochs = learning_rate, batch_size, n_epochs
         self.clip_range, self.clip_range_vf, self.ent_coef, self.vf_coef = clip_range, clip_range_vf, ent_coef, vf_coef
         self.max_grad_norm, self.normalize_advantage, self.anneal = max_grad_norm, normalize_advantage, anneal

@@ -8,6 +8,7 @@ import torch
 from rlnas.agents import make_agent
 from rlnas.agents.dqn import NoisyLinear, categorical_projection, masked_argmax, td_target
 from rlnas.agents.on_policy import compute_gae
+from rlnas.agents.policies import ActorCritic
 from rlnas.agents.replay import NStepCollector, PrioritizedReplayBuffer, ReplayBuffer, SumTree, n_step_return
 from rlnas.config import agent_config
 from rlnas.envs import NASEnv
@@ -198,13 +199,14 @@ def test_masks_honoured_on_nasnet(name):
     assert agent.env.env_steps == 400
 
 
-@pytest.mark.parametrize("policy, center_values", [("mlp", False), ("lstm", False), ("lstm", True)])
-def test_evaluate_actions_replays_the_rollout(policy, center_values):
+@pytest.mark.parametrize("policy, center_values, shared_lstm",
+                         [("mlp", False, True), ("lstm", False, True), ("lstm", True, True), ("lstm", True, False)])
+def test_evaluate_actions_replays_the_rollout(policy, center_values, shared_lstm):
     """Before any update, recomputed log-probs and values equal those recorded while acting:
-    the LSTM replay resets its state exactly where episodes started, and a centred critic's
-    recorded values moved with the mean return the rollout changed."""
+    the LSTM replay resets its state exactly where episodes started (the critic's LSTM too),
+    and a centred critic's recorded values moved with the mean return the rollout changed."""
     agent = make_agent("ppo", nb201_env(), seed=0, policy=policy, hidden_sizes=(64,), n_steps=20, batch_size=20,
-                       center_values=center_values)
+                       center_values=center_values, shared_lstm=shared_lstm)
     rollout = agent.collect(Budget(env_steps=1000))
     if center_values:
         assert agent.return_count == 20 and agent.return_mean == pytest.approx(rollout.returns.mean().item())
@@ -212,6 +214,26 @@ def test_evaluate_actions_replays_the_rollout(policy, center_values):
     log_probs, _, values = agent.evaluate_actions(rollout.obs, rollout.actions, rollout.masks, rollout.starts, init)
     torch.testing.assert_close(log_probs, rollout.log_probs)
     torch.testing.assert_close(values, rollout.values)
+
+
+def test_a_critic_lstm_of_its_own_keeps_the_value_loss_off_the_policy():
+    """With ``shared_lstm=False`` the value loss has no gradient in any actor parameter and
+    the policy's logits none in the critic's; with the shared LSTM the value loss reaches it."""
+    obs, starts = torch.randn(3, 4, 8), torch.tensor([[1.0] * 4, [0.0] * 4, [1.0, 0.0, 0.0, 1.0]])
+    for shared in (True, False):
+        net = ActorCritic(8, 5, [16], recurrent=True, shared_lstm=shared)
+        state, values, logits = net.initial_state(4), [], []
+        for t in range(3):
+            out, value, state = net(obs[t], state, starts[t])
+            logits.append(out)
+            values.append(value)
+        torch.stack(values).square().sum().backward(retain_graph=True)
+        lstm_grad = net.controller.lstm.weight_hh.grad
+        assert (lstm_grad is not None and lstm_grad.abs().sum() > 0) == shared
+        if not shared:
+            net.zero_grad()
+            torch.stack(logits).sum().backward()
+            assert all(p.grad is None or not p.grad.any() for p in net.critic.parameters())
 
 
 def test_ppo_and_dqn_on_cartpole_vector_env():
