@@ -79,6 +79,9 @@ class ActorCriticAgent(Agent):
         super().__init__(env, seed, device)
         if not isinstance(self.action_space, gym.spaces.Discrete):
             raise TypeError(f"{type(self).__name__} needs a Discrete action space, got {self.action_space}")
+        if not shared_lstm and policy != "lstm":
+            raise ValueError(f"shared_lstm=False gives the critic an LSTM of its own; it needs policy='lstm', "
+                             f"got policy={policy!r}")
         self.envs = as_vector_env(self.env)
         torch.manual_seed(seed)
         obs_dim = int(np.prod(self.observation_space.shape))

@@ -88,7 +88,7 @@ class ActorCritic(nn.Module):
             self.controller = LSTMController(obs_dim, num_actions, hidden[0])
             if shared_lstm:
                 self.critic = layer_init(nn.Linear(hidden[0], 1), 1.0)
-            else:
+            else:  # its one-output head (``actor`` in LSTMController, a checkpoint key) is the value
                 self.critic = LSTMController(obs_dim, 1, hidden[0], head_gain=1.0)
         else:
             self.actor = mlp([obs_dim, *hidden], num_actions, 0.01)
@@ -97,8 +97,10 @@ class ActorCritic(nn.Module):
     def initial_state(self, batch: int) -> State | None:
         if not self.recurrent:
             return None
-        h, c = self.controller.initial_state(batch)
-        return (h, c) if self.shared_lstm else (torch.cat([h, h], -1), torch.cat([c, c], -1))
+        if self.shared_lstm:
+            return self.controller.initial_state(batch)
+        return tuple(torch.cat(pair, -1) for pair in zip(self.controller.initial_state(batch),
+                                                          self.critic.initial_state(batch), strict=True))
 
     def forward(self, obs: torch.Tensor, state: State | None = None, starts: torch.Tensor | None = None):
         """Returns (logits, value, next state)."""

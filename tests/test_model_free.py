@@ -231,9 +231,12 @@ def test_a_critic_lstm_of_its_own_keeps_the_value_loss_off_the_policy():
         lstm_grad = net.controller.lstm.weight_hh.grad
         assert (lstm_grad is not None and lstm_grad.abs().sum() > 0) == shared
         if not shared:
+            assert all(p.grad is None or not p.grad.any() for p in net.controller.parameters())
             net.zero_grad()
             torch.stack(logits).sum().backward()
             assert all(p.grad is None or not p.grad.any() for p in net.critic.parameters())
+    with pytest.raises(ValueError, match="needs policy='lstm'"):
+        make_agent("a2c", nb201_env(), policy="mlp", shared_lstm=False)
 
 
 def test_ppo_and_dqn_on_cartpole_vector_env():
