@@ -81,7 +81,8 @@ class ActorCriticAgent(Agent):
             raise TypeError(f"{type(self).__name__} needs a Discrete action space, got {self.action_space}")
         if not shared_lstm and policy != "lstm":
             raise ValueError(f"shared_lstm=False gives the critic an LSTM of its own; it needs policy='lstm', "
-                             f"got policy={policy!r}")
+                             f"got policy={policy!r} (an MLP policy's critic is a network of its own already: "
+                             f"set shared_lstm=True with it)")
         self.envs = as_vector_env(self.env)
         torch.manual_seed(seed)
         obs_dim = int(np.prod(self.observation_space.shape))

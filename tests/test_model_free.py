@@ -172,7 +172,7 @@ def nb201_env(reward_op=3):
 
 @pytest.mark.parametrize("name, hparams, steps", [
     ("ppo", {}, 1800),
-    ("ppo", {"policy": "mlp"}, 1800),
+    ("ppo", {"policy": "mlp", "shared_lstm": True}, 1800),
     ("a2c", {}, 1800),
     ("dqn", {}, 2400),
     ("rainbow", {}, 1800),
