@@ -147,7 +147,8 @@ SLOW = ["env=nb201", "evaluator=function", "evaluator.fn=tests.objectives:slow_t
         "budget.evaluations=60", "checkpoint_every=5", "quiet=true"]
 
 
-@pytest.mark.parametrize("agent", ["evolution", "local_search", "tpe", "planner", "reinforce", "ppo", "a2c", "dqn", "rainbow"])
+@pytest.mark.parametrize("agent", ["evolution", "local_search", "tpe", "planner", "reinforce", "ppo", "a2c", "dqn",
+                                   "rainbow"])
 def test_sigkill_then_resume(tmp_path, agent):
     args = [f"agent={agent}", *SLOW]
     killed, whole = tmp_path / "killed", tmp_path / "whole"
