@@ -30,7 +30,7 @@ class A2C(ActorCriticAgent):
                  hidden_sizes: tuple[int, ...] = (64, 64), learning_rate: float = 7e-4, n_steps: int = 5,
                  gamma: float = 0.99, gae_lambda: float = 1.0, ent_coef: float = 0.0, vf_coef: float = 0.5,
                  max_grad_norm: float = 0.5, normalize_advantage: bool = False, anneal: bool = False,
-                 center_values: bool = False, shared_lstm: bool = True):
+                 center_values: bool = False, shared_lstm: bool = False):
         check(self.name, locals(), ACTOR_CRITIC_RANGES)
         super().__init__(env, seed, device, policy, list(hidden_sizes), n_steps, gamma, gae_lambda,
                          center_values, shared_lstm)

@@ -75,14 +75,13 @@ class ActorCriticAgent(Agent):
 
     def __init__(self, env: gym.Env, seed: int, device: str, policy: str, hidden_sizes: list[int],
                  n_steps: int, gamma: float, gae_lambda: float, center_values: bool = False,
-                 shared_lstm: bool = True):
+                 shared_lstm: bool = False):
         super().__init__(env, seed, device)
         if not isinstance(self.action_space, gym.spaces.Discrete):
             raise TypeError(f"{type(self).__name__} needs a Discrete action space, got {self.action_space}")
-        if not shared_lstm and policy != "lstm":
-            raise ValueError(f"shared_lstm=False gives the critic an LSTM of its own; it needs policy='lstm', "
-                             f"got policy={policy!r} (an MLP policy's critic is a network of its own already: "
-                             f"set shared_lstm=True with it)")
+        if shared_lstm and policy != "lstm":
+            raise ValueError(f"shared_lstm=True puts the critic's value head on the policy's LSTM; it needs "
+                             f"policy='lstm', got policy={policy!r} (an MLP policy's critic is a network of its own)")
         self.envs = as_vector_env(self.env)
         torch.manual_seed(seed)
         obs_dim = int(np.prod(self.observation_space.shape))

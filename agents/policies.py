@@ -81,7 +81,7 @@ class ActorCritic(nn.Module):
     """
 
     def __init__(self, obs_dim: int, num_actions: int, hidden: list[int], recurrent: bool = False,
-                 shared_lstm: bool = True):
+                 shared_lstm: bool = False):
         super().__init__()
         self.recurrent, self.shared_lstm = recurrent, shared_lstm
         if recurrent:

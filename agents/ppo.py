@@ -34,7 +34,7 @@ class PPO(ActorCriticAgent):
                  batch_size: int = 64, n_epochs: int = 10, gamma: float = 0.99, gae_lambda: float = 0.95,
                  clip_range: float = 0.2, clip_range_vf: float | None = None, ent_coef: float = 0.0,
                  vf_coef: float = 0.5, max_grad_norm: float = 0.5, normalize_advantage: bool = True,
-                 anneal: bool = False, center_values: bool = False, shared_lstm: bool = True):
+                 anneal: bool = False, center_values: bool = False, shared_lstm: bool = False):
         rollout_size = n_steps * getattr(env, "num_envs", 1) if isinstance(n_steps, int) else None
         check(self.name, locals(), {
             **ACTOR_CRITIC_RANGES, "n_epochs": INT_AT_LEAST_1, "clip_range": POSITIVE,

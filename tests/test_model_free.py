@@ -172,7 +172,7 @@ def nb201_env(reward_op=3):
 
 @pytest.mark.parametrize("name, hparams, steps", [
     ("ppo", {}, 1800),
-    ("ppo", {"policy": "mlp", "shared_lstm": True}, 1800),
+    ("ppo", {"policy": "mlp"}, 1800),
     ("a2c", {}, 1800),
     ("dqn", {}, 2400),
     ("rainbow", {}, 1800),
@@ -200,7 +200,7 @@ def test_masks_honoured_on_nasnet(name):
 
 
 @pytest.mark.parametrize("policy, center_values, shared_lstm",
-                         [("mlp", False, True), ("lstm", False, True), ("lstm", True, True), ("lstm", True, False)])
+                         [("mlp", False, False), ("lstm", False, True), ("lstm", True, True), ("lstm", True, False)])
 def test_evaluate_actions_replays_the_rollout(policy, center_values, shared_lstm):
     """Before any update, recomputed log-probs and values equal those recorded while acting:
     the LSTM replay resets its state exactly where episodes started (the critic's LSTM too),
@@ -235,8 +235,8 @@ def test_a_critic_lstm_of_its_own_keeps_the_value_loss_off_the_policy():
             net.zero_grad()
             torch.stack(logits).sum().backward()
             assert all(p.grad is None or not p.grad.any() for p in net.critic.parameters())
-    with pytest.raises(ValueError, match="needs policy='lstm'"):
-        make_agent("a2c", nb201_env(), policy="mlp", shared_lstm=False)
+    with pytest.raises(ValueError, match="shared_lstm=True .* needs policy='lstm', got policy='mlp'"):
+        make_agent("a2c", nb201_env(), policy="mlp", shared_lstm=True)
 
 
 def test_ppo_and_dqn_on_cartpole_vector_env():
