@@ -198,6 +198,11 @@ class ActorCriticAgent(Agent):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
+        if self.policy.recurrent and ("critic.weight" in state["policy"]) != self.policy.shared_lstm:
+            saved = "critic.weight" in state["policy"]  # runs saved before the option existed share the LSTM
+            raise ValueError(f"the checkpoint was saved with shared_lstm={saved}, this agent has "
+                             f"shared_lstm={self.policy.shared_lstm}: set agent.shared_lstm: {str(saved).lower()} "
+                             f"in the run's config.yaml")
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])

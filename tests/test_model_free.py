@@ -239,6 +239,12 @@ def test_a_critic_lstm_of_its_own_keeps_the_value_loss_off_the_policy():
         make_agent("a2c", nb201_env(), policy="mlp", shared_lstm=True)
 
 
+def test_a_checkpoint_with_the_other_critic_is_refused_by_name(tmp_path):
+    make_agent("ppo", nb201_env(), policy="lstm", shared_lstm=True).save(tmp_path / "shared.pt")
+    with pytest.raises(ValueError, match="saved with shared_lstm=True, this agent has shared_lstm=False"):
+        make_agent("ppo", nb201_env(), policy="lstm").load(tmp_path / "shared.pt")
+
+
 def test_ppo_and_dqn_on_cartpole_vector_env():
     import gymnasium as gym
 
