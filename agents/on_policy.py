@@ -198,11 +198,6 @@ class ActorCriticAgent(Agent):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        saved = "critic.weight" in state["policy"]  # a value head on the actor's LSTM (every run before the option)
-        if self.policy.recurrent and saved != self.policy.shared_lstm:
-            raise ValueError(f"the checkpoint was saved with shared_lstm={saved}, this agent has "
-                             f"shared_lstm={self.policy.shared_lstm}: set agent.shared_lstm: {str(saved).lower()} "
-                             f"in the run's config.yaml")
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])

@@ -94,6 +94,15 @@ class ActorCritic(nn.Module):
             self.actor = mlp([obs_dim, *hidden], num_actions, 0.01)
             self.critic = mlp([obs_dim, *hidden], 1, 1.0)
 
+    def load_state_dict(self, state: dict[str, torch.Tensor], strict: bool = True, assign: bool = False):
+        """Refuses, by the setting's name, a checkpoint with the other critic (torch would only list keys)."""
+        saved = "critic.weight" in state  # a value head on the actor's LSTM (every run before the option)
+        if self.recurrent and saved != self.shared_lstm:
+            raise ValueError(f"the checkpoint was saved with shared_lstm={saved}, this agent has "
+                             f"shared_lstm={self.shared_lstm}: set agent.shared_lstm: {str(saved).lower()} "
+                             f"in the run's config.yaml")
+        return super().load_state_dict(state, strict, assign)
+
     def initial_state(self, batch: int) -> State | None:
         if not self.recurrent:
             return None
