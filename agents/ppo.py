@@ -14,7 +14,6 @@ is a set of whole env sequences, replayed from the rollout's initial state.
 from __future__ import annotations
 
 import gymnasium as gym
-import numpy as np
 import torch
 from torch import nn
 
@@ -48,13 +47,14 @@ class PPO(ActorCriticAgent):
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=learning_rate, eps=1e-5, fused=True)
 
     def learn(self, budget: Budget, callback: Callback | None = None) -> PPO:
+        params = list(self.policy.parameters())
         while (rollout := self.collect(budget)) is not None:
             # linear schedules over the step budget (constant without one)
             remaining = 1.0 - self.env.env_steps / budget.env_steps if self.anneal and budget.env_steps else 1.0
             lr, clip = self.learning_rate * remaining, self.clip_range * remaining
             self.optimizer.param_groups[0]["lr"] = lr
             T, N = rollout.actions.shape
-            stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl",
+            stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl",
                                                                "clip_fraction")}
             for _ in range(self.n_epochs):
                 if self.policy.recurrent:  # minibatches of whole env sequences
@@ -88,16 +88,17 @@ class PPO(ActorCriticAgent):
 
                     self.optimizer.zero_grad()
                     loss.backward()
-                    nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                    nn.utils.clip_grad_norm_(params, self.max_grad_norm)
                     self.optimizer.step()
-                    with torch.no_grad():
-                        stats["policy_loss"].append(policy_loss.item())
-                        stats["value_loss"].append(value_loss.item())
-                        stats["entropy"].append(entropy.mean().item())
-                        stats["approx_kl"].append(((ratio - 1) - log_ratio).mean().item())
-                        stats["clip_fraction"].append(((ratio - 1).abs() > clip).float().mean().item())
+                    with torch.no_grad():  # kept as tensors: one sync per rollout, not five per minibatch
+                        stats["policy_loss"].append(policy_loss.detach())
+                        stats["value_loss"].append(value_loss.detach())
+                        stats["entropy"].append(entropy.mean().detach())
+                        stats["approx_kl"].append(((ratio - 1) - log_ratio).mean())
+                        stats["clip_fraction"].append(((ratio - 1).abs() > clip).float().mean())
             self.updates += 1
-            self.log_update({**{k: float(np.mean(v)) for k, v in stats.items()}, "learning_rate": lr,
+            means = torch.stack([torch.stack(v).mean() for v in stats.values()]).tolist()
+            self.log_update({**dict(zip(stats, means, strict=True)), "learning_rate": lr,
                              "clip_range": clip,
                              "explained_variance": explained_variance(rollout.values.flatten(),
                                                                       rollout.returns.flatten())})
