@@ -13,12 +13,35 @@ import torch
 from torch import nn
 
 
-def masked_categorical(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.distributions.Categorical:
+class Categorical:
+    """torch.distributions.Categorical's arithmetic (the same operations, so the same
+    floats and gradients) without its argument checking and broadcasting, which cost more
+    than the sums at the batch sizes of one env step. ``probs`` is made on first use, as
+    torch makes it, so the autograd graph, and with it a run, is the same."""
+
+    def __init__(self, logits: torch.Tensor):
+        self.logits = logits - logits.logsumexp(-1, keepdim=True)
+        self._probs: torch.Tensor | None = None
+
+    @property
+    def probs(self) -> torch.Tensor:
+        if self._probs is None:
+            self._probs = torch.softmax(self.logits, -1)
+        return self._probs
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        return self.logits.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+    def entropy(self) -> torch.Tensor:
+        return -(self.logits.clamp(min=torch.finfo(self.logits.dtype).min) * self.probs).sum(-1)
+
+
+def masked_categorical(logits: torch.Tensor, mask: torch.Tensor | None) -> Categorical:
     """Categorical over the legal actions: illegal logits become the most negative float,
     so their probability is exactly 0 and the entropy stays finite (no 0 * -inf)."""
     if mask is not None:
         logits = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
-    return torch.distributions.Categorical(logits=logits, validate_args=False)
+    return Categorical(logits)
 
 
 def layer_init(layer: nn.Linear, gain: float = np.sqrt(2), bias: float = 0.0) -> nn.Linear:
@@ -35,7 +58,7 @@ def mlp(sizes: list[int], out: int, out_gain: float) -> nn.Sequential:
     return nn.Sequential(*layers, layer_init(nn.Linear(sizes[-1], out), out_gain))
 
 
-def sample(dist: torch.distributions.Categorical, generator: torch.Generator) -> torch.Tensor:
+def sample(dist: Categorical, generator: torch.Generator) -> torch.Tensor:
     """One action per row, drawn from the agent's own generator (checkpointed with it), so
     a resumed run draws what an uninterrupted one would have."""
     return torch.multinomial(dist.probs.detach().cpu(), 1, generator=generator).squeeze(-1).to(dist.probs.device)

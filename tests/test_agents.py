@@ -135,6 +135,23 @@ def test_masked_softmax_log_prob_and_entropy_by_hand():
     assert torch.isfinite(dist.log_prob(torch.tensor([1])))  # finite, not NaN: no gradient blow-up
 
 
+def test_categorical_gives_torchs_floats_and_gradients():
+    """Ours skips torch's argument handling; a run must not change by a bit for it."""
+    torch.manual_seed(0)
+    logits = torch.randn(7, 5, requires_grad=True)
+    mask = torch.rand(7, 5) > 0.3
+    mask[:, 0] = True
+    actions = torch.tensor([0, 0, 0, 0, 0, 0, 0])
+    ours = masked_categorical(logits, mask)
+    theirs = torch.distributions.Categorical(logits=logits.masked_fill(~mask, torch.finfo(logits.dtype).min))
+    grads = []
+    for dist in (ours, theirs):
+        assert torch.equal(dist.probs, theirs.probs) and torch.equal(dist.entropy(), theirs.entropy())
+        assert torch.equal(dist.log_prob(actions), theirs.log_prob(actions))
+        grads.append(torch.autograd.grad((dist.log_prob(actions) + 0.1 * dist.entropy()).sum(), logits)[0])
+    assert torch.equal(grads[0], grads[1]) and grads[0].abs().sum() > 0
+
+
 def test_reinforce_learns_a_known_objective():
     space = NB201Space()
     # reward: fraction of edges that are nor_conv_3x3 (choice 3); the optimum is all 3s
