@@ -39,6 +39,7 @@ class A2C(ActorCriticAgent):
         self.optimizer = torch.optim.RMSprop(self.policy.parameters(), lr=learning_rate, alpha=0.99, eps=1e-5)
 
     def learn(self, budget: Budget, callback: Callback | None = None) -> A2C:
+        params = list(self.policy.parameters())
         while (r := self.collect(budget)) is not None:
             remaining = 1.0 - self.env.env_steps / budget.env_steps if self.anneal and budget.env_steps else 1.0
             self.optimizer.param_groups[0]["lr"] = lr = self.learning_rate * remaining
@@ -53,7 +54,7 @@ class A2C(ActorCriticAgent):
 
             self.optimizer.zero_grad()
             loss.backward()
-            nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            nn.utils.clip_grad_norm_(params, self.max_grad_norm)
             self.optimizer.step()
             self.updates += 1
             if self.updates % 10 == 0:  # per-update logging would cost more than the update
