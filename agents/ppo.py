@@ -54,8 +54,8 @@ class PPO(ActorCriticAgent):
             lr, clip = self.learning_rate * remaining, self.clip_range * remaining
             self.optimizer.param_groups[0]["lr"] = lr
             T, N = rollout.actions.shape
-            stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl",
-                                                               "clip_fraction")}
+            stats: dict[str, list[torch.Tensor]] = {
+                k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")}
             for _ in range(self.n_epochs):
                 if self.policy.recurrent:  # minibatches of whole env sequences
                     envs_per_batch = max(1, self.batch_size // T)

@@ -141,7 +141,7 @@ def test_categorical_gives_torchs_floats_and_gradients():
     logits = torch.randn(7, 5, requires_grad=True)
     mask = torch.rand(7, 5) > 0.3
     mask[:, 0] = True
-    actions = torch.tensor([0, 0, 0, 0, 0, 0, 0])
+    actions = (torch.rand(7, 5) * mask).argmax(-1)  # a legal action per row
     ours = masked_categorical(logits, mask)
     theirs = torch.distributions.Categorical(logits=logits.masked_fill(~mask, torch.finfo(logits.dtype).min))
     grads = []
