@@ -16,6 +16,10 @@ search of 50-100 evaluations can pay for, one at 0 stays in the first basin it f
 * The model sees scores floored at their ``floor_quantile``: the search cares about the
   top, and a model this simple spends itself on the broken cells otherwise (a tenth of
   NB201 scores 10 %).
+* On NB201 the model also knows each cell's SynFlow (:mod:`rlnas.proxies`), a score of the
+  untrained network that needs no data, as its rank on normal quantiles with a weight of
+  prior scale ``proxy_scale``. It comes from the network, not from any table, and it gets
+  the search to the best cells sooner (docs/results.md, issue #14).
 * Candidates are every cell of a space with at most ``enumerate_up_to`` of them (NB201's
   15,625: a draw scores them all in milliseconds); in a larger space (NASNet), every
   neighbour of the ``top_k`` best evaluated plus ``random_candidates`` random cells, and
@@ -24,6 +28,7 @@ search of 50-100 evaluations can pay for, one at 0 stays in the first basin it f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -32,8 +37,9 @@ import torch
 
 from rlnas.agents.architecture_agent import ArchitectureAgent
 from rlnas.agents.registry import register
+from rlnas.proxies import nb201_synflow
 from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, check
-from rlnas.spaces import Decisions, SearchSpace
+from rlnas.spaces import Decisions, NB201Space, SearchSpace
 from rlnas.world_models.pairwise_gp import PairwiseGP
 
 
@@ -42,18 +48,21 @@ class ModelPredictiveSearch(ArchitectureAgent):
     def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", n_init: int = 10,
                  unary_scale: float = 2.0, pair_scale: float = 0.1, noise: float = 0.2,
                  floor_quantile: float = 0.5, temperature: float = 0.4, enumerate_up_to: int = 20000,
-                 top_k: int = 10, random_candidates: int = 200, planning_rounds: int = 2, beam: int = 5):
+                 top_k: int = 10, random_candidates: int = 200, planning_rounds: int = 2, beam: int = 5,
+                 proxy_scale: float = 1.0):
         check(self.name, locals(), {
             "n_init": INT_AT_LEAST_1, "unary_scale": NON_NEGATIVE, "pair_scale": NON_NEGATIVE,
             "noise": POSITIVE, "floor_quantile": UNIT, "temperature": NON_NEGATIVE,
             "enumerate_up_to": INT_AT_LEAST_0, "top_k": INT_AT_LEAST_1, "random_candidates": INT_AT_LEAST_0,
-            "planning_rounds": INT_AT_LEAST_0, "beam": INT_AT_LEAST_1})
+            "planning_rounds": INT_AT_LEAST_0, "beam": INT_AT_LEAST_1, "proxy_scale": NON_NEGATIVE})
         super().__init__(env, seed, device)
         self.n_init, self.floor_quantile, self.temperature = n_init, floor_quantile, temperature
         self.top_k, self.random_candidates = top_k, random_candidates
         self.planning_rounds, self.beam = planning_rounds, beam
+        feature = synflow_feature(self.space) if proxy_scale > 0 and isinstance(self.space, NB201Space) else None
         self.model = PairwiseGP(self.space.num_decisions, self.space.max_choices,
-                                unary_scale=unary_scale, pair_scale=pair_scale, noise=noise)
+                                unary_scale=unary_scale, pair_scale=pair_scale, noise=noise,
+                                feature=feature, feature_scale=proxy_scale)
         self.everything = torch.tensor(self.space.all_cells()) if self.space.size <= enumerate_up_to else None
         self.design = latin_hypercube(self.space, n_init, self.rng)
         self.scores: dict[Decisions, float] = {}  # everything evaluated, in order
@@ -120,3 +129,20 @@ def latin_hypercube(space: SearchSpace, n: int, rng: np.random.Generator) -> lis
             legal = space.legal_choices(cell)
             cell.append(legal[int(k) % len(legal)])
     return list(dict.fromkeys(tuple(c) for c in cells))
+
+
+def synflow_feature(space: NB201Space) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Cells (N, D) -> their SynFlow rank on normal quantiles (N,), from the shipped table.
+
+    The rank, not the value: log SynFlow spans 20 orders of magnitude with a long low tail
+    (cells whose ops are mostly ``none``), and on that scale a linear term spends itself on
+    the tail; normal quantiles give the top cells the spread (docs/results.md, issue #14).
+    """
+    values = nb201_synflow()
+    cells = torch.tensor(space.all_cells())  # in mixed-radix order: cell k has index k
+    _, tie, count = np.unique([values[space.to_string(c)] for c in cells.tolist()],
+                              return_inverse=True, return_counts=True)
+    rank = (np.cumsum(count) - (count + 1) / 2)[tie]  # ties (cells whose only differences are dead edges) share one
+    table = torch.special.ndtri(torch.from_numpy((rank + 0.5) / len(rank)))
+    radix = space.max_choices ** torch.arange(space.num_decisions - 1, -1, -1)
+    return lambda archs: table[(archs * radix).sum(1)]

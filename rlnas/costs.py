@@ -23,6 +23,7 @@ import functools
 import gzip
 import io
 import itertools
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
@@ -59,17 +60,26 @@ def compute_nb201_costs() -> dict[str, tuple[int, int]]:
 @functools.cache
 def nb201_costs() -> dict[str, tuple[int, int]]:
     """The shipped table: cell string -> (parameters, multiply-accumulates)."""
-    raw = resources.files("rlnas.data").joinpath(NB201_COSTS).read_bytes()
-    rows = csv.DictReader(io.StringIO(gzip.decompress(raw).decode()))
-    return {row["arch_str"]: (int(row["params"]), int(row["flops"])) for row in rows}
+    return {row["arch_str"]: (int(row["params"]), int(row["flops"])) for row in read_shipped_table(NB201_COSTS)}
+
+
+def read_shipped_table(name: str) -> list[dict[str, str]]:
+    """The rows of a gzipped CSV table in ``rlnas/data``."""
+    raw = resources.files("rlnas.data").joinpath(name).read_bytes()
+    return list(csv.DictReader(io.StringIO(gzip.decompress(raw).decode())))
+
+
+def write_table(path: Path, columns: tuple[str, ...], rows: Iterable[Iterable[object]]) -> None:
+    """A gzipped CSV with the same bytes every time it is written from the same rows."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    path.write_bytes(gzip.compress(text.getvalue().encode(), mtime=0))
 
 
 def write_nb201_costs(path: Path) -> None:
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(COST_COLUMNS)
-    writer.writerows((arch, *cost) for arch, cost in compute_nb201_costs().items())
-    path.write_bytes(gzip.compress(text.getvalue().encode(), mtime=0))  # same bytes every time
+    write_table(path, COST_COLUMNS, ((arch, *cost) for arch, cost in compute_nb201_costs().items()))
 
 
 if __name__ == "__main__":

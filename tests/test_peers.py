@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from rlnas.agents import make_agent
-from rlnas.agents.planner import latin_hypercube
+from rlnas.agents.planner import latin_hypercube, synflow_feature
 from rlnas.envs import NASEnv
 from rlnas.evaluators import CallableEvaluator
 from rlnas.monitor import Budget
+from rlnas.proxies import nb201_synflow
 from rlnas.spaces import NASNetSpace, NB201Space
 from rlnas.world_models.pairwise_gp import PairwiseGP
 
@@ -106,17 +107,30 @@ def test_pairwise_gp_posterior_by_hand():
     assert std.item() == pytest.approx((2 - 11 / 8) ** 0.5)
 
 
-def fitted_gp(seed: int) -> tuple[PairwiseGP, torch.Tensor, torch.Generator]:
+def test_pairwise_gp_feature_adds_its_own_kernel_term():
+    gp = PairwiseGP(4, 3, bias_scale=0.5, unary_scale=2.0, pair_scale=0.3,
+                    feature=lambda archs: archs[:, 0].double() - 1.5, feature_scale=0.7)
+    a, b = torch.tensor([[0, 1, 2, 1]]), torch.tensor([[2, 1, 2, 1]])  # 3 shared; features -1.5 and 0.5
+    assert gp.kernel(a, b).item() == pytest.approx(0.5**2 + 2.0**2 * 3 + 0.3**2 * 3 + 0.7**2 * -1.5 * 0.5)
+
+
+def a_feature(archs: torch.Tensor) -> torch.Tensor:
+    """A feature no sum of decisions and pairs can express."""
+    return torch.sin(archs.double() @ torch.tensor([1.0, 2.0, 3.0, 5.0, 7.0, 11.0], dtype=torch.float64))
+
+
+def fitted_gp(seed: int, feature=None) -> tuple[PairwiseGP, torch.Tensor, torch.Generator]:
     """An NB201-sized GP fitted to 25 random cells with random scores, 15 more cells to score."""
-    gp = PairwiseGP(6, 5)
+    gp = PairwiseGP(6, 5, feature=feature, feature_scale=1.5 if feature else 0.0)
     gen = torch.Generator().manual_seed(seed)
     cells = torch.randint(0, 5, (40, 6), generator=gen)
     gp.fit(cells[:25], torch.randn(25, generator=gen, dtype=torch.float64))
     return gp, cells, gen
 
 
-def test_pairwise_gp_draws_have_the_posterior_mean_and_spread():
-    gp, cells, gen = fitted_gp(0)
+@pytest.mark.parametrize("feature", [None, a_feature], ids=["decisions", "with_feature"])
+def test_pairwise_gp_draws_have_the_posterior_mean_and_spread(feature):
+    gp, cells, gen = fitted_gp(0, feature)
     mean, std = gp.predict(cells)
     draws = gp.evaluate(gp.draw(gen, samples=20000), cells)  # Matheron's rule, in weight space
     assert torch.allclose(draws.mean(1), mean, atol=4 * std.max().item() / 20000**0.5)
@@ -124,8 +138,9 @@ def test_pairwise_gp_draws_have_the_posterior_mean_and_spread():
     assert std[:25].max() < std[25:].min()  # surer on the data than off it
 
 
-def test_pairwise_gp_temperature_scales_a_draw_about_the_posterior_mean():
-    gp, cells, gen = fitted_gp(1)
+@pytest.mark.parametrize("feature", [None, a_feature], ids=["decisions", "with_feature"])
+def test_pairwise_gp_temperature_scales_a_draw_about_the_posterior_mean(feature):
+    gp, cells, gen = fitted_gp(1, feature)
     mean, _ = gp.predict(cells)
     assert torch.allclose(gp.evaluate(gp.draw(gen, temperature=0.0), cells)[:, 0], mean)
     full, half = (gp.evaluate(gp.draw(torch.Generator().manual_seed(2), temperature=t), cells)[:, 0]
@@ -155,3 +170,15 @@ def test_planner_finds_the_optimum_of_an_additive_objective():
         agent = make_agent("planner", NASEnv(space, matches(space)), seed=seed)
         agent.learn(Budget(evaluations=60))
         assert max(e.score for e in agent.env.evaluations) == 1.0
+
+
+def test_planner_feature_is_synflow_rank_on_normal_quantiles():
+    space = NB201Space()
+    feature, synflow = synflow_feature(space), nb201_synflow()
+    cells = space.all_cells()
+    values = feature(torch.tensor(cells)).numpy()
+    raw = np.array([synflow[space.to_string(c)] for c in cells])
+    order = np.argsort(raw, kind="stable")
+    assert np.all(np.diff(values[order]) >= 0)  # the same order as SynFlow
+    assert np.all(values[raw == raw[0]] == values[0])  # ties share one
+    assert abs(values.mean()) < 1e-3 and values.std() == pytest.approx(1.0, abs=0.01)
