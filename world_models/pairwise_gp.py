@@ -81,7 +81,10 @@ class PairwiseGP:
         """Posterior mean and standard deviation of the noise-free score, standardised units."""
         cross = self.kernel(archs.long(), self.archs)
         mean = cross @ self._solve(self.target[:, None])[:, 0]
-        prior = torch.diagonal(self.kernel(archs.long(), archs.long()))
+        d, (bias, unary, pair) = archs.shape[1], self.scales
+        prior = bias**2 + unary**2 * d + pair**2 * d * (d - 1) / 2  # k(a, a): every decision shared
+        if self.feature is not None:
+            prior = prior + self.feature_scale**2 * self.feature(archs.long()) ** 2
         var = prior - (cross * self._solve(cross.T).T).sum(1)
         return mean, var.clamp_min(0).sqrt()
 
