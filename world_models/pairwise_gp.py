@@ -39,7 +39,9 @@ class PairwiseGP:
                  unary_scale: float = 1.0, pair_scale: float = 0.1, noise: float = 0.3,
                  feature: Callable[[torch.Tensor], torch.Tensor] | None = None, feature_scale: float = 0.0):
         self.scales = (bias_scale, unary_scale, pair_scale)
-        self.feature, self.feature_scale = feature, feature_scale
+        # Without a feature, one that is 0 everywhere: its terms add exact zeros, so the floats are unchanged.
+        self.feature = feature or (lambda archs: torch.zeros(len(archs), dtype=torch.float64))
+        self.feature_scale = feature_scale
         self.noise = noise
         pairs = torch.tensor(list(itertools.combinations(range(num_decisions), 2)), dtype=torch.long)
         self.left, self.right = pairs.reshape(-1, 2).unbind(1)
@@ -61,10 +63,8 @@ class PairwiseGP:
         """Prior covariance of the scores of cells ``a`` (N, D) and ``b`` (M, D): (N, M)."""
         m = (a[:, None, :] == b[None, :, :]).sum(-1).double()
         bias, unary, pair = self.scales
-        k = bias**2 + unary**2 * m + pair**2 * m * (m - 1) / 2
-        if self.feature is not None:
-            k = k + self.feature_scale**2 * self.feature(a)[:, None] * self.feature(b)[None, :]
-        return k
+        return (bias**2 + unary**2 * m + pair**2 * m * (m - 1) / 2
+                + self.feature_scale**2 * self.feature(a)[:, None] * self.feature(b)[None, :])
 
     def fit(self, archs: torch.Tensor, scores: torch.Tensor) -> None:
         """Condition on the cells evaluated (N, D) and their scores (N,)."""
@@ -82,9 +82,8 @@ class PairwiseGP:
         cross = self.kernel(archs.long(), self.archs)
         mean = cross @ self._solve(self.target[:, None])[:, 0]
         d, (bias, unary, pair) = archs.shape[1], self.scales
-        prior = bias**2 + unary**2 * d + pair**2 * d * (d - 1) / 2  # k(a, a): every decision shared
-        if self.feature is not None:
-            prior = prior + self.feature_scale**2 * self.feature(archs.long()) ** 2
+        prior = (bias**2 + unary**2 * d + pair**2 * d * (d - 1) / 2  # k(a, a): every decision shared
+                 + self.feature_scale**2 * self.feature(archs.long()) ** 2)
         var = prior - (cross * self._solve(cross.T).T).sum(1)
         return mean, var.clamp_min(0).sqrt()
 
@@ -101,20 +100,12 @@ class PairwiseGP:
         w0 = temperature * scale * torch.randn(len(scale), samples, generator=generator, dtype=torch.float64)
         seen = self.active(self.archs)
         noise = temperature * self.noise * torch.randn(len(seen), samples, generator=generator, dtype=torch.float64)
-        f0 = w0[seen].sum(1)
-        if self.feature is not None:
-            v0 = temperature * self.feature_scale * torch.randn(1, samples, generator=generator, dtype=torch.float64)
-            fx = self.feature(self.archs)[:, None]
-            f0 = f0 + fx * v0
-        alpha = self._solve(self.target[:, None] - f0 - noise)
+        v0 = temperature * self.feature_scale * torch.randn(1, samples, generator=generator, dtype=torch.float64)
+        fx = self.feature(self.archs)[:, None]
+        alpha = self._solve(self.target[:, None] - w0[seen].sum(1) - fx * v0 - noise)
         phi_alpha = torch.zeros_like(w0).index_add_(0, seen.reshape(-1), alpha.repeat_interleave(seen.shape[1], 0))
-        w = w0 + scale**2 * phi_alpha
-        if self.feature is not None:
-            w = torch.cat([w, v0 + self.feature_scale**2 * (fx * alpha).sum(0, keepdim=True)])
-        return w
+        return torch.cat([w0 + scale**2 * phi_alpha, v0 + self.feature_scale**2 * (fx * alpha).sum(0, keepdim=True)])
 
     def evaluate(self, weights: torch.Tensor, archs: torch.Tensor) -> torch.Tensor:
         """The drawn functions' scores of cells ``archs`` (N, D): (N, samples)."""
-        if self.feature is None:
-            return weights[self.active(archs.long())].sum(1)
         return weights[:-1][self.active(archs.long())].sum(1) + self.feature(archs.long())[:, None] * weights[-1:]
