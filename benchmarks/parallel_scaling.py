@@ -23,13 +23,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def one_run(agent: str, parallel: int, evaluations: int, device: str, backend: str) -> dict:
+def train_report(*overrides: str) -> dict:
+    """One ``python train.py OVERRIDES`` in a fresh run directory: its report.json. A failed
+    run raises with the end of its stderr, which says why."""
     with tempfile.TemporaryDirectory() as run_dir:
-        subprocess.run([sys.executable, str(ROOT / "train.py"), f"agent={agent}", "env=nasnet", "evaluator=scratch",
-                        f"parallel={parallel}", f"evaluator.backend={backend}", f"device={device}",
-                        f"budget.evaluations={evaluations}", "quiet=true", f"hydra.run.dir={run_dir}"],
-                       cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        done = subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides, "quiet=true",
+                               f"hydra.run.dir={run_dir}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"train.py {' '.join(overrides)} exited {done.returncode}:\n{done.stderr[-2000:]}")
         return json.loads((Path(run_dir) / "report.json").read_text())
+
+
+def one_run(agent: str, parallel: int, evaluations: int, device: str, backend: str) -> dict:
+    return train_report(f"agent={agent}", "env=nasnet", "evaluator=scratch", f"parallel={parallel}",
+                        f"evaluator.backend={backend}", f"device={device}", f"budget.evaluations={evaluations}")
 
 
 def main() -> None:
