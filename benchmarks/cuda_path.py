@@ -13,7 +13,8 @@ Every row is one ``train.py`` run in a fresh run directory, as a user would star
   parameter-free ops in the derived cell, where a collapse shows.
 * REINFORCE and Dreamer V2 search on the supernet evaluator (its worker process holds the
   supernet on the run's device and trains it, ENAS mode, on every evaluation). "s / step" is
-  the search's wall time per evaluation, the worker's start-up included; the stand-alone
+  the search's wall time per evaluation: it holds whatever of the worker's set-up of the
+  supernet the first evaluation still waits for, not the process's spawn; the stand-alone
   retrain of the best cells is left out (``evaluator.retrain.top_k=0``): it is the scratch
   evaluator, which the NASNet rows above and benchmarks/parallel_scaling.py time.
 
