@@ -34,11 +34,11 @@ from parallel_scaling import train_report
 
 def rows(nb201_epochs: int, nasnet_epochs: int, evaluations: int) -> list[tuple[str, list[str]]]:
     """(label, train.py overrides) of every run, without the device."""
-    one_shot = [(f"{agent} nb201{' order 2' if extra else ''}",
-                 [f"agent={agent}", "env=nb201", f"agent.epochs={nb201_epochs}", *extra])
-                for agent, extra in (("darts", []), ("darts", ["agent.order=2"]), ("gdas", []), ("snas", []))]
-    one_shot += [(f"{agent} nasnet", [f"agent={agent}", "env=nasnet", "evaluator=scratch",
-                                      f"agent.epochs={nasnet_epochs}"]) for agent in ("darts", "gdas", "snas")]
+    spaces = {"nb201": ["env=nb201", f"agent.epochs={nb201_epochs}"],
+              "nasnet": ["env=nasnet", "evaluator=scratch", f"agent.epochs={nasnet_epochs}"]}
+    one_shot = [(f"{agent} {space}", [f"agent={agent}", *overrides])
+                for space, overrides in spaces.items() for agent in ("darts", "gdas", "snas")]
+    one_shot.insert(1, ("darts nb201 order 2", ["agent=darts", *spaces["nb201"], "agent.order=2"]))
     sampled = [(f"{agent} {env} supernet", [f"agent={agent}", f"env={env}", "evaluator=supernet",
                                             "evaluator.retrain.top_k=0", f"budget.evaluations={evaluations}"])
                for agent in ("reinforce", "dreamer_v2") for env in ("nb201", "nasnet")]
