@@ -7,9 +7,22 @@ gradient step on the whole rollout:
 
 with n-step returns (``gae_lambda=1``, the default, is A2C's plain n-step advantage) and
 RMSprop as in SB3 (alpha 0.99, eps 1e-5).
+
+``normalize_advantage_decay`` d > 0 divides the advantages by a running scale instead of
+their batch's spread (``normalize_advantage``):
+
+    s_k = d * s_{k-1} + (1 - d) * mean(A_k^2)      (s_1 = mean(A_1^2))
+    A  <- A / sqrt(s_k)
+
+A NAS rollout is one episode whose six steps share one return, so a batch has no spread to
+normalise by; without a scale, the weight of the entropy bonus against the policy gradient
+depends on how far apart the table's good cells score (CIFAR-100's top tenth spreads twice
+as wide as CIFAR-10's), and one configuration behaves differently on each table.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import gymnasium as gym
 import torch
@@ -19,7 +32,7 @@ from rlnas.agents.base import Callback
 from rlnas.agents.on_policy import ACTOR_CRITIC_RANGES, ActorCriticAgent, explained_variance
 from rlnas.agents.registry import register
 from rlnas.monitor import Budget
-from rlnas.ranges import check
+from rlnas.ranges import Range, check
 
 
 @register("a2c")
@@ -30,12 +43,14 @@ class A2C(ActorCriticAgent):
                  hidden_sizes: tuple[int, ...] = (64, 64), learning_rate: float = 7e-4, n_steps: int = 5,
                  gamma: float = 0.99, gae_lambda: float = 1.0, ent_coef: float = 0.0, vf_coef: float = 0.5,
                  max_grad_norm: float = 0.5, normalize_advantage: bool = False, anneal: bool = False,
-                 center_values: bool = False, shared_lstm: bool = False):
-        check(self.name, locals(), ACTOR_CRITIC_RANGES)
+                 center_values: bool = False, shared_lstm: bool = False, normalize_advantage_decay: float = 0.0):
+        check(self.name, locals(), {**ACTOR_CRITIC_RANGES, "normalize_advantage_decay": Range(0, 1, high_open=True)})
         super().__init__(env, seed, device, policy, list(hidden_sizes), n_steps, gamma, gae_lambda,
                          center_values, shared_lstm)
         self.learning_rate, self.ent_coef, self.vf_coef = learning_rate, ent_coef, vf_coef
         self.max_grad_norm, self.normalize_advantage, self.anneal = max_grad_norm, normalize_advantage, anneal
+        self.normalize_advantage_decay = normalize_advantage_decay
+        self.advantage_square: float | None = None  # s_k, the running mean of A^2
         self.optimizer = torch.optim.RMSprop(self.policy.parameters(), lr=learning_rate, alpha=0.99, eps=1e-5)
 
     def learn(self, budget: Budget, callback: Callback | None = None) -> A2C:
@@ -47,6 +62,8 @@ class A2C(ActorCriticAgent):
             advantages = r.advantages
             if self.normalize_advantage:
                 advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            if self.normalize_advantage_decay:
+                advantages = self.scale_advantages(advantages)
 
             policy_loss = -(advantages * log_probs).mean()
             value_loss = ((values - r.returns) ** 2).mean()
@@ -64,3 +81,16 @@ class A2C(ActorCriticAgent):
             if callback is not None:
                 callback(self)
         return self
+
+    def scale_advantages(self, advantages: torch.Tensor) -> torch.Tensor:
+        """Fold this rollout's mean square advantage into ``s`` and divide by its root."""
+        square, d, s = (advantages ** 2).mean().item(), self.normalize_advantage_decay, self.advantage_square
+        self.advantage_square = square if s is None else d * s + (1 - d) * square
+        return advantages / (self.advantage_square ** 0.5 + 1e-8)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "advantage_square": self.advantage_square}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.advantage_square = state.get("advantage_square")

@@ -46,6 +46,24 @@ def test_centred_critic_by_hand():
     assert plain._observe_returns(torch.tensor([[1.0]])) == 0.0 and plain.return_mean == 0.0
 
 
+def test_running_advantage_scale_by_hand():
+    """s is an exponential average of mean(A^2) over updates, A is divided by its root,
+    and a resumed agent goes on from the saved s."""
+    agent = make_agent("a2c", nb201_env(), seed=0, normalize_advantage_decay=0.5)
+    # first rollout: s = (9 + 16) / 2 = 12.5
+    torch.testing.assert_close(agent.scale_advantages(torch.tensor([3.0, 4.0])),
+                               torch.tensor([3.0, 4.0]) / 12.5 ** 0.5)
+    resumed = make_agent("a2c", nb201_env(), seed=0, normalize_advantage_decay=0.5)
+    resumed.load_state_dict(agent.state_dict())
+    # second: s = 0.5 * 12.5 + 0.5 * 1 = 6.75
+    for a in (agent, resumed):
+        second = torch.tensor([1.0, -1.0])
+        torch.testing.assert_close(a.scale_advantages(second), second / 6.75 ** 0.5)
+        assert a.advantage_square == pytest.approx(6.75)
+    with pytest.raises(ValueError, match=r"normalize_advantage_decay=1.0 must be a number in \[0, 1\)"):
+        make_agent("a2c", nb201_env(), normalize_advantage_decay=1.0)
+
+
 def test_n_step_returns_by_hand():
     assert n_step_return([1.0, 2.0, 3.0], 0.9) == pytest.approx(1 + 0.9 * 2 + 0.81 * 3)
     collector = NStepCollector(n=3, gamma=0.9)
