@@ -15,9 +15,9 @@ their batch's spread (``normalize_advantage``):
     A  <- A / sqrt(s_k)
 
 A NAS rollout is one episode whose six steps share one return, so a batch has no spread to
-normalise by; without a scale, the weight of the entropy bonus against the policy gradient
-depends on how far apart the table's good cells score (CIFAR-100's top tenth spreads twice
-as wide as CIFAR-10's), and one configuration behaves differently on each table.
+normalise by. Without a scale the entropy bonus is weighed against advantages in accuracy
+units, whose size depends on the table and on how far the search has got; with it, against
+advantages in units of their recent size.
 """
 
 from __future__ import annotations
