@@ -45,6 +45,9 @@ class A2C(ActorCriticAgent):
                  max_grad_norm: float = 0.5, normalize_advantage: bool = False, anneal: bool = False,
                  center_values: bool = False, shared_lstm: bool = False, normalize_advantage_decay: float = 0.0):
         check(self.name, locals(), {**ACTOR_CRITIC_RANGES, "normalize_advantage_decay": Range(0, 1, high_open=True)})
+        if normalize_advantage and normalize_advantage_decay:
+            raise ValueError("a2c: normalize_advantage=True and normalize_advantage_decay > 0 both scale the "
+                             "advantages; choose one (per batch, or by a running scale)")
         super().__init__(env, seed, device, policy, list(hidden_sizes), n_steps, gamma, gae_lambda,
                          center_values, shared_lstm)
         self.learning_rate, self.ent_coef, self.vf_coef = learning_rate, ent_coef, vf_coef

@@ -62,6 +62,8 @@ def test_running_advantage_scale_by_hand():
         assert a.advantage_square == pytest.approx(6.75)
     with pytest.raises(ValueError, match=r"normalize_advantage_decay=1.0 must be a number in \[0, 1\)"):
         make_agent("a2c", nb201_env(), normalize_advantage_decay=1.0)
+    with pytest.raises(ValueError, match="both scale the advantages; choose one"):
+        make_agent("a2c", nb201_env(), normalize_advantage=True, normalize_advantage_decay=0.9)
 
 
 def test_n_step_returns_by_hand():
