@@ -14,10 +14,7 @@ their batch's spread (``normalize_advantage``):
     s_k = d * s_{k-1} + (1 - d) * mean(A_k^2)      (s_1 = mean(A_1^2))
     A  <- A / sqrt(s_k)
 
-A NAS rollout is one episode whose six steps share one return, so a batch has no spread to
-normalise by. Without a scale the entropy bonus is weighed against advantages in accuracy
-units, whose size depends on the table and on how far the search has got; with it, against
-advantages in units of their recent size.
+(:func:`~rlnas.agents.on_policy.scale_by_running_rms`, which says why).
 """
 
 from __future__ import annotations
@@ -29,7 +26,7 @@ import torch
 from torch import nn
 
 from rlnas.agents.base import Callback
-from rlnas.agents.on_policy import ACTOR_CRITIC_RANGES, ActorCriticAgent, explained_variance
+from rlnas.agents.on_policy import ACTOR_CRITIC_RANGES, ActorCriticAgent, explained_variance, scale_by_running_rms
 from rlnas.agents.registry import register
 from rlnas.monitor import Budget
 from rlnas.ranges import Range, check
@@ -87,9 +84,9 @@ class A2C(ActorCriticAgent):
 
     def scale_advantages(self, advantages: torch.Tensor) -> torch.Tensor:
         """Fold this rollout's mean square advantage into ``s`` and divide by its root."""
-        square, d, s = (advantages ** 2).mean().item(), self.normalize_advantage_decay, self.advantage_square
-        self.advantage_square = square if s is None else d * s + (1 - d) * square
-        return advantages / (self.advantage_square ** 0.5 + 1e-8)
+        scaled, self.advantage_square = scale_by_running_rms(advantages, self.advantage_square,
+                                                             self.normalize_advantage_decay)
+        return scaled
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "advantage_square": self.advantage_square}

@@ -1,5 +1,6 @@
 """What PPO and A2C share: the actor-critic agent skeleton, rollout collection over a vector
-env, and generalized advantage estimation. Each algorithm's file keeps its own update rule.
+env, and generalized advantage estimation; and, with REINFORCE, the running advantage scale.
+Each algorithm's file keeps its own update rule.
 """
 
 from __future__ import annotations
@@ -21,6 +22,21 @@ ACTOR_CRITIC_RANGES = {"policy": OneOf(("mlp", "lstm")), "hidden_sizes": SIZES, 
                        "n_steps": INT_AT_LEAST_1, "gamma": UNIT, "gae_lambda": UNIT, "ent_coef": NON_NEGATIVE,
                        "vf_coef": NON_NEGATIVE, "max_grad_norm": POSITIVE, "center_values": OneOf((False, True)),
                        "shared_lstm": OneOf((False, True))}
+
+
+def scale_by_running_rms(advantages: torch.Tensor, square: float | None,
+                         decay: float) -> tuple[torch.Tensor, float]:
+    """``A / sqrt(s_k)`` with ``s_k = decay * s_{k-1} + (1 - decay) * mean(A_k^2)`` (``s_1 =
+    mean(A_1^2)``); returns the scaled advantages and ``s_k``, which the caller keeps (and saves).
+
+    A NAS episode's steps share one return, so a batch of one episode has no spread to
+    normalise by. Without a scale an entropy bonus is weighed against advantages in
+    accuracy units, whose size depends on the table and on how far the search has got; with
+    it, against advantages in units of their recent size.
+    """
+    mean_square = (advantages**2).mean().item()
+    square = mean_square if square is None else decay * square + (1 - decay) * mean_square
+    return advantages / (square**0.5 + 1e-8), square
 
 
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, ended: torch.Tensor, last_values: torch.Tensor,

@@ -177,6 +177,24 @@ def test_reinforce_learns_a_known_objective():
     assert reward == 1.0
 
 
+def test_reinforce_running_advantage_scale_by_hand(table):
+    """(G - b) is divided by the root of a running mean of its square; the scale is saved."""
+    agent = make_agent("reinforce", nb201_env(table), seed=0, entropy_coef=0.0, normalize_advantage_decay=0.5)
+    log_probs, entropies = torch.tensor([-1.0, -2.0, -3.0]), torch.zeros(3)
+    # first episode: b starts at its return 0.8, so A = 0 and s = 0
+    assert agent._episode_loss(log_probs, entropies, [0.0, 0.0, 0.8]).item() == 0.0
+    assert agent.advantage_square == 0.0
+    resumed = make_agent("reinforce", nb201_env(table), seed=0, entropy_coef=0.0, normalize_advantage_decay=0.5)
+    resumed.load_state_dict(agent.state_dict())
+    # second: every step's G is 0.6, A = -0.2, s = 0.5 * 0 + 0.5 * 0.04 = 0.02; loss = -sum(A / sqrt(s) * log pi)
+    for a in (agent, resumed):
+        loss = a._episode_loss(log_probs, entropies, [0.0, 0.0, 0.6])
+        assert a.advantage_square == pytest.approx(0.02)
+        assert loss.item() == pytest.approx(-(-0.2 / 0.02**0.5) * (-1.0 - 2.0 - 3.0))
+    with pytest.raises(ValueError, match=r"normalize_advantage_decay=1.0 must be a number in \[0, 1\)"):
+        make_agent("reinforce", nb201_env(table), normalize_advantage_decay=1.0)
+
+
 def test_reinforce_honours_masks_on_nasnet():
     space = NASNetSpace()
     env = NASEnv(space, CallableEvaluator(space, lambda arch: 0.5))  # raises on any illegal action
