@@ -29,7 +29,7 @@ from rlnas.agents.base import Callback
 from rlnas.agents.on_policy import ACTOR_CRITIC_RANGES, ActorCriticAgent, explained_variance, scale_by_running_rms
 from rlnas.agents.registry import register
 from rlnas.monitor import Budget
-from rlnas.ranges import Range, check
+from rlnas.ranges import DECAY, check
 
 
 @register("a2c")
@@ -41,7 +41,7 @@ class A2C(ActorCriticAgent):
                  gamma: float = 0.99, gae_lambda: float = 1.0, ent_coef: float = 0.0, vf_coef: float = 0.5,
                  max_grad_norm: float = 0.5, normalize_advantage: bool = False, anneal: bool = False,
                  center_values: bool = False, shared_lstm: bool = False, normalize_advantage_decay: float = 0.0):
-        check(self.name, locals(), {**ACTOR_CRITIC_RANGES, "normalize_advantage_decay": Range(0, 1, high_open=True)})
+        check(self.name, locals(), {**ACTOR_CRITIC_RANGES, "normalize_advantage_decay": DECAY})
         if normalize_advantage and normalize_advantage_decay:
             raise ValueError("a2c: normalize_advantage=True and normalize_advantage_decay > 0 both scale the "
                              "advantages; choose one (per batch, or by a running scale)")
@@ -63,7 +63,8 @@ class A2C(ActorCriticAgent):
             if self.normalize_advantage:
                 advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
             if self.normalize_advantage_decay:
-                advantages = self.scale_advantages(advantages)
+                advantages, self.advantage_square = scale_by_running_rms(advantages, self.advantage_square,
+                                                                         self.normalize_advantage_decay)
 
             policy_loss = -(advantages * log_probs).mean()
             value_loss = ((values - r.returns) ** 2).mean()
@@ -81,12 +82,6 @@ class A2C(ActorCriticAgent):
             if callback is not None:
                 callback(self)
         return self
-
-    def scale_advantages(self, advantages: torch.Tensor) -> torch.Tensor:
-        """Fold this rollout's mean square advantage into ``s`` and divide by its root."""
-        scaled, self.advantage_square = scale_by_running_rms(advantages, self.advantage_square,
-                                                             self.normalize_advantage_decay)
-        return scaled
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "advantage_square": self.advantage_square}

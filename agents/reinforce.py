@@ -36,7 +36,7 @@ from rlnas.agents.on_policy import scale_by_running_rms
 from rlnas.agents.policies import LSTMController, masked_categorical, sample
 from rlnas.agents.registry import register
 from rlnas.monitor import Budget
-from rlnas.ranges import INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, Range, check
+from rlnas.ranges import DECAY, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, check
 from rlnas.spaces import Decisions
 
 
@@ -48,8 +48,8 @@ class Reinforce(Proposer, Agent):
                  normalize_advantage_decay: float = 0.0):
         check(self.name, locals(), {
             "learning_rate": POSITIVE, "hidden_size": INT_AT_LEAST_1, "batch_episodes": INT_AT_LEAST_1,
-            "baseline_decay": Range(0, 1, high_open=True), "entropy_coef": NON_NEGATIVE, "gamma": UNIT,
-            "max_grad_norm": POSITIVE, "normalize_advantage_decay": Range(0, 1, high_open=True)})
+            "baseline_decay": DECAY, "entropy_coef": NON_NEGATIVE, "gamma": UNIT,
+            "max_grad_norm": POSITIVE, "normalize_advantage_decay": DECAY})
         super().__init__(env, seed, device)
         if not isinstance(env.action_space, gym.spaces.Discrete):
             raise TypeError(f"reinforce needs a Discrete action space, got {env.action_space}")

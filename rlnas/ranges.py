@@ -101,6 +101,7 @@ Spec = Range | OneOf | Sizes
 POSITIVE = Range(0, low_open=True)
 NON_NEGATIVE = Range(0)
 UNIT = Range(0, 1)  # probabilities, discounts, mixing weights
+DECAY = Range(0, 1, high_open=True)  # exponential averages: at 1 one would never move
 INT_AT_LEAST_0 = Range(0, integer=True)
 INT_AT_LEAST_1 = Range(1, integer=True)
 SIZES = Sizes()

@@ -7,7 +7,7 @@ import torch
 
 from rlnas.agents import make_agent
 from rlnas.agents.dqn import NoisyLinear, categorical_projection, masked_argmax, td_target
-from rlnas.agents.on_policy import compute_gae
+from rlnas.agents.on_policy import compute_gae, scale_by_running_rms
 from rlnas.agents.policies import ActorCritic
 from rlnas.agents.replay import NStepCollector, PrioritizedReplayBuffer, ReplayBuffer, SumTree, n_step_return
 from rlnas.config import agent_config
@@ -47,19 +47,23 @@ def test_centred_critic_by_hand():
 
 
 def test_running_advantage_scale_by_hand():
-    """s is an exponential average of mean(A^2) over updates, A is divided by its root,
-    and a resumed agent goes on from the saved s."""
-    agent = make_agent("a2c", nb201_env(), seed=0, normalize_advantage_decay=0.5)
-    # first rollout: s = (9 + 16) / 2 = 12.5
-    torch.testing.assert_close(agent.scale_advantages(torch.tensor([3.0, 4.0])),
-                               torch.tensor([3.0, 4.0]) / 12.5 ** 0.5)
-    resumed = make_agent("a2c", nb201_env(), seed=0, normalize_advantage_decay=0.5)
+    """s is an exponential average of mean(A^2) over updates, and A is divided by its root."""
+    first, s = scale_by_running_rms(torch.tensor([3.0, 4.0]), None, 0.5)  # s = (9 + 16) / 2 = 12.5
+    torch.testing.assert_close(first, torch.tensor([3.0, 4.0]) / 12.5**0.5)
+    second, s = scale_by_running_rms(torch.tensor([1.0, -1.0]), s, 0.5)  # s = 0.5 * 12.5 + 0.5 * 1 = 6.75
+    torch.testing.assert_close(second, torch.tensor([1.0, -1.0]) / 6.75**0.5)
+    assert s == pytest.approx(6.75)
+
+
+def test_a2c_keeps_and_saves_its_advantage_scale():
+    def a2c(decay: float):
+        return make_agent("a2c", nb201_env(), seed=0, **{**agent_config("a2c"), "normalize_advantage_decay": decay})
+
+    agent, off = a2c(0.5).learn(Budget(evaluations=3)), a2c(0.0).learn(Budget(evaluations=3))
+    assert agent.advantage_square > 0 and off.advantage_square is None
+    resumed = a2c(0.5)
     resumed.load_state_dict(agent.state_dict())
-    # second: s = 0.5 * 12.5 + 0.5 * 1 = 6.75
-    for a in (agent, resumed):
-        second = torch.tensor([1.0, -1.0])
-        torch.testing.assert_close(a.scale_advantages(second), second / 6.75 ** 0.5)
-        assert a.advantage_square == pytest.approx(6.75)
+    assert resumed.advantage_square == agent.advantage_square
     with pytest.raises(ValueError, match=r"normalize_advantage_decay=1.0 must be a number in \[0, 1\)"):
         make_agent("a2c", nb201_env(), normalize_advantage_decay=1.0)
     with pytest.raises(ValueError, match="both scale the advantages; choose one"):
