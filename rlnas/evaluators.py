@@ -19,6 +19,7 @@ keys evaluations by it, so stores can be shared between runs without mixing mean
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import hashlib
 import importlib
@@ -40,7 +41,7 @@ from pathlib import Path
 from rlnas import checkpoint, trial
 from rlnas.costs import nb201_costs
 from rlnas.early_stopping import make_rule
-from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, THREADS, Range, check
+from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, THREADS, OneOf, Range, check
 from rlnas.spaces import NB201_TABLE, NB201Space, SearchSpace
 from rlnas.store import Evaluation, EvaluationStore
 
@@ -312,28 +313,48 @@ class NATSBenchEvaluator(Evaluator):
                                           "arch_index": index})
 
 
+class Objective:
+    """NNI's ``optimize_mode`` for evaluators that score with the user's own value: the
+    search always maximises its score, so under ``"minimize"`` (a loss, an error) the score
+    is ``-value`` and ``metrics["value"]`` keeps the value as reported."""
+
+    def __init__(self, owner: str, optimize_mode: str):
+        check(owner, {"optimize_mode": optimize_mode}, {"optimize_mode": OneOf(("maximize", "minimize"))})
+        self.sign = -1.0 if optimize_mode == "minimize" else 1.0
+        self.suffix = ":minimize" if self.sign < 0 else ""  # the store keeps the two apart
+
+    def evaluation(self, arch: str, value: float | dict, metrics: dict, cost: float) -> Evaluation:
+        """``value``: a number, or a dict of metrics with the value as ``"default"``."""
+        if isinstance(value, dict):
+            metrics = {**metrics, **{k: v for k, v in value.items() if k != "default"}}
+            value = value["default"]
+        if self.sign < 0:
+            metrics = {**metrics, "value": float(value)}
+        return Evaluation(arch, self.sign * float(value), metrics, cost=cost)
+
+
 class CallableEvaluator(Evaluator):
     """Score with any function ``arch string -> float`` (a proxy, a surrogate, your own
     training script); on a hyperparameter space it is handed the parameter dict instead. It
     may return a dict of metrics whose ``"default"`` is the score, as a trial may report.
     ``fn`` may be given as an import path ``"package.module:function"``, which is how
-    ``python train.py evaluator=function evaluator.fn=...`` names it."""
+    ``python train.py evaluator=function evaluator.fn=...`` names it. ``optimize_mode``:
+    ``"maximize"`` (default) or ``"minimize"`` its value (:class:`Objective`)."""
 
-    def __init__(self, space: SearchSpace, fn: Callable[[str], float] | str, name: str | None = None):
+    def __init__(self, space: SearchSpace, fn: Callable[[str], float] | str, name: str | None = None,
+                 optimize_mode: str = "maximize"):
+        self.objective = Objective("function evaluator", optimize_mode)
         if isinstance(fn, str):
             name = name or fn
             fn = _import_callable(fn)
         self.space, self.fn = space, fn
-        self.fingerprint = f"callable:{name or getattr(fn, '__qualname__', 'fn')}"
+        self.fingerprint = f"callable:{name or getattr(fn, '__qualname__', 'fn')}{self.objective.suffix}"
 
     def evaluate(self, arch: str) -> Evaluation:
         start = time.perf_counter()
         parameters = self.space.parameters(arch)
         value = self.fn(arch if parameters is None else parameters)
-        if isinstance(value, dict):  # metrics, the score as "default" (as a trial reports them)
-            return Evaluation(arch, float(value["default"]), {k: v for k, v in value.items() if k != "default"},
-                              cost=time.perf_counter() - start)
-        return Evaluation(arch, float(value), {}, cost=time.perf_counter() - start)
+        return self.objective.evaluation(arch, value, {}, cost=time.perf_counter() - start)
 
 
 class TrialEvaluator(Evaluator):
@@ -346,8 +367,10 @@ class TrialEvaluator(Evaluator):
     cell space), ``RLNAS_RESULT_FILE``, ``RLNAS_TRIAL_ID`` and ``RLNAS_SEED``, and keeps its
     output in ``stdout.log`` and ``stderr.log`` there. Its score is its last final result;
     a trial that crashes, runs past ``timeout`` seconds or reports no final result is a
-    failed evaluation (score 0, ``metrics["failed"]`` why, with its exit code and the tail
-    of its stderr), and the search goes on.
+    failed evaluation (``metrics["failed"]`` why, with its exit code and the tail of its
+    stderr; behind the store it earns the lowest score seen, :class:`StoredEvaluator`), and
+    the search goes on. ``optimize_mode="minimize"`` searches for the lowest result (a loss),
+    as NNI's does: scores, and the curves early stopping reads, are then ``-value``.
 
     ``early_stopping`` (:mod:`rlnas.early_stopping`, e.g. ``{"rule": "median", "start_step":
     5}``) is asked after each intermediate result; a trial it stops scores the result it
@@ -358,7 +381,8 @@ class TrialEvaluator(Evaluator):
     POLL = 0.05  # seconds between looks at a running trial's results
 
     def __init__(self, space: SearchSpace, command: str, timeout: float | None = None, seed: int = 0,
-                 workdir: str | Path | None = None, early_stopping: dict | None = None):
+                 workdir: str | Path | None = None, early_stopping: dict | None = None,
+                 optimize_mode: str = "maximize"):
         if not isinstance(command, str) or not shlex.split(command):
             raise ValueError(f"trial evaluator: command={command!r} must be a shell command, "
                              "e.g. evaluator.command='python my_train.py'")
@@ -366,11 +390,12 @@ class TrialEvaluator(Evaluator):
             "timeout": Range(0, low_open=True, optional=True, none_means="no time limit"),
             "seed": INT_AT_LEAST_0})
         self.space, self.command, self.timeout, self.seed = space, command, timeout, seed
+        self.objective = Objective("trial evaluator", optimize_mode)
         self.rule = make_rule(early_stopping)
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="rlnas-trials-"))
         # absolute(), not resolve(): a venv's python is a symlink out of the venv
         self.argv = [str(Path(word).absolute()) if Path(word).is_file() else word for word in shlex.split(command)]
-        self.fingerprint = f"trial:{command}"
+        self.fingerprint = f"trial:{command}{self.objective.suffix}"
 
     def evaluate(self, arch: str) -> Evaluation:
         trial_id = hashlib.sha256(arch.encode()).hexdigest()[:16]
@@ -390,7 +415,7 @@ class TrialEvaluator(Evaluator):
                 if deadline is not None and time.monotonic() > deadline:
                     timed_out = True
                     break
-                curve = _curve(_read_results(results)) if self.rule is not None else []
+                curve = self._curve(_read_results(results)) if self.rule is not None else []
                 if len(curve) > seen:  # asked at every step, however many came since the last look
                     others = self._others(trial_id)
                     stopped_at = next((n for n in range(seen + 1, len(curve) + 1)
@@ -409,17 +434,20 @@ class TrialEvaluator(Evaluator):
         if intermediate:
             metrics.update(intermediate=intermediate, resource=len(intermediate))
         if stopped_at is not None and not final:
-            return Evaluation(arch, _curve(reports)[stopped_at - 1], {**metrics, "stopped_at": stopped_at},
-                              cost=seconds)
+            return self.objective.evaluation(arch, intermediate[stopped_at - 1], {**metrics, "stopped_at": stopped_at},
+                                             cost=seconds)
         why = (f"timed out after {self.timeout:g} s" if timed_out
                else f"exited with code {code}" if code != 0
                else "reported no final result" if not final else None)
         if why is not None:
             tail = (here / "stderr.log").read_bytes()[-2000:].decode(errors="replace")
             return Evaluation(arch, 0.0, {**metrics, "failed": f"trial {why}", "stderr_tail": tail}, cost=seconds)
-        value = final[-1]
-        score = value["default"] if isinstance(value, dict) else value
-        return Evaluation(arch, float(score), {**metrics, **(value if isinstance(value, dict) else {})}, cost=seconds)
+        return self.objective.evaluation(arch, final[-1], metrics, cost=seconds)
+
+    def _curve(self, reports: list[dict]) -> list[float]:
+        """The intermediate results as scores (higher better), which is how the rules read them."""
+        return [self.objective.sign * float(v["default"] if isinstance(v, dict) else v)
+                for v in (r["value"] for r in reports if r["type"] == "intermediate")]
 
     def _others(self, trial_id: str) -> list[tuple[str, list[float], bool]]:
         """Every other trial's curve in the working directory, and whether it completed."""
@@ -427,7 +455,7 @@ class TrialEvaluator(Evaluator):
         for path in self.workdir.glob("*/results.jsonl"):
             if path.parent.name != trial_id:
                 reports = _read_results(path)
-                curves.append((path.parent.name, _curve(reports), any(r["type"] == "final" for r in reports)))
+                curves.append((path.parent.name, self._curve(reports), any(r["type"] == "final" for r in reports)))
         return curves
 
 
@@ -443,11 +471,6 @@ def _read_results(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().split("\n")[:-1] if line]
-
-
-def _curve(reports: list[dict]) -> list[float]:
-    values = [r["value"] for r in reports if r["type"] == "intermediate"]
-    return [float(v["default"] if isinstance(v, dict) else v) for v in values]
 
 
 def _import_callable(path: str) -> Callable[[str], float]:
@@ -466,18 +489,28 @@ def _import_callable(path: str) -> Callable[[str], float]:
 class StoredEvaluator(Evaluator):
     """Any evaluator behind the durable store: repeated architectures are answered from
     the store (``cached=True``) and never paid for twice; new ones are committed at once,
-    tagged with ``run``."""
+    tagged with ``run``.
+
+    A failed evaluation (``metrics["failed"]``: a crashed trial, a dead worker, a diverged
+    supernet) is stored as its evaluator gave it, and answered with the lowest score a
+    successful one has earned under this evaluator so far (0 before any has). A fixed
+    score would be the best of all wherever scores are negative (a loss minimised, say),
+    and an agent would learn to make trials crash; the lowest seen never rewards a failure
+    above a real result, on any scale, and the store makes it the same after a resume.
+    """
 
     def __init__(self, evaluator: Evaluator, store: EvaluationStore, run: str | None = None):
         self.inner, self.store, self.run = evaluator, store, run
         self.space, self.fingerprint = evaluator.space, evaluator.fingerprint
 
     def evaluate(self, arch: str) -> Evaluation:
-        hit = self.lookup(arch)
-        if hit is not None:
-            return hit
-        evaluation = self.inner.evaluate(arch)
-        self.record(evaluation)
+        evaluation = self.lookup(arch)
+        if evaluation is None:
+            evaluation = self.inner.evaluate(arch)
+            self.record(evaluation)
+        if "failed" in evaluation.metrics:
+            lowest = self.store.lowest(self.fingerprint)
+            return dataclasses.replace(evaluation, score=0.0 if lowest is None else lowest)
         return evaluation
 
     def lookup(self, arch: str) -> Evaluation | None:

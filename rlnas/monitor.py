@@ -102,10 +102,11 @@ class SearchCounts:
         self._add(evaluation)
         n, log = len(self.evaluations), self.logger
         log.scalar("search/score", evaluation.score, n)
-        log.scalar("search/best_score", self.best.score, n)
-        if self.reward.name != "accuracy":
-            log.scalar("search/best_reward", self.best_reward, n)
-        log.scalar("search/best_score_vs_wall_ms", self.best.score, int(1000 * self.wall_seconds))
+        if self.best is not None:  # None while every evaluation so far has failed
+            log.scalar("search/best_score", self.best.score, n)
+            if self.reward.name != "accuracy":
+                log.scalar("search/best_reward", self.best_reward, n)
+            log.scalar("search/best_score_vs_wall_ms", self.best.score, int(1000 * self.wall_seconds))
         log.scalar("search/distinct_architectures", n, self.env_steps)
         if self.best is evaluation:
             log.text("search/best_arch", evaluation.arch, n)
@@ -117,7 +118,7 @@ class SearchCounts:
         self.evaluations.append(evaluation)
         self.resource_spent += evaluation.metrics.get("resource", 0)
         reward = self.reward(evaluation.score, evaluation.metrics)
-        if self.best is None or reward > self.best_reward:
+        if "failed" not in evaluation.metrics and (self.best is None or reward > self.best_reward):
             self.best, self.best_reward = evaluation, reward
         if self.pareto is not None:
             self.pareto.add(evaluation.arch, evaluation.score, evaluation.metrics)

@@ -6,8 +6,8 @@ processes on this machine, each pinned round-robin to one GPU when the evaluator
 CUDA, else sharing the cores) or ``ray`` (Ray tasks on a local Ray or a cluster). Each
 worker builds the evaluator from the run's config, so nothing is pickled but plain data;
 results come back as JSON. A worker that dies, or an evaluation that raises, is retried
-once on a fresh worker and then recorded as failed (``score`` 0, ``metrics["failed"]`` the
-reason): the search goes on.
+once on a fresh worker and then recorded as failed (``metrics["failed"]`` the reason; it
+earns the lowest score seen, :class:`~rlnas.evaluators.StoredEvaluator`): the search goes on.
 
 Two ways to keep the workers busy:
 

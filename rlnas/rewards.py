@@ -13,7 +13,8 @@ pays for nothing twice. ``reward=`` picks one (conf/reward/<name>.yaml):
 * ``scalarized``: ``score - sum weight * cost / scale``: each cost in units of its ``scale``
   (a cost the user thinks of as "one"), so weights compare across metrics.
 
-A failed evaluation earns its score (0) under every reward: it has no cost to weigh.
+A failed evaluation earns its score under every reward: it has no cost to weigh. (The store
+answers it with the lowest score seen: :class:`~rlnas.evaluators.StoredEvaluator`.)
 """
 
 from __future__ import annotations

@@ -309,8 +309,8 @@ class SupernetTrainer:
 
     def evaluate(self, arch: str) -> Evaluation:
         """Train (in ``enas`` mode) and score one architecture. A diverging loss or
-        non-finite logits give a failed evaluation (score 0) with the reason in
-        ``metrics["failed"]``."""
+        non-finite logits give a failed evaluation (score 0; behind the store, the lowest
+        seen) with the reason in ``metrics["failed"]``."""
         start = time.perf_counter()
         decisions = self.space.from_string(arch)
         self.warm_up()

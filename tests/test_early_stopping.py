@@ -85,6 +85,26 @@ def test_the_trial_evaluator_stops_a_hopeless_trial_at_its_step(tmp_path, monkey
             assert "stopped_at" not in result.metrics and result.metrics["resource"] == 10 and result.score == x
 
 
+def test_early_stopping_under_minimize_stops_the_high_curves(tmp_path, monkeypatch):
+    """Curves rise to x; minimising, a higher one is worse. Negated, the median rule at step 2
+    compares -0.15 x: after x = 0.25 completes (-0.0375), x = 0.5's best so far (-0.05) is
+    below it; after x = 0.25 and 0 (median -0.01875), so is x = 1's (-0.1)."""
+    monkeypatch.setenv("RLNAS_TEST_EPOCH_SECONDS", "0.05")
+    space = HPOSpace(SPACE)
+    evaluator = TrialEvaluator(space, f"{sys.executable} {ROOT / 'tests' / 'trial_script.py'}", workdir=tmp_path,
+                               early_stopping={"rule": "median", "start_step": 2}, optimize_mode="minimize")
+    stops = {}
+    for x in [0.25, 0.5, 0.0, 1.0]:
+        result = evaluator.evaluate(space.to_string(space.from_parameters({"x": x, "epochs": 10})))
+        assert result.score == -result.metrics["value"]
+        if "stopped_at" in result.metrics:
+            stops[x] = result.metrics["stopped_at"]
+            assert result.metrics["value"] == pytest.approx(x * stops[x] / 10)
+        else:
+            assert result.metrics["value"] == x
+    assert stops == {0.5: 2, 1.0: 2}
+
+
 def test_a_search_with_early_stopping_reports_what_it_spent(tmp_path):
     (tmp_path / "space.json").write_text(json.dumps(SPACE))
     run_dir = tmp_path / "run"

@@ -95,6 +95,15 @@ def nasnet_cell(blocks):
     return normal + ";" + normal.replace("normal=", "reduce=")
 
 
+@pytest.mark.parametrize("value", [0.25, {"default": 0.25, "epochs": 3}])
+def test_a_function_minimized_scores_minus_its_value(nasnet, value):
+    evaluator = make_evaluator("function", nasnet, fn=lambda arch: value, optimize_mode="minimize")
+    result = evaluator.evaluate("any cell")
+    assert result.score == -0.25 and result.metrics["value"] == 0.25
+    assert result.metrics.get("epochs", 3) == 3 and "default" not in result.metrics
+    assert make_evaluator("function", nasnet, fn=lambda arch: value).evaluate("any cell").score == 0.25
+
+
 def test_scratch_good_cell_beats_all_pooling_cell():
     space = NASNetSpace()
     evaluator = ScratchEvaluator(space)

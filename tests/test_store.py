@@ -42,6 +42,32 @@ def test_stored_evaluator_never_pays_twice(tmp_path, nb201):
     assert shared.evaluate("x").cached and calls == ["x"]
 
 
+class Scripted(CallableEvaluator):
+    """Answers from a dict; ``None`` is a failed evaluation, as a crashed trial gives."""
+
+    def __init__(self, space, answers):
+        super().__init__(space, lambda arch: answers[arch], name="scripted")
+
+    def evaluate(self, arch):
+        if self.fn(arch) is None:
+            return Evaluation(arch, 0.0, {"failed": "trial exited with code 1"})
+        return super().evaluate(arch)
+
+
+def test_a_failed_evaluation_earns_the_lowest_score_seen(tmp_path, nb201):
+    store = EvaluationStore(tmp_path / "s.db")
+    answers = {"crash-1": None, "a": -0.5, "b": -0.2, "crash-2": None, "c": -0.9}
+    evaluator = StoredEvaluator(Scripted(nb201, answers), store)
+    store.put("another evaluator", Evaluation("z", -5.0))  # not this objective's
+    assert evaluator.evaluate("crash-1").score == 0.0  # nothing has succeeded yet
+    assert [evaluator.evaluate(a).score for a in ("a", "b", "crash-2")] == [-0.5, -0.2, -0.5]
+    evaluator.evaluate("c")
+    again = evaluator.evaluate("crash-1")  # a repeat is answered from the store, at today's lowest
+    assert again.cached and again.score == -0.9 and again.metrics["failed"] == "trial exited with code 1"
+    assert store.get(evaluator.fingerprint, "crash-2").score == 0.0  # stored as the evaluator gave it
+    assert store.lowest(evaluator.fingerprint) == -0.9 and store.lowest("nobody") is None
+
+
 def test_not_a_store(tmp_path):
     path = tmp_path / "garbage.sqlite"
     path.write_bytes(b"this is not sqlite" * 100)

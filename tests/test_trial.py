@@ -53,6 +53,34 @@ def test_a_failed_trial_is_recorded_with_why(tmp_path, params, why):
         assert result.metrics["exit_code"] == 3 and "boom: the trial crashed" in result.metrics["stderr_tail"]
 
 
+def test_minimize_scores_minus_the_value_and_keeps_the_value(tmp_path):
+    result = evaluate(tmp_path, {"mode": "ok", "x": 0.75}, optimize_mode="minimize")
+    assert result.score == -0.75 and result.metrics["value"] == 0.75 and result.metrics["epochs"] == 3
+    fingerprints = {TrialEvaluator(HPOSpace(SPACE), SCRIPT, optimize_mode=mode).fingerprint
+                    for mode in ("maximize", "minimize")}
+    assert len(fingerprints) == 2  # a store never answers one mode with the other's sign
+    with pytest.raises(ValueError, match="optimize_mode='min' must be one of 'maximize', 'minimize'"):
+        TrialEvaluator(HPOSpace(SPACE), SCRIPT, optimize_mode="min")
+
+
+def test_a_minimizing_search_never_rewards_a_crash_above_a_result(tmp_path):
+    """Every score of a loss is negative: a failure that earned 0 would be the best of all."""
+    (tmp_path / "space.json").write_text(json.dumps({**SPACE, "mode": {"_type": "choice", "_value": ["ok", "crash"]}}))
+    run_dir = tmp_path / "run"
+    train("agent=random", "env=hpo", f"env.search_space={tmp_path / 'space.json'}", "evaluator=trial",
+          f"evaluator.command={SCRIPT}", "evaluator.optimize_mode=minimize", "budget.evaluations=8",
+          "seed=1", "quiet=true", f"hydra.run.dir={run_dir}", timeout=600)
+    with sqlite3.connect(run_dir / "evaluations.sqlite") as db:
+        rows = [(json.loads(arch), score, json.loads(m))
+                for arch, score, m in db.execute("SELECT arch, score, metrics FROM evaluations ORDER BY seq")]
+    ok = [(arch, score) for arch, score, m in rows if "failed" not in m]
+    assert len(ok) < len(rows) and ok and all(score == -arch["x"] for arch, score in ok)
+    report = report_of(run_dir)
+    best = min(ok, key=lambda row: row[0]["x"])
+    assert report["best_parameters"] == best[0] and report["best_metrics"]["value"] == best[0]["x"]
+    assert report["best_search_score"] == best[1]
+
+
 def test_the_trial_api_outside_a_search_keeps_the_scripts_defaults(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RLNAS_")}
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "trial_script.py")], cwd=tmp_path, env=env,
