@@ -55,9 +55,15 @@ class Constrained(Reward):
         self.target, self.w, self.hard = {m: float(v) for m, v in target.items()}, float(w), hard
         self.metrics = tuple(self.target)
 
+    # The product (and the hard cut to 0) rank cells only when scores are >= 0.
+    NEEDS = ("reward 'constrained' multiplies the score by a cost factor (MnasNet), which needs "
+             "scores >= 0; a loss (evaluator.optimize_mode=minimize) scores -value: use reward=scalarized")
+
     def __call__(self, score: float, metrics: Mapping[str, Any]) -> float:
         if "failed" in metrics:
             return score
+        if score < 0:
+            raise ValueError(f"{self.NEEDS}; got score {score:g}")
         if self.hard:
             return score if self.meets(metrics) else 0.0
         factor = 1.0

@@ -78,6 +78,8 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: bool = False) -> dict[str,
     budget = build_budget(cfg.budget, space)
     pareto, draw_every = build_pareto(cfg.get("pareto"))  # runs saved before fronts have none
     reward = build_reward(cfg.get("reward"))
+    if isinstance(reward, Constrained) and cfg.evaluator.get("optimize_mode") == "minimize":
+        raise ValueError(Constrained.NEEDS)
     device = resolve_device(cfg.device)
     hparams = {k: v for k, v in to_dict(cfg.agent).items() if k != "name"}
     threads = cfg.get("threads", 1)  # runs saved before the key existed ran on one thread

@@ -42,6 +42,17 @@ def test_failed_evaluations_earn_their_score_and_accuracy_is_the_score():
     assert Reward()(0.7, {}) == 0.7 and make_reward().name == "accuracy"
 
 
+def test_constrained_refuses_a_negative_score_and_a_minimized_objective(tmp_path):
+    """MnasNet's product ranks backwards on negative scores, and its hard cut to 0 would
+    pay an over-budget cell more than any loss."""
+    with pytest.raises(ValueError, match="needs scores >= 0; .*use reward=scalarized; got score -0.2"):
+        Constrained({"params": 1e6})(-0.2, SMALL)
+    proc = train("evaluator=function", "evaluator.fn=tests.objectives:slow_table_score",
+                 "evaluator.optimize_mode=minimize", "reward=constrained", "reward.target.params=3e5",
+                 f"hydra.run.dir={tmp_path}", check=False)
+    assert proc.returncode != 0 and Constrained.NEEDS in proc.stderr and not (tmp_path / "evaluations.sqlite").exists()
+
+
 def test_a_cost_the_evaluator_does_not_report_is_named():
     with pytest.raises(ValueError, match=r"weighs metric\(s\) \['latency_ms'\].*it reports \['params', 'val_acc'\]"):
         Constrained({"latency_ms": 5.0})(0.8, {"val_acc": 0.8, "params": 1})
