@@ -300,6 +300,9 @@ def _report(cfg: DictConfig, monitor: SearchMonitor, budget: Budget, run_dir: Pa
         "run_dir": str(run_dir),
         "best_model": str(run_dir / BEST_MODEL) if (run_dir / BEST_MODEL).is_file() else None,
     }
+    failed = [e.metrics["failed"] for e in monitor.evaluations if "failed" in e.metrics]
+    if failed:  # paid for and stored, never the best: say so, or a run of crashes looks like an empty one
+        report.update(failed=len(failed), first_failure=failed[0])
     reward = monitor.reward
     if reward.name != "accuracy":  # what was maximised, and whether anything met the targets
         evaluated = [e.metrics for e in monitor.evaluations if "failed" not in e.metrics]
@@ -332,8 +335,10 @@ def summary(report: dict[str, Any]) -> str:
         f"  evaluations   {report['evaluations']} distinct ({report['env_steps']} env steps, "
         f"stopped by {report['stopped_by']}) in {report['wall_seconds']:.1f} s",
         f"  best arch     {report['best_arch']}",
-        f"  search score  {report['best_search_score']:.4f}" if report["best_search_score"] is not None
-        else "  search score  -",
+        f"  search score  {report['best_search_score']:.4f}"
+        + (f" (minimized: value {report['best_metrics']['value']:.4g})"
+           if "value" in (report.get("best_metrics") or {}) else "")
+        if report["best_search_score"] is not None else "  search score  -",
         f"  test score    {test:.4f}" if test is not None else "  test score    - (evaluator has none)",
         *([f"  retrained     {len(report['final'])} best stand-alone; the headline is the one with the best "
            "validation accuracy:"]
@@ -343,6 +348,8 @@ def summary(report: dict[str, Any]) -> str:
            + (f", {report['reward']['within_targets']} of {report['evaluations']} evaluated within the targets"
               if "within_targets" in report["reward"] else "")]
           if report.get("reward") and report["reward"]["best_reward"] is not None else []),
+        *([f"  failed        {report['failed']} of {report['evaluations']} evaluations; the first: "
+           f"{report['first_failure']}"] if report.get("failed") else []),
         *([f"  warning       {report['reward']['none_within_targets']}"]
           if report.get("reward", {}).get("none_within_targets") else []),
         *([f"  one-shot      {report['search']['epochs']} epochs ({report['search']['relaxation']}); the last "

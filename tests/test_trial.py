@@ -67,9 +67,9 @@ def test_a_minimizing_search_never_rewards_a_crash_above_a_result(tmp_path):
     """Every score of a loss is negative: a failure that earned 0 would be the best of all."""
     (tmp_path / "space.json").write_text(json.dumps({**SPACE, "mode": {"_type": "choice", "_value": ["ok", "crash"]}}))
     run_dir = tmp_path / "run"
-    train("agent=random", "env=hpo", f"env.search_space={tmp_path / 'space.json'}", "evaluator=trial",
-          f"evaluator.command={SCRIPT}", "evaluator.optimize_mode=minimize", "budget.evaluations=8",
-          "seed=1", "quiet=true", f"hydra.run.dir={run_dir}", timeout=600)
+    proc = train("agent=random", "env=hpo", f"env.search_space={tmp_path / 'space.json'}", "evaluator=trial",
+                 f"evaluator.command={SCRIPT}", "evaluator.optimize_mode=minimize", "budget.evaluations=8",
+                 "seed=1", f"hydra.run.dir={run_dir}", timeout=600)
     with sqlite3.connect(run_dir / "evaluations.sqlite") as db:
         rows = [(json.loads(arch), score, json.loads(m))
                 for arch, score, m in db.execute("SELECT arch, score, metrics FROM evaluations ORDER BY seq")]
@@ -79,6 +79,9 @@ def test_a_minimizing_search_never_rewards_a_crash_above_a_result(tmp_path):
     best = min(ok, key=lambda row: row[0]["x"])
     assert report["best_parameters"] == best[0] and report["best_metrics"]["value"] == best[0]["x"]
     assert report["best_search_score"] == best[1]
+    assert report["failed"] == len(rows) - len(ok) and report["first_failure"] == "trial exited with code 3"
+    assert f"(minimized: value {best[0]['x']:.4g})" in proc.stdout
+    assert f"failed        {len(rows) - len(ok)} of 8 evaluations; the first: trial exited" in proc.stdout
 
 
 def test_the_trial_api_outside_a_search_keeps_the_scripts_defaults(tmp_path):
