@@ -493,10 +493,12 @@ class StoredEvaluator(Evaluator):
 
     A failed evaluation (``metrics["failed"]``: a crashed trial, a dead worker, a diverged
     supernet) is stored as its evaluator gave it, and answered with the lowest score a
-    successful one has earned under this evaluator so far (0 before any has). A fixed
-    score would be the best of all wherever scores are negative (a loss minimised, say),
-    and an agent would learn to make trials crash; the lowest seen never rewards a failure
-    above a real result, on any scale, and the store makes it the same after a resume.
+    successful one has earned under this evaluator so far. A fixed score would be the best
+    of all wherever scores are negative (a loss minimised, say), and an agent would learn to
+    make trials crash; the lowest seen never pays a failure more than a result already in,
+    on any scale, and the store makes it the same after a resume. Before any result is in
+    there is no scale to go by, and a failure earns 0: above every result to come when
+    scores are negative.
     """
 
     def __init__(self, evaluator: Evaluator, store: EvaluationStore, run: str | None = None):
