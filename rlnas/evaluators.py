@@ -330,7 +330,7 @@ class Objective:
             value = value["default"]
         if self.sign < 0:
             metrics = {**metrics, "value": float(value)}
-        return Evaluation(arch, self.sign * float(value), metrics, cost=cost)
+        return Evaluation(arch, self.sign * float(value) + 0.0, metrics, cost=cost)  # + 0.0: no -0.0
 
 
 class CallableEvaluator(Evaluator):
@@ -436,8 +436,10 @@ class TrialEvaluator(Evaluator):
         if stopped_at is not None and not final:
             return self.objective.evaluation(arch, intermediate[stopped_at - 1], {**metrics, "stopped_at": stopped_at},
                                              cost=seconds)
+        # A trial the rule stopped may have reported its final result before the kill landed:
+        # it finished, and the kill's exit code says nothing about it.
         why = (f"timed out after {self.timeout:g} s" if timed_out
-               else f"exited with code {code}" if code != 0
+               else f"exited with code {code}" if code != 0 and stopped_at is None
                else "reported no final result" if not final else None)
         if why is not None:
             tail = (here / "stderr.log").read_bytes()[-2000:].decode(errors="replace")

@@ -85,6 +85,18 @@ def test_the_trial_evaluator_stops_a_hopeless_trial_at_its_step(tmp_path, monkey
             assert "stopped_at" not in result.metrics and result.metrics["resource"] == 10 and result.score == x
 
 
+def test_a_trial_stopped_after_its_final_result_is_not_a_failure(tmp_path, monkeypatch):
+    """The rule may stop a trial whose final result is already written while it is still
+    alive: the kill's exit code (-9) must not turn a finished trial into a failed one."""
+    monkeypatch.setenv("RLNAS_TEST_LINGER", "1")
+    space = HPOSpace(SPACE)
+    evaluator = TrialEvaluator(space, f"{sys.executable} {ROOT / 'tests' / 'trial_script.py'}", workdir=tmp_path,
+                               early_stopping={"rule": "median", "start_step": 10})
+    for x in (1.0, 0.0):  # the second is below the first's running average at its last step
+        result = evaluator.evaluate(space.to_string(space.from_parameters({"x": x, "epochs": 10})))
+        assert "failed" not in result.metrics and result.metrics["resource"] == 10 and result.score == x
+
+
 def test_early_stopping_under_minimize_stops_the_high_curves(tmp_path, monkeypatch):
     """Curves rise to x; minimising, a higher one is worse. Negated, the median rule at step 2
     compares -0.15 x: after x = 0.25 completes (-0.0375), x = 0.5's best so far (-0.05) is

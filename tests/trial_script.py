@@ -25,3 +25,4 @@ if mode == "ok":
     if os.environ.get("RLNAS_TEST_SLOW"):
         time.sleep(float(os.environ["RLNAS_TEST_SLOW"]))
     trial.report_final_result({"default": x, "epochs": 3})
+    time.sleep(float(os.environ.get("RLNAS_TEST_LINGER", 0)))  # alive after its result, as interpreters are
