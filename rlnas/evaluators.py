@@ -33,6 +33,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from importlib import resources
@@ -339,7 +340,13 @@ class CallableEvaluator(Evaluator):
     may return a dict of metrics whose ``"default"`` is the score, as a trial may report.
     ``fn`` may be given as an import path ``"package.module:function"``, which is how
     ``python train.py evaluator=function evaluator.fn=...`` names it. ``optimize_mode``:
-    ``"maximize"`` (default) or ``"minimize"`` its value (:class:`Objective`)."""
+    ``"maximize"`` (default) or ``"minimize"`` its value (:class:`Objective`).
+
+    An exception the function raises (a configuration it cannot train, out of memory) is a
+    failed evaluation, as a crashing trial script is: ``metrics["failed"]`` names it and
+    ``metrics["traceback"]`` ends with where, and the search goes on, one evaluation at a
+    time or many. A search that stopped at it would meet it again on ``resume=``.
+    """
 
     def __init__(self, space: SearchSpace, fn: Callable[[str], float] | str, name: str | None = None,
                  optimize_mode: str = "maximize"):
@@ -353,7 +360,11 @@ class CallableEvaluator(Evaluator):
     def evaluate(self, arch: str) -> Evaluation:
         start = time.perf_counter()
         parameters = self.space.parameters(arch)
-        value = self.fn(arch if parameters is None else parameters)
+        try:
+            value = self.fn(arch if parameters is None else parameters)
+        except Exception as err:
+            why = {"failed": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()[-2000:]}
+            return Evaluation(arch, 0.0, why, cost=time.perf_counter() - start)
         return self.objective.evaluation(arch, value, {}, cost=time.perf_counter() - start)
 
 

@@ -62,3 +62,10 @@ def learning_rate_bowl(params: dict) -> float:
     score = 1.0 - abs(math.log10(params["lr"]) + 2) / 3 - (params["batch_size"] != 64) * 0.1
     optimizer = params["optimizer"]
     return score - (0.2 if optimizer["_name"] != "sgd" else abs(optimizer["momentum"] - 0.9) / 10)
+
+
+def fails_above_half(params: dict) -> float:
+    """``x`` itself, and an exception for ``x > 0.5``: a configuration that cannot train."""
+    if params["x"] > 0.5:
+        raise RuntimeError(f"CUDA out of memory (pretend) at x={params['x']}")
+    return params["x"]
