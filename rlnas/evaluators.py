@@ -37,7 +37,9 @@ import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from importlib import resources
+from numbers import Real
 from pathlib import Path
+from typing import Any
 
 from rlnas import checkpoint, trial
 from rlnas.costs import nb201_costs
@@ -319,16 +321,21 @@ class Objective:
     search always maximises its score, so under ``"minimize"`` (a loss, an error) the score
     is ``-value`` and ``metrics["value"]`` keeps the value as reported."""
 
-    def __init__(self, owner: str, optimize_mode: str):
+    def __init__(self, owner: str, optimize_mode: str, what: str):
         check(owner, {"optimize_mode": optimize_mode}, {"optimize_mode": OneOf(("maximize", "minimize"))})
         self.sign = -1.0 if optimize_mode == "minimize" else 1.0
         self.suffix = ":minimize" if self.sign < 0 else ""  # the store keeps the two apart
+        self.what = what  # what the value is, for the message when it is not a number
 
-    def evaluation(self, arch: str, value: float | dict, metrics: dict, cost: float) -> Evaluation:
-        """``value``: a number, or a dict of metrics with the value as ``"default"``."""
+    def evaluation(self, arch: str, value: Any, metrics: dict, cost: float) -> Evaluation:
+        """``value``: a number, or a dict of metrics with the value as ``"default"``. Anything
+        else, and nan or inf (a diverged training run), is a failed evaluation that says so."""
         if isinstance(value, dict):
             metrics = {**metrics, **{k: v for k, v in value.items() if k != "default"}}
-            value = value["default"]
+            value = value.get("default")
+        if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+            return Evaluation(arch, 0.0, {**metrics, "failed": f"{self.what} is {value!r}, not a finite number"},
+                              cost=cost)
         if self.sign < 0:
             metrics = {**metrics, "value": float(value)}
         return Evaluation(arch, self.sign * float(value) + 0.0, metrics, cost=cost)  # + 0.0: no -0.0
@@ -350,7 +357,7 @@ class CallableEvaluator(Evaluator):
 
     def __init__(self, space: SearchSpace, fn: Callable[[str], float] | str, name: str | None = None,
                  optimize_mode: str = "maximize"):
-        self.objective = Objective("function evaluator", optimize_mode)
+        self.objective = Objective("function evaluator", optimize_mode, "the function's value")
         if isinstance(fn, str):
             name = name or fn
             fn = _import_callable(fn)
@@ -401,7 +408,7 @@ class TrialEvaluator(Evaluator):
             "timeout": Range(0, low_open=True, optional=True, none_means="no time limit"),
             "seed": INT_AT_LEAST_0})
         self.space, self.command, self.timeout, self.seed = space, command, timeout, seed
-        self.objective = Objective("trial evaluator", optimize_mode)
+        self.objective = Objective("trial evaluator", optimize_mode, "the trial's result")
         self.rule = make_rule(early_stopping)
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="rlnas-trials-"))
         # absolute(), not resolve(): a venv's python is a symlink out of the venv
@@ -521,8 +528,7 @@ class StoredEvaluator(Evaluator):
     def evaluate(self, arch: str) -> Evaluation:
         evaluation = self.lookup(arch)
         if evaluation is None:
-            evaluation = self.inner.evaluate(arch)
-            self.record(evaluation)
+            evaluation = self.record(self.inner.evaluate(arch))
         if "failed" in evaluation.metrics:
             lowest = self.store.lowest(self.fingerprint)
             return dataclasses.replace(evaluation, score=0.0 if lowest is None else lowest)
@@ -532,9 +538,15 @@ class StoredEvaluator(Evaluator):
         """The stored evaluation of ``arch`` under this evaluator's fingerprint, if any."""
         return self.store.get(self.fingerprint, arch)
 
-    def record(self, evaluation: Evaluation) -> None:
-        """Commit an evaluation paid for elsewhere (a parallel worker) as this run's."""
+    def record(self, evaluation: Evaluation) -> Evaluation:
+        """Commit an evaluation (paid for here, or by a parallel worker) as this run's, and
+        return it as stored: a score of nan or inf is a failed evaluation, never a row lost
+        (SQLite keeps no nan) nor a reward that would poison an agent's gradients."""
+        if not math.isfinite(evaluation.score):
+            evaluation = dataclasses.replace(evaluation, score=0.0, metrics={
+                **evaluation.metrics, "failed": f"score {evaluation.score!r} is not a finite number"})
         self.store.put(self.fingerprint, evaluation, self.run)
+        return evaluation
 
     def attach_run(self, run_dir: Path, run_id: str) -> None:
         self.inner.attach_run(run_dir, run_id)

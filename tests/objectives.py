@@ -69,3 +69,8 @@ def fails_above_half(params: dict) -> float:
     if params["x"] > 0.5:
         raise RuntimeError(f"CUDA out of memory (pretend) at x={params['x']}")
     return params["x"]
+
+
+def nan_above_half(params: dict) -> float:
+    """``x`` itself, and nan for ``x > 0.5``: a training run that diverged."""
+    return float("nan") if params["x"] > 0.5 else params["x"]

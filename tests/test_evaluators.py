@@ -104,6 +104,13 @@ def test_a_function_minimized_scores_minus_its_value(nasnet, value):
     assert make_evaluator("function", nasnet, fn=lambda arch: value).evaluate("any cell").score == 0.25
 
 
+@pytest.mark.parametrize("value,shown", [(float("nan"), "nan"), (float("-inf"), "-inf"), (None, "None"),
+                                         ("0.9", "'0.9'"), (True, "True"), ({"acc": 0.9}, "None")])
+def test_a_value_that_is_no_finite_number_fails_and_says_what_it_was(nasnet, value, shown):
+    result = make_evaluator("function", nasnet, fn=lambda arch: value).evaluate("any cell")
+    assert result.score == 0.0 and result.metrics["failed"] == f"the function's value is {shown}, not a finite number"
+
+
 def test_scratch_good_cell_beats_all_pooling_cell():
     space = NASNetSpace()
     evaluator = ScratchEvaluator(space)

@@ -2,6 +2,7 @@
 
 import json
 import math
+import sqlite3
 
 import gymnasium as gym
 import numpy as np
@@ -233,18 +234,25 @@ def test_an_objective_may_return_metrics_with_the_score_as_default():
     assert result.score == 1e-3 and result.metrics == {"test_acc": 0.5}
 
 
-@pytest.mark.parametrize("parallel", [1, 2])
-def test_an_objective_that_raises_fails_that_evaluation_and_the_search_goes_on(tmp_path, parallel):
+@pytest.mark.parametrize("parallel,objective,why", [
+    (1, "fails_above_half", "RuntimeError: CUDA out of memory (pretend) at x="),
+    (2, "fails_above_half", "RuntimeError: CUDA out of memory (pretend) at x="),
+    (1, "nan_above_half", "the function's value is nan, not a finite number"),
+])
+def test_an_objective_that_raises_fails_that_evaluation_and_the_search_goes_on(tmp_path, parallel, objective, why):
     """One evaluation at a time or two, alike: the run used to stop at the first exception
-    when sequential (and would meet it again on resume) while workers recorded it."""
+    when sequential (and would meet it again on resume) while workers recorded it. A nan
+    was worse: SQLite kept no row for it, and it became the run's best score."""
     (tmp_path / "space.json").write_text(json.dumps({"x": {"_type": "quniform", "_value": [0, 1, 0.25]}}))
     proc = train("agent=random", "env=hpo", f"env.search_space={tmp_path / 'space.json'}", "evaluator=function",
-                 "evaluator.fn=tests.objectives:fails_above_half", "budget.evaluations=5", f"parallel={parallel}",
+                 f"evaluator.fn=tests.objectives:{objective}", "budget.evaluations=5", f"parallel={parallel}",
                  f"hydra.run.dir={tmp_path / 'run'}")
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["evaluations"] == 5 and report["failed"] == 2  # every cell of the space: x = 0.75 and 1 raise
-    assert report["first_failure"].startswith("RuntimeError: CUDA out of memory (pretend) at x=")
+    assert report["first_failure"].startswith(why)
     assert report["best_parameters"] == {"x": 0.5} and "failed        2 of 5 evaluations" in proc.stdout
+    with sqlite3.connect(tmp_path / "run" / "evaluations.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == 5  # every one stored
 
 
 def test_a_missing_search_space_is_named():

@@ -68,6 +68,15 @@ def test_a_failed_evaluation_earns_the_lowest_score_seen(tmp_path, nb201):
     assert store.lowest(evaluator.fingerprint) == -0.9 and store.lowest("nobody") is None
 
 
+def test_a_nan_score_is_stored_as_a_failure_not_lost(tmp_path, nb201):
+    """SQLite turns nan into NULL, which the schema refuses and INSERT OR IGNORE dropped."""
+    store = EvaluationStore(tmp_path / "s.db")
+    evaluator = StoredEvaluator(CallableEvaluator(nb201, lambda arch: 0.5, name="half"), store)
+    stored = evaluator.record(Evaluation("diverged", float("nan"), {"weight_version": 3}))
+    assert stored.score == 0.0 and stored.metrics == {"weight_version": 3, "failed": "score nan is not a finite number"}
+    assert store.get(evaluator.fingerprint, "diverged").metrics["failed"] == "score nan is not a finite number"
+
+
 def test_not_a_store(tmp_path):
     path = tmp_path / "garbage.sqlite"
     path.write_bytes(b"this is not sqlite" * 100)
