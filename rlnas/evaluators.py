@@ -429,20 +429,22 @@ class TrialEvaluator(Evaluator):
         timed_out, stopped_at, seen = False, None, 0
         with open(here / "stdout.log", "wb") as out, open(here / "stderr.log", "wb") as err:
             process = subprocess.Popen(self.argv, cwd=here, env=env, stdout=out, stderr=err, start_new_session=True)
-            while (code := _exit_code(process, self.POLL)) is None:
-                if deadline is not None and time.monotonic() > deadline:
-                    timed_out = True
-                    break
-                curve = self._curve(_read_results(results)) if self.rule is not None else []
-                if len(curve) > seen:  # asked at every step, however many came since the last look
-                    others = self._others(trial_id)
-                    stopped_at = next((n for n in range(seen + 1, len(curve) + 1)
-                                       if self.rule.should_stop(curve[:n], others, trial_id)), None)
-                    seen = len(curve)
-                    if stopped_at is not None:
+            try:
+                while (code := _exit_code(process, self.POLL)) is None:
+                    if deadline is not None and time.monotonic() > deadline:
+                        timed_out = True
                         break
-            if code is None:
-                os.killpg(process.pid, signal.SIGKILL)  # the script and anything it started
+                    curve = self._curve(_read_results(results)) if self.rule is not None else []
+                    if len(curve) > seen:  # asked at every step, however many came since the last look
+                        others = self._others(trial_id)
+                        stopped_at = next((n for n in range(seen + 1, len(curve) + 1)
+                                           if self.rule.should_stop(curve[:n], others, trial_id)), None)
+                        seen = len(curve)
+                        if stopped_at is not None:
+                            break
+            finally:  # stopped, timed out, or the search interrupted (Ctrl-C): no trial outlives its evaluation
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGKILL)  # the script and anything it started
                 code = process.wait()
         seconds = time.monotonic() - start
         reports = _read_results(results)

@@ -3,6 +3,7 @@
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -116,6 +117,29 @@ def test_a_search_over_trials_completes_its_budget_through_failures(tmp_path, pa
     assert len(failed) == sum(mode != "ok" for mode in modes) > 0  # every crash, hang and silence recorded
     assert report_of(run_dir)["best_parameters"]["mode"] == "ok"
     assert len(list((run_dir / "trials").iterdir())) == 12  # one working directory per trial
+
+
+def test_ctrl_c_mid_trial_leaves_no_trial_running(tmp_path):
+    """The trial runs in its own session, so the terminal's SIGINT reaches only the runner:
+    the runner must take its trial down with it (a training job holding a GPU, say)."""
+    (tmp_path / "space.json").write_text(json.dumps({"mode": {"_type": "choice", "_value": ["hang"]}}))
+    pidfile = tmp_path / "trial.pid"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "agent=random", "env=hpo",
+                             f"env.search_space={tmp_path / 'space.json'}", "evaluator=trial",
+                             f"evaluator.command={SCRIPT}", "budget.evaluations=1", "quiet=true",
+                             f"hydra.run.dir={tmp_path / 'run'}"],
+                            cwd=ROOT, env={**os.environ, "RLNAS_TEST_PIDFILE": str(pidfile)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not (pidfile.is_file() and pidfile.read_text()) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()[0]  # the search is still running its trial
+    trial_pid = int(pidfile.read_text())
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130 and "continue with: python train.py resume=" in out
+    with pytest.raises(ProcessLookupError):
+        os.kill(trial_pid, 0)  # gone, and reaped
 
 
 def test_runner_sigkilled_mid_trial_resumes_without_losing_or_repeating_one(tmp_path):
