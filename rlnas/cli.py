@@ -9,6 +9,7 @@ group are selectable by name like the built-ins.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import hydra
@@ -52,10 +53,21 @@ def _search(cfg: DictConfig) -> None:
         print(f"rlnas: error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:  # the runner has said how to resume
-        sys.exit(130)
+        sys.exit(128 + _stopped_by.get("signal", signal.SIGINT))
+
+
+_stopped_by: dict[str, int] = {}
+
+
+def _terminate(signum: int, frame) -> None:
+    """SIGTERM (``kill``, a cluster cancelling the job) stops the search as Ctrl-C does:
+    the trials running are taken down, and the run says how to resume."""
+    _stopped_by["signal"] = signum
+    raise KeyboardInterrupt
 
 
 def main() -> None:
     register_plugin_agents()
     redirect_resume_to_its_run_dir(sys.argv)
+    signal.signal(signal.SIGTERM, _terminate)
     _search()

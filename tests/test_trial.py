@@ -119,9 +119,10 @@ def test_a_search_over_trials_completes_its_budget_through_failures(tmp_path, pa
     assert len(list((run_dir / "trials").iterdir())) == 12  # one working directory per trial
 
 
-def test_ctrl_c_mid_trial_leaves_no_trial_running(tmp_path):
-    """The trial runs in its own session, so the terminal's SIGINT reaches only the runner:
-    the runner must take its trial down with it (a training job holding a GPU, say)."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_kill_mid_trial_leaves_no_trial_running(tmp_path, stop):
+    """The trial runs in its own session, so the terminal's SIGINT (or a cluster's SIGTERM)
+    reaches only the runner: it must take its trial down with it (a job holding a GPU)."""
     (tmp_path / "space.json").write_text(json.dumps({"mode": {"_type": "choice", "_value": ["hang"]}}))
     pidfile = tmp_path / "trial.pid"
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "agent=random", "env=hpo",
@@ -135,9 +136,9 @@ def test_ctrl_c_mid_trial_leaves_no_trial_running(tmp_path):
         time.sleep(0.1)
     assert proc.poll() is None, proc.communicate()[0]  # the search is still running its trial
     trial_pid = int(pidfile.read_text())
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     out = proc.communicate(timeout=60)[0]
-    assert proc.returncode == 130 and "continue with: python train.py resume=" in out
+    assert proc.returncode == 128 + stop and "continue with: python train.py resume=" in out
     with pytest.raises(ProcessLookupError):
         os.kill(trial_pid, 0)  # gone, and reaped
 
