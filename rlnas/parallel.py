@@ -30,6 +30,8 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
+import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from copy import deepcopy
@@ -69,6 +71,9 @@ def _evaluate(evaluator, arch: str) -> dict[str, Any]:
 
 def _process_worker(conn: Connection, spec: dict[str, Any], environ: dict[str, str]) -> None:
     os.environ.update(environ)  # before torch initialises CUDA in this process
+    # Stopped mid-evaluation (the pool closing on Ctrl-C or SIGTERM): unwind, so that the
+    # evaluator cleans up on the way out (a trial takes its script down with it).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     evaluator = _build(spec)
     while True:
         try:
@@ -164,6 +169,8 @@ class EvaluationPool:
     def close(self) -> None:
         if self.backend == "process":
             for slot in self._slots:
+                if slot.arch is not None:  # busy: nobody will read its answer now
+                    slot.process.terminate()
                 with contextlib.suppress(OSError):
                     slot.conn.send_bytes(b"null")
             for slot in self._slots:

@@ -119,28 +119,34 @@ def test_a_search_over_trials_completes_its_budget_through_failures(tmp_path, pa
     assert len(list((run_dir / "trials").iterdir())) == 12  # one working directory per trial
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_or_kill_mid_trial_leaves_no_trial_running(tmp_path, stop):
-    """The trial runs in its own session, so the terminal's SIGINT (or a cluster's SIGTERM)
-    reaches only the runner: it must take its trial down with it (a job holding a GPU)."""
-    (tmp_path / "space.json").write_text(json.dumps({"mode": {"_type": "choice", "_value": ["hang"]}}))
-    pidfile = tmp_path / "trial.pid"
+@pytest.mark.parametrize("stop,parallel", [(signal.SIGINT, 1), (signal.SIGTERM, 1), (signal.SIGTERM, 2)])
+def test_ctrl_c_or_kill_mid_trial_leaves_no_trial_running(tmp_path, stop, parallel):
+    """A trial runs in its own session, so the terminal's SIGINT (or a cluster's SIGTERM)
+    reaches only the runner: it must take its trials down with it (jobs holding GPUs), the
+    workers' included."""
+    space = {"mode": {"_type": "choice", "_value": ["hang"]}, "x": {"_type": "choice", "_value": [0, 1]}}
+    (tmp_path / "space.json").write_text(json.dumps(space))
+    pidfile = tmp_path / "trial.pids"
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "agent=random", "env=hpo",
                              f"env.search_space={tmp_path / 'space.json'}", "evaluator=trial",
-                             f"evaluator.command={SCRIPT}", "budget.evaluations=1", "quiet=true",
-                             f"hydra.run.dir={tmp_path / 'run'}"],
+                             f"evaluator.command={SCRIPT}", "budget.evaluations=2", f"parallel={parallel}",
+                             "quiet=true", f"hydra.run.dir={tmp_path / 'run'}"],
                             cwd=ROOT, env={**os.environ, "RLNAS_TEST_PIDFILE": str(pidfile)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
-    while not (pidfile.is_file() and pidfile.read_text()) and time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline and proc.poll() is None and \
+            len(pidfile.read_text().split() if pidfile.is_file() else []) < parallel:
         time.sleep(0.1)
-    assert proc.poll() is None, proc.communicate()[0]  # the search is still running its trial
-    trial_pid = int(pidfile.read_text())
+    assert proc.poll() is None, proc.communicate()[0]  # the search is still running its trials
+    time.sleep(0.2)  # each pid is written whole
+    trial_pids = [int(pid) for pid in pidfile.read_text().split()]
     proc.send_signal(stop)
     out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 128 + stop and "continue with: python train.py resume=" in out
-    with pytest.raises(ProcessLookupError):
-        os.kill(trial_pid, 0)  # gone, and reaped
+    time.sleep(0.5)  # a worker's trial is reaped by the worker as it exits
+    for pid in trial_pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # gone, and reaped
 
 
 def test_runner_sigkilled_mid_trial_resumes_without_losing_or_repeating_one(tmp_path):
