@@ -52,18 +52,17 @@ def _search(cfg: DictConfig) -> None:
     except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
         print(f"rlnas: error: {err}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:  # the runner has said how to resume
-        sys.exit(128 + _stopped_by.get("signal", signal.SIGINT))
+    except KeyboardInterrupt as stop:  # the runner has said how to resume
+        sys.exit(128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT))
 
 
-_stopped_by: dict[str, int] = {}
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a cluster cancelling the job) stops the search as Ctrl-C does:
+    the trials running are taken down, and the run says how to resume."""
 
 
 def _terminate(signum: int, frame) -> None:
-    """SIGTERM (``kill``, a cluster cancelling the job) stops the search as Ctrl-C does:
-    the trials running are taken down, and the run says how to resume."""
-    _stopped_by["signal"] = signum
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 def main() -> None:

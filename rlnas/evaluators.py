@@ -316,13 +316,16 @@ class NATSBenchEvaluator(Evaluator):
                                           "arch_index": index})
 
 
+OPTIMIZE_MODES = ("maximize", "minimize")
+
+
 class Objective:
     """NNI's ``optimize_mode`` for evaluators that score with the user's own value: the
     search always maximises its score, so under ``"minimize"`` (a loss, an error) the score
     is ``-value`` and ``metrics["value"]`` keeps the value as reported."""
 
     def __init__(self, owner: str, optimize_mode: str, what: str):
-        check(owner, {"optimize_mode": optimize_mode}, {"optimize_mode": OneOf(("maximize", "minimize"))})
+        check(owner, {"optimize_mode": optimize_mode}, {"optimize_mode": OneOf(OPTIMIZE_MODES)})
         self.sign = -1.0 if optimize_mode == "minimize" else 1.0
         self.suffix = ":minimize" if self.sign < 0 else ""  # the store keeps the two apart
         self.what = what  # what the value is, for the message when it is not a number
@@ -332,13 +335,18 @@ class Objective:
         else, and nan or inf (a diverged training run), is a failed evaluation that says so."""
         if isinstance(value, dict):
             metrics = {**metrics, **{k: v for k, v in value.items() if k != "default"}}
-            value = value.get("default")
+        value = _default(value)
         if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
             return Evaluation(arch, 0.0, {**metrics, "failed": f"{self.what} is {value!r}, not a finite number"},
                               cost=cost)
         if self.sign < 0:
             metrics = {**metrics, "value": float(value)}
         return Evaluation(arch, self.sign * float(value) + 0.0, metrics, cost=cost)  # + 0.0: no -0.0
+
+
+def _default(value: Any) -> Any:
+    """A result as NNI's trial API reports it: a number, or a dict of metrics with it as ``"default"``."""
+    return value.get("default") if isinstance(value, dict) else value
 
 
 class CallableEvaluator(Evaluator):
@@ -411,8 +419,7 @@ class TrialEvaluator(Evaluator):
         self.objective = Objective("trial evaluator", optimize_mode, "the trial's result")
         self.rule = make_rule(early_stopping)
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="rlnas-trials-"))
-        # absolute(), not resolve(): a venv's python is a symlink out of the venv
-        self.argv = [str(Path(word).absolute()) if Path(word).is_file() else word for word in shlex.split(command)]
+        self.argv = files_made_absolute(command, Path())
         self.fingerprint = f"trial:{command}{self.objective.suffix}"
 
     def evaluate(self, arch: str) -> Evaluation:
@@ -468,8 +475,7 @@ class TrialEvaluator(Evaluator):
 
     def _curve(self, reports: list[dict]) -> list[float]:
         """The intermediate results as scores (higher better), which is how the rules read them."""
-        return [self.objective.sign * float(v["default"] if isinstance(v, dict) else v)
-                for v in (r["value"] for r in reports if r["type"] == "intermediate")]
+        return [self.objective.sign * float(_default(r["value"])) for r in reports if r["type"] == "intermediate"]
 
     def _others(self, trial_id: str) -> list[tuple[str, list[float], bool]]:
         """Every other trial's curve in the working directory, and whether it completed."""
@@ -486,6 +492,13 @@ def _exit_code(process: subprocess.Popen, seconds: float) -> int | None:
         return process.wait(seconds)
     except subprocess.TimeoutExpired:
         return None
+
+
+def files_made_absolute(command: str, base: Path) -> list[str]:
+    """``command``'s words, those naming a file under ``base`` made absolute: a trial runs
+    in a directory of its own. absolute(), not resolve(): a venv's python is a symlink out
+    of the venv."""
+    return [str((base / word).absolute()) if (base / word).is_file() else word for word in shlex.split(command)]
 
 
 def _read_results(path: Path) -> list[dict]:
@@ -531,9 +544,10 @@ class StoredEvaluator(Evaluator):
         evaluation = self.lookup(arch)
         if evaluation is None:
             evaluation = self.record(self.inner.evaluate(arch))
-        if "failed" in evaluation.metrics:
-            lowest = self.store.lowest(self.fingerprint)
-            return dataclasses.replace(evaluation, score=0.0 if lowest is None else lowest)
+        if "failed" in evaluation.metrics:  # read from the store, which every worker and env writes
+            lowest = min((e.score for e in self.store.history(self.fingerprint) if "failed" not in e.metrics),
+                         default=0.0)
+            return dataclasses.replace(evaluation, score=lowest)
         return evaluation
 
     def lookup(self, arch: str) -> Evaluation | None:

@@ -25,6 +25,9 @@ from typing import Any
 
 import yaml
 
+from rlnas.evaluators import OPTIMIZE_MODES, files_made_absolute
+from rlnas.ranges import Range, check
+
 TUNERS = {"TPE": "tpe", "Random": "random", "Evolution": "evolution"}  # NNI's builtin name -> agent
 ADVISORS = {"Hyperband": "random", "BOHB": "tpe"}  # sampled configurations, halved by the assessor rule
 ASSESSORS = ("Medianstop",)
@@ -103,7 +106,7 @@ def overrides(config: Mapping[str, Any], base: Path) -> tuple[list[str], list[st
         args.append("device=cuda")  # each worker, and the trial it runs, is pinned to one GPU
         if gpus > 1:
             notes.append(f"trialGpuNumber={gpus}: rlnas gives each trial one GPU")
-    seed = ((config.get("tuner") or config.get("advisor") or {}).get("classArgs") or {}).get("seed")
+    seed = _class_args(config.get("tuner") or config.get("advisor")).get("seed")
     if seed is not None:
         args.append(f"seed={_count('seed', seed, low=0)}")
     notes.append("trials run in RUN_DIR/trials/<id>, not in trialCodeDirectory: a script that opens files beside "
@@ -146,8 +149,7 @@ def _command(config: Mapping[str, Any], base: Path) -> str:
     code = (base / str(config.get("trialCodeDirectory") or ".")).expanduser()
     if not code.is_dir():
         raise ValueError(f"NNI experiment config: trialCodeDirectory {str(code)!r} is not a folder")
-    return shlex.join(str((code / word).absolute()) if (code / word).is_file() else word
-                      for word in shlex.split(command))
+    return shlex.join(files_made_absolute(command, code))
 
 
 def _algorithms(config: Mapping[str, Any]) -> tuple[str, dict[str, Any] | None, str]:
@@ -167,25 +169,28 @@ def _algorithms(config: Mapping[str, Any]) -> tuple[str, dict[str, Any] | None, 
                              f"one of {sorted(ADVISORS)}")
         if assessor:
             raise ValueError("NNI experiment config: an advisor decides its own early stopping; drop the assessor")
-        eta = _count("eta", (advisor.get("classArgs") or {}).get("eta", 3), low=2)
+        eta = _count("eta", _class_args(advisor).get("eta", 3), low=2)
         agent, rule = ADVISORS[advisor["name"]], {"rule": "hyperband", "min_resource": 1, "eta": eta}
     if assessor:
         if assessor.get("name") not in ASSESSORS:
             raise ValueError(f"NNI experiment config: assessor {assessor.get('name')!r} has no rlnas counterpart; "
                              f"one of {list(ASSESSORS)}, or an advisor: Hyperband")
-        start = _count("start_step", (assessor.get("classArgs") or {}).get("start_step", 0), low=0)
+        start = _count("start_step", _class_args(assessor).get("start_step", 0), low=0)
         rule = {"rule": "median", "start_step": max(1, start)}  # NNI's 0 and 1 both judge from the first report
-    modes = {(algorithm.get("classArgs") or {}).get("optimize_mode", "maximize")
-             for algorithm in (tuner, advisor, assessor) if algorithm}
-    if len(modes) > 1 or not modes <= {"maximize", "minimize"}:
+    modes = {_class_args(algorithm).get("optimize_mode", "maximize") for algorithm in (tuner, advisor, assessor)
+             if algorithm}
+    if len(modes) > 1 or not modes <= set(OPTIMIZE_MODES):
         raise ValueError(f"NNI experiment config: optimize_mode {sorted(modes)}: the tuner (or advisor) and the "
                          "assessor must agree, on 'maximize' or 'minimize'")
     return agent, rule, modes.pop()
 
 
+def _class_args(algorithm: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return (algorithm or {}).get("classArgs") or {}
+
+
 def _count(key: str, value: Any, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"NNI experiment config: {key}={value!r} must be an integer >= {low}")
+    check("NNI experiment config", {key: value}, {key: Range(low, integer=True)})
     return value
 
 

@@ -44,6 +44,9 @@ class Reward:
 
 class Constrained(Reward):
     name = "constrained"
+    # The product (and the hard cut to 0) rank cells only when scores are >= 0.
+    NEEDS = ("reward 'constrained' multiplies the score by a cost factor (MnasNet), which needs "
+             "scores >= 0; a loss (evaluator.optimize_mode=minimize) scores -value: use reward=scalarized")
 
     def __init__(self, target: Mapping[str, float], w: float = -0.07, hard: bool = False):
         if not target:
@@ -54,10 +57,6 @@ class Constrained(Reward):
             raise ValueError(f"reward.hard must be true or false, got {hard!r}")
         self.target, self.w, self.hard = {m: float(v) for m, v in target.items()}, float(w), hard
         self.metrics = tuple(self.target)
-
-    # The product (and the hard cut to 0) rank cells only when scores are >= 0.
-    NEEDS = ("reward 'constrained' multiplies the score by a cost factor (MnasNet), which needs "
-             "scores >= 0; a loss (evaluator.optimize_mode=minimize) scores -value: use reward=scalarized")
 
     def __call__(self, score: float, metrics: Mapping[str, Any]) -> float:
         if "failed" in metrics:

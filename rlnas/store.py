@@ -94,14 +94,6 @@ class EvaluationStore:
              evaluation.cost, time.time()),
         )
 
-    def lowest(self, evaluator: str) -> float | None:
-        """The lowest score a successful evaluation has earned under ``evaluator`` (None
-        before any has): what a failed one earns (:class:`~rlnas.evaluators.StoredEvaluator`)."""
-        scores = [score for score, metrics in self._db.execute(
-            "SELECT score, metrics FROM evaluations WHERE evaluator=?", (evaluator,))
-            if "failed" not in json.loads(metrics)]
-        return min(scores, default=None)
-
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
 

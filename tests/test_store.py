@@ -65,7 +65,6 @@ def test_a_failed_evaluation_earns_the_lowest_score_seen(tmp_path, nb201):
     again = evaluator.evaluate("crash-1")  # a repeat is answered from the store, at today's lowest
     assert again.cached and again.score == -0.9 and again.metrics["failed"] == "trial exited with code 1"
     assert store.get(evaluator.fingerprint, "crash-2").score == 0.0  # stored as the evaluator gave it
-    assert store.lowest(evaluator.fingerprint) == -0.9 and store.lowest("nobody") is None
 
 
 def test_a_nan_score_is_stored_as_a_failure_not_lost(tmp_path, nb201):
