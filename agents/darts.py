@@ -51,13 +51,11 @@ from rlnas.agents.base import Callback
 from rlnas.agents.registry import register
 from rlnas.datasets import load_dataset
 from rlnas.monitor import Budget
+from rlnas.ops import PARAMETER_FREE
 from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, OneOf, check
 from rlnas.relaxations import RELAXATIONS, STOCHASTIC, expected, relax
 from rlnas.spaces import CELLS, COMBINATIONS, NB201_EDGES, Decisions, NB201Space, SearchSpace
 from rlnas.supernet import Supernet
-
-#: ops without weights: the ones a collapsed search piles onto
-PARAMETER_FREE = frozenset({"none", "skip_connect", "identity", "avg_pool_3x3", "max_pool_3x3"})
 
 
 def parameter_free_fraction(space: SearchSpace, decisions: Sequence[int]) -> float:

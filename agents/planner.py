@@ -16,6 +16,10 @@ search of 50-100 evaluations can pay for, one at 0 stays in the first basin it f
 * The model sees scores floored at their ``floor_quantile``: the search cares about the
   top, and a model this simple spends itself on the broken cells otherwise (a tenth of
   NB201 scores 10 %).
+* The model sees each choice twice: as itself and as its class (an op's: none,
+  parameter-free, convolution; :func:`choice_classes`), with the prior variance split
+  between the two. An evaluation then teaches it about every op of the same class on that
+  decision, and it finds the region of the best cells sooner (docs/results.md, issue #14).
 * On NB201 the model also knows each cell's SynFlow (:mod:`rlnas.proxies`), a score of the
   untrained network that needs no data, as its rank on normal quantiles with a weight of
   prior scale ``proxy_scale``. It comes from the network, not from any table, and it gets
@@ -37,6 +41,7 @@ import torch
 
 from rlnas.agents.architecture_agent import ArchitectureAgent
 from rlnas.agents.registry import register
+from rlnas.ops import op_class
 from rlnas.proxies import nb201_synflow
 from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, check
 from rlnas.spaces import Decisions, NB201Space, SearchSpace
@@ -46,23 +51,26 @@ from rlnas.world_models.pairwise_gp import PairwiseGP
 @register("planner")
 class ModelPredictiveSearch(ArchitectureAgent):
     def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", n_init: int = 10,
-                 unary_scale: float = 2.0, pair_scale: float = 0.1, noise: float = 0.2,
+                 unary_scale: float = 1.4142, pair_scale: float = 0.1, noise: float = 0.2,
                  floor_quantile: float = 0.5, temperature: float = 0.4, enumerate_up_to: int = 20000,
                  top_k: int = 10, random_candidates: int = 200, planning_rounds: int = 2, beam: int = 5,
-                 proxy_scale: float = 1.0):
+                 proxy_scale: float = 1.0, class_scale: float = 1.4142, class_pair_scale: float = 0.1):
         check(self.name, locals(), {
             "n_init": INT_AT_LEAST_1, "unary_scale": NON_NEGATIVE, "pair_scale": NON_NEGATIVE,
             "noise": POSITIVE, "floor_quantile": UNIT, "temperature": NON_NEGATIVE,
             "enumerate_up_to": INT_AT_LEAST_0, "top_k": INT_AT_LEAST_1, "random_candidates": INT_AT_LEAST_0,
-            "planning_rounds": INT_AT_LEAST_0, "beam": INT_AT_LEAST_1, "proxy_scale": NON_NEGATIVE})
+            "planning_rounds": INT_AT_LEAST_0, "beam": INT_AT_LEAST_1, "proxy_scale": NON_NEGATIVE,
+            "class_scale": NON_NEGATIVE, "class_pair_scale": NON_NEGATIVE})
         super().__init__(env, seed, device)
         self.n_init, self.floor_quantile, self.temperature = n_init, floor_quantile, temperature
         self.top_k, self.random_candidates = top_k, random_candidates
         self.planning_rounds, self.beam = planning_rounds, beam
         feature = synflow_feature(self.space) if proxy_scale > 0 and isinstance(self.space, NB201Space) else None
+        classes = choice_classes(self.space) if class_scale + class_pair_scale > 0 else None
         self.model = PairwiseGP(self.space.num_decisions, self.space.max_choices,
                                 unary_scale=unary_scale, pair_scale=pair_scale, noise=noise,
-                                feature=feature, feature_scale=proxy_scale)
+                                feature=feature, feature_scale=proxy_scale,
+                                classes=classes, class_scale=class_scale, class_pair_scale=class_pair_scale)
         self.everything = torch.tensor(self.space.all_cells()) if self.space.size <= enumerate_up_to else None
         self.design = latin_hypercube(self.space, n_init, self.rng)
         self.scores: dict[Decisions, float] = {}  # everything evaluated, in order
@@ -129,6 +137,19 @@ def latin_hypercube(space: SearchSpace, n: int, rng: np.random.Generator) -> lis
             legal = space.legal_choices(cell)
             cell.append(legal[int(k) % len(legal)])
     return list(dict.fromkeys(tuple(c) for c in cells))
+
+
+def choice_classes(space: SearchSpace) -> list[list[int]]:
+    """Each decision's choices by class (D, max_choices): an op's class
+    (:func:`rlnas.ops.op_class`) where the decision picks an op, the choice itself elsewhere
+    (a cell's inputs, a combination, a hyperparameter's values), where no coarser class exists."""
+    ops = set(getattr(space, "ops", ()))
+    rows = []
+    for step in range(space.num_decisions):
+        names = space.choice_names(step)
+        rows.append([op_class(name) if name in ops else c for c, name in enumerate(names)]
+                    + list(range(len(names), space.max_choices)))  # padding: choices no cell makes here
+    return rows
 
 
 def synflow_feature(space: NB201Space) -> Callable[[torch.Tensor], torch.Tensor]:

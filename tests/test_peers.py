@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from rlnas.agents import make_agent
-from rlnas.agents.planner import latin_hypercube, synflow_feature
+from rlnas.agents.planner import choice_classes, latin_hypercube, synflow_feature
 from rlnas.envs import NASEnv
 from rlnas.evaluators import CallableEvaluator
 from rlnas.monitor import Budget
+from rlnas.ops import op_class
 from rlnas.proxies import nb201_synflow
 from rlnas.spaces import NASNetSpace, NB201Space
 from rlnas.world_models.pairwise_gp import PairwiseGP
@@ -114,23 +115,51 @@ def test_pairwise_gp_feature_adds_its_own_kernel_term():
     assert gp.kernel(a, b).item() == pytest.approx(0.5**2 + 2.0**2 * 3 + 0.3**2 * 3 + 0.7**2 * -1.5 * 0.5)
 
 
+def test_pairwise_gp_classes_add_the_same_terms_on_the_classes():
+    # choice 0 is class 0, choices 1 and 2 are class 1, on every decision
+    gp = PairwiseGP(3, 3, bias_scale=0.5, unary_scale=2.0, pair_scale=0.3,
+                    classes=[[0, 1, 1]] * 3, class_scale=0.7, class_pair_scale=0.2)
+    a, b = torch.tensor([[0, 1, 2]]), torch.tensor([[0, 2, 1]])  # 1 choice shared (no pair); 3 classes (3 pairs)
+    assert gp.kernel(a, b).item() == pytest.approx(0.5**2 + 2.0**2 * 1 + 0.7**2 * 3 + 0.2**2 * 3)
+    phi = torch.zeros(2, len(gp.weight_scale), dtype=torch.float64)
+    phi.scatter_(1, gp.active(torch.cat([a, b])), 1.0)
+    assert gp.kernel(a, b).item() == pytest.approx(float((phi[0] * gp.weight_scale**2) @ phi[1]))
+    assert gp.kernel(a, a).item() == pytest.approx(0.5**2 + (2.0**2 + 0.7**2) * 3 + (0.3**2 + 0.2**2) * 3)
+
+
+def test_choice_classes_are_op_classes_where_a_decision_picks_an_op():
+    assert [op_class(op) for op in ("none", "skip_connect", "avg_pool_3x3", "nor_conv_1x1", "sep_conv_5x5")] \
+        == [0, 1, 1, 2, 2]
+    nb201 = NB201Space()
+    assert choice_classes(nb201) == [[op_class(op) for op in nb201.ops]] * 6 == [[0, 1, 2, 2, 1]] * 6
+    nasnet = NASNetSpace(num_blocks=2, ops=["identity", "sep_conv_3x3", "max_pool_3x3"])
+    classes = choice_classes(nasnet)
+    assert len(classes) == nasnet.num_decisions and {len(row) for row in classes} == {nasnet.max_choices}
+    assert nasnet.max_choices == 3
+    assert classes[:5] == [[0, 1, 2], [0, 1, 2],  # inputs: their own class
+                           [1, 2, 1], [1, 2, 1],  # ops
+                           [0, 1, 2]]  # combination (padded)
+
+
 def a_feature(archs: torch.Tensor) -> torch.Tensor:
     """A feature no sum of decisions and pairs can express."""
     return torch.sin(archs.double() @ torch.tensor([1.0, 2.0, 3.0, 5.0, 7.0, 11.0], dtype=torch.float64))
 
 
-def fitted_gp(seed: int, feature=None) -> tuple[PairwiseGP, torch.Tensor, torch.Generator]:
+def fitted_gp(seed: int, feature=None, classes=None) -> tuple[PairwiseGP, torch.Tensor, torch.Generator]:
     """An NB201-sized GP fitted to 25 random cells with random scores, 15 more cells to score."""
-    gp = PairwiseGP(6, 5, feature=feature, feature_scale=1.5 if feature else 0.0)
+    gp = PairwiseGP(6, 5, feature=feature, feature_scale=1.5 if feature else 0.0,
+                    classes=classes, class_scale=0.8, class_pair_scale=0.2)
     gen = torch.Generator().manual_seed(seed)
     cells = torch.randint(0, 5, (40, 6), generator=gen)
     gp.fit(cells[:25], torch.randn(25, generator=gen, dtype=torch.float64))
     return gp, cells, gen
 
 
-@pytest.mark.parametrize("feature", [None, a_feature], ids=["decisions", "with_feature"])
-def test_pairwise_gp_draws_have_the_posterior_mean_and_spread(feature):
-    gp, cells, gen = fitted_gp(0, feature)
+@pytest.mark.parametrize(("feature", "classes"), [(None, None), (a_feature, None), (None, [[0, 1, 2, 2, 1]] * 6)],
+                         ids=["decisions", "with_feature", "with_classes"])
+def test_pairwise_gp_draws_have_the_posterior_mean_and_spread(feature, classes):
+    gp, cells, gen = fitted_gp(0, feature, classes)
     mean, std = gp.predict(cells)
     draws = gp.evaluate(gp.draw(gen, samples=20000), cells)  # Matheron's rule, in weight space
     assert torch.allclose(draws.mean(1), mean, atol=4 * std.max().item() / 20000**0.5)

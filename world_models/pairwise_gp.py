@@ -20,14 +20,33 @@ A ``feature`` known for every cell before it is evaluated (a zero-cost proxy,
 :mod:`rlnas.proxies`) adds ``v * feature(a)`` with ``v ~ N(0, feature_scale^2)``: the data
 decide how much the proxy is worth, and before they do, the draws lean towards the cells it
 rates well. Its weight is the last row of a draw.
+
+``classes`` (a class for each decision's choices, e.g. an op's: none, parameter-free,
+convolution; :func:`rlnas.ops.op_class`) add the same two terms again on the classes: what
+a class on one decision is worth, and what two classes are worth together. Cells that
+share a class but not the choice then covary too, so one evaluation of a 3x3 convolution
+on an edge says something about a 1x1 there: the model learns "convolutions here, nothing
+there" from fewer cells than it needs to learn each op (docs/results.md, issue #14).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """The unary and pair weights of one alphabet: the choices themselves, or their classes."""
+    symbol: torch.Tensor  # (D, max_choices): each decision's choices' symbols in this alphabet
+    size: int  # symbols in the alphabet
+    unary_offset: torch.Tensor  # (D,): where decision i's weights start
+    pair_offset: torch.Tensor  # (D(D-1)/2,): where pair (i, j)'s weights start
+    unary_scale: float
+    pair_scale: float
 
 
 class PairwiseGP:
@@ -37,34 +56,50 @@ class PairwiseGP:
 
     def __init__(self, num_decisions: int, max_choices: int, bias_scale: float = 1.0,
                  unary_scale: float = 1.0, pair_scale: float = 0.1, noise: float = 0.3,
-                 feature: Callable[[torch.Tensor], torch.Tensor] | None = None, feature_scale: float = 0.0):
-        self.scales = (bias_scale, unary_scale, pair_scale)
+                 feature: Callable[[torch.Tensor], torch.Tensor] | None = None, feature_scale: float = 0.0,
+                 classes: Sequence[Sequence[int]] | None = None, class_scale: float = 0.0,
+                 class_pair_scale: float = 0.0):
+        self.bias_scale = bias_scale
         # Without a feature, one that is 0 everywhere: its terms add exact zeros, so the floats are unchanged.
         self.feature = feature or (lambda archs: torch.zeros(len(archs), dtype=torch.float64))
         self.feature_scale = feature_scale
         self.noise = noise
         pairs = torch.tensor(list(itertools.combinations(range(num_decisions), 2)), dtype=torch.long)
         self.left, self.right = pairs.reshape(-1, 2).unbind(1)
-        self.max_choices = max_choices
-        # Weight layout: [bias | unary (decision, choice) | pair (pair, choice_i, choice_j)].
-        self.unary_offset = 1 + torch.arange(num_decisions) * max_choices
-        self.pair_offset = 1 + num_decisions * max_choices + torch.arange(len(pairs)) * max_choices**2
-        size = 1 + num_decisions * max_choices + len(pairs) * max_choices**2
-        self.weight_scale = torch.full((size,), pair_scale, dtype=torch.float64)
-        self.weight_scale[0], self.weight_scale[1:1 + num_decisions * max_choices] = bias_scale, unary_scale
+        # Weight layout: [bias | per alphabet: unary (decision, symbol) | pair (pair, symbol_i, symbol_j)].
+        self.decision = torch.arange(num_decisions)
+        alphabets = [(torch.arange(max_choices).expand(num_decisions, -1), unary_scale, pair_scale)]
+        if classes is not None:
+            alphabets.append((torch.as_tensor(classes, dtype=torch.long), class_scale, class_pair_scale))
+        self.terms: list[_Terms] = []
+        scales = [torch.tensor([bias_scale], dtype=torch.float64)]
+        size = 1
+        for symbol, unary, pair in alphabets:
+            k = int(symbol.max()) + 1
+            self.terms.append(_Terms(symbol, k, size + torch.arange(num_decisions) * k,
+                                     size + num_decisions * k + torch.arange(len(pairs)) * k**2, unary, pair))
+            scales += [torch.full((num_decisions * k,), unary, dtype=torch.float64),
+                       torch.full((len(pairs) * k**2,), pair, dtype=torch.float64)]
+            size += num_decisions * k + len(pairs) * k**2
+        self.weight_scale = torch.cat(scales)
         self.archs = self.target = self.cholesky = None  # set by fit
 
     def active(self, archs: torch.Tensor) -> torch.Tensor:
-        """Indices of the weights a cell's score sums: ``(N, D) -> (N, 1 + D + D(D-1)/2)``."""
-        pair = self.pair_offset + archs[:, self.left] * self.max_choices + archs[:, self.right]
-        return torch.cat([torch.zeros(len(archs), 1, dtype=torch.long), self.unary_offset + archs, pair], 1)
+        """Indices of the weights a cell's score sums: ``(N, D) -> (N, 1 + A (D + D(D-1)/2))``
+        for ``A`` alphabets (1, or 2 with classes)."""
+        columns = [torch.zeros(len(archs), 1, dtype=torch.long)]
+        for t in self.terms:
+            s = t.symbol[self.decision, archs]
+            columns += [t.unary_offset + s, t.pair_offset + s[:, self.left] * t.size + s[:, self.right]]
+        return torch.cat(columns, 1)
 
     def kernel(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Prior covariance of the scores of cells ``a`` (N, D) and ``b`` (M, D): (N, M)."""
-        m = (a[:, None, :] == b[None, :, :]).sum(-1).double()
-        bias, unary, pair = self.scales
-        return (bias**2 + unary**2 * m + pair**2 * m * (m - 1) / 2
-                + self.feature_scale**2 * self.feature(a)[:, None] * self.feature(b)[None, :])
+        k = self.bias_scale**2
+        for t in self.terms:
+            m = (t.symbol[self.decision, a][:, None, :] == t.symbol[self.decision, b][None, :, :]).sum(-1).double()
+            k = k + t.unary_scale**2 * m + t.pair_scale**2 * m * (m - 1) / 2
+        return k + self.feature_scale**2 * self.feature(a)[:, None] * self.feature(b)[None, :]
 
     def fit(self, archs: torch.Tensor, scores: torch.Tensor) -> None:
         """Condition on the cells evaluated (N, D) and their scores (N,)."""
@@ -81,9 +116,11 @@ class PairwiseGP:
         """Posterior mean and standard deviation of the noise-free score, standardised units."""
         cross = self.kernel(archs.long(), self.archs)
         mean = cross @ self._solve(self.target[:, None])[:, 0]
-        d, (bias, unary, pair) = archs.shape[1], self.scales
-        prior = (bias**2 + unary**2 * d + pair**2 * d * (d - 1) / 2  # k(a, a): every decision shared
-                 + self.feature_scale**2 * self.feature(archs.long()) ** 2)
+        d = archs.shape[1]
+        prior = self.bias_scale**2  # k(a, a): every decision shared
+        for t in self.terms:
+            prior = prior + t.unary_scale**2 * d + t.pair_scale**2 * d * (d - 1) / 2
+        prior = prior + self.feature_scale**2 * self.feature(archs.long()) ** 2
         var = prior - (cross * self._solve(cross.T).T).sum(1)
         return mean, var.clamp_min(0).sqrt()
 
