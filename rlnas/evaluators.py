@@ -430,7 +430,8 @@ class TrialEvaluator(Evaluator):
         results = here / "results.jsonl"
         parameters = self.space.parameters(arch)
         env = {**os.environ, trial.PARAMETERS: arch if parameters is None else json.dumps(parameters),
-               trial.RESULT_FILE: str(results), trial.TRIAL_ID: trial_id, trial.SEED: str(self.seed)}
+               trial.RESULT_FILE: str(results), trial.TRIAL_ID: trial_id, trial.SEED: str(self.seed),
+               trial.PARENT: str(os.getpid())}
         start = time.monotonic()
         deadline = None if self.timeout is None else start + self.timeout
         timed_out, stopped_at, seen = False, None, 0

@@ -43,6 +43,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import concatenate
 
+from rlnas import lifeline
 from rlnas.evaluators import StoredEvaluator
 from rlnas.monitor import Budget
 from rlnas.store import Evaluation
@@ -74,6 +75,8 @@ def _process_worker(conn: Connection, spec: dict[str, Any], environ: dict[str, s
     # Stopped mid-evaluation (the pool closing on Ctrl-C or SIGTERM): unwind, so that the
     # evaluator cleans up on the way out (a trial takes its script down with it).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    # A runner SIGKILLed closes no pool: stop as on SIGTERM when it is gone.
+    lifeline.watch(os.getppid(), lambda: os.kill(os.getpid(), signal.SIGTERM))
     evaluator = _build(spec)
     while True:
         try:

@@ -13,11 +13,13 @@ evaluator.command="python my_train.py"`` starts the script once per evaluation
 (:class:`rlnas.evaluators.TrialEvaluator`), handing it the parameters in ``RLNAS_PARAMETERS``
 (JSON) and the path of a result file the runner owns in ``RLNAS_RESULT_FILE``; each report
 is one JSON line there. Nothing goes over a network. A result is a number, or a dict of
-metrics whose ``"default"`` is the score (as in NNI).
+metrics whose ``"default"`` is the score (as in NNI). A trial ends with the search: if the
+process that started it is killed outright (SIGKILL), the trial's process group is killed
+within a second (:mod:`rlnas.lifeline`), so nothing holds a GPU the resumed search needs.
 
 Outside a search (no ``RLNAS_PARAMETERS``) the script still runs: ``get_next_parameter()``
 returns ``{}`` and reports are printed, so the script keeps its own defaults. This module
-imports only the standard library (importing the ``rlnas`` package registers its Gymnasium
+imports only the standard library and :mod:`rlnas.lifeline` (importing the ``rlnas`` package registers its Gymnasium
 envs, about 0.2 s of a trial's start).
 """
 
@@ -25,13 +27,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+from functools import cache
 from typing import Any
 
+from rlnas import lifeline
+
 PARAMETERS, RESULT_FILE, TRIAL_ID, SEED = "RLNAS_PARAMETERS", "RLNAS_RESULT_FILE", "RLNAS_TRIAL_ID", "RLNAS_SEED"
+PARENT = "RLNAS_PARENT_PID"  # the process running the evaluation: the trial ends when it does
 
 
 def get_next_parameter() -> dict[str, Any]:
     """This trial's parameters, as the search space's dict (``{}`` outside a search)."""
+    _end_with_the_search()
     return json.loads(os.environ.get(PARAMETERS, "{}"))
 
 
@@ -51,11 +59,21 @@ def report_intermediate_result(value: float | dict[str, Any]) -> None:
 
 
 def report_final_result(value: float | dict[str, Any]) -> None:
-    """The trial's score, higher is better; the search reads the last one reported."""
+    """The trial's result: a score (higher is better), or a loss under ``optimize_mode=minimize``;
+    the search reads the last one reported."""
     _report("final", value)
 
 
+@cache
+def _end_with_the_search() -> None:
+    """Once per trial: kill its process group (the script and what it started; the trial
+    evaluator gives it a session of its own) when the evaluating process is gone."""
+    if PARENT in os.environ:
+        lifeline.watch(int(os.environ[PARENT]), lambda: os.killpg(os.getpgrp(), signal.SIGKILL))
+
+
 def _report(kind: str, value: float | dict[str, Any]) -> None:
+    _end_with_the_search()
     score = value.get("default") if isinstance(value, dict) else value
     if isinstance(score, bool) or not isinstance(score, int | float):
         raise TypeError(f"report_{kind}_result needs a number, or a dict whose 'default' is one; got {value!r}")

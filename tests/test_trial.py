@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -119,11 +120,20 @@ def test_a_search_over_trials_completes_its_budget_through_failures(tmp_path, pa
     assert len(list((run_dir / "trials").iterdir())) == 12  # one working directory per trial
 
 
-@pytest.mark.parametrize("stop,parallel", [(signal.SIGINT, 1), (signal.SIGTERM, 1), (signal.SIGTERM, 2)])
+def running(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie does not: an orphan's reaper may never come in a container)."""
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) not in "ZX"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("stop,parallel", [(signal.SIGINT, 1), (signal.SIGTERM, 1), (signal.SIGTERM, 2),
+                                           (signal.SIGKILL, 1), (signal.SIGKILL, 2)])
 def test_ctrl_c_or_kill_mid_trial_leaves_no_trial_running(tmp_path, stop, parallel):
     """A trial runs in its own session, so the terminal's SIGINT (or a cluster's SIGTERM)
     reaches only the runner: it must take its trials down with it (jobs holding GPUs), the
-    workers' included."""
+    workers' included. SIGKILL leaves the runner no way out: the workers and trials see it gone."""
     space = {"mode": {"_type": "choice", "_value": ["hang"]}, "x": {"_type": "choice", "_value": [0, 1]}}
     (tmp_path / "space.json").write_text(json.dumps(space))
     pidfile = tmp_path / "trial.pids"
@@ -142,6 +152,13 @@ def test_ctrl_c_or_kill_mid_trial_leaves_no_trial_running(tmp_path, stop, parall
     trial_pids = [int(pid) for pid in pidfile.read_text().split()]
     proc.send_signal(stop)
     out = proc.communicate(timeout=60)[0]
+    if stop == signal.SIGKILL:
+        assert proc.returncode == -stop
+        deadline = time.monotonic() + 15  # each looks once a second
+        while time.monotonic() < deadline and any(running(pid) for pid in trial_pids):
+            time.sleep(0.1)
+        assert not any(running(pid) for pid in trial_pids)
+        return
     assert proc.returncode == 128 + stop and "continue with: python train.py resume=" in out
     time.sleep(0.5)  # a worker's trial is reaped by the worker as it exits
     for pid in trial_pids:
