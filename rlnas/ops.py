@@ -78,13 +78,12 @@ OpBuilder = Callable[[int, int], nn.Module]
 
 #: ops without weights: the ones a collapsed differentiable search piles onto
 PARAMETER_FREE = frozenset({"none", "skip_connect", "identity", "avg_pool_3x3", "max_pool_3x3"})
-#: what an op does, coarsely: the index :func:`op_class` gives
-OP_CLASSES = ("none", "parameter-free", "convolution")
 
 
 def op_class(name: str) -> int:
-    """An op's index in :data:`OP_CLASSES`: an edge that carries nothing, one that carries its
-    input without weights (identity, pooling), or one that learns (every convolution)."""
+    """What an op does, coarsely: 0 for an edge that carries nothing (``none``), 1 for one
+    that carries its input without weights (identity, pooling), 2 for one that learns
+    (every convolution)."""
     return 0 if name == "none" else 1 if name in PARAMETER_FREE else 2
 
 

@@ -19,8 +19,8 @@ within a second (:mod:`rlnas.lifeline`), so nothing holds a GPU the resumed sear
 
 Outside a search (no ``RLNAS_PARAMETERS``) the script still runs: ``get_next_parameter()``
 returns ``{}`` and reports are printed, so the script keeps its own defaults. This module
-imports only the standard library and :mod:`rlnas.lifeline` (importing the ``rlnas`` package registers its Gymnasium
-envs, about 0.2 s of a trial's start).
+imports only the standard library and :mod:`rlnas.lifeline` (importing the ``rlnas``
+package registers its Gymnasium envs, about 0.2 s of a trial's start).
 """
 
 from __future__ import annotations
