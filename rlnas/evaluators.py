@@ -389,7 +389,7 @@ class TrialEvaluator(Evaluator):
     ``command`` runs in the trial's own working directory, ``workdir/<trial id>`` (the
     runner makes ``workdir`` ``RUN_DIR/trials``); a word of it naming a file relative to
     where ``train.py`` started (``python my_train.py``) is made absolute first. The trial
-    gets ``RLNAS_PARAMETERS`` (the parameter dict as JSON; an architecture's string on a
+    gets ``RLNAS_PARAMETERS`` (the parameter dict as JSON; ``{"arch": <its string>}`` on a
     cell space), ``RLNAS_RESULT_FILE``, ``RLNAS_TRIAL_ID`` and ``RLNAS_SEED``, and keeps its
     output in ``stdout.log`` and ``stderr.log`` there. Its score is its last final result;
     a trial that crashes, runs past ``timeout`` seconds or reports no final result is a
@@ -429,7 +429,7 @@ class TrialEvaluator(Evaluator):
         here.mkdir(parents=True)
         results = here / "results.jsonl"
         parameters = self.space.parameters(arch)
-        env = {**os.environ, trial.PARAMETERS: arch if parameters is None else json.dumps(parameters),
+        env = {**os.environ, trial.PARAMETERS: json.dumps({"arch": arch} if parameters is None else parameters),
                trial.RESULT_FILE: str(results), trial.TRIAL_ID: trial_id, trial.SEED: str(self.seed),
                trial.PARENT: str(os.getpid())}
         start = time.monotonic()

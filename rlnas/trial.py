@@ -10,12 +10,14 @@
 
 ``python train.py env=hpo env.search_space=space.json evaluator=trial
 evaluator.command="python my_train.py"`` starts the script once per evaluation
-(:class:`rlnas.evaluators.TrialEvaluator`), handing it the parameters in ``RLNAS_PARAMETERS``
-(JSON) and the path of a result file the runner owns in ``RLNAS_RESULT_FILE``; each report
-is one JSON line there. Nothing goes over a network. A result is a number, or a dict of
-metrics whose ``"default"`` is the score (as in NNI). A trial ends with the search: if the
-process that started it is killed outright (SIGKILL), the trial's process group is killed
-within a second (:mod:`rlnas.lifeline`), so nothing holds a GPU the resumed search needs.
+(:class:`rlnas.evaluators.TrialEvaluator`), handing it the parameters in
+``RLNAS_PARAMETERS`` (JSON; on a cell space ``{"arch": "|nor_conv_3x3~0|+|..."}``, which
+the space's ``from_string`` turns back into decisions) and the path of a result file the
+runner owns in ``RLNAS_RESULT_FILE``; each report is one JSON line there. Nothing goes
+over a network. A result is a number, or a dict of metrics whose ``"default"`` is the
+score (as in NNI). A trial ends with the search: if the process that started it is killed
+outright (SIGKILL), the trial's process group is killed within a second
+(:mod:`rlnas.lifeline`), so nothing holds a GPU the resumed search needs.
 
 Outside a search (no ``RLNAS_PARAMETERS``) the script still runs: ``get_next_parameter()``
 returns ``{}`` and reports are printed, so the script keeps its own defaults. This module
@@ -41,6 +43,12 @@ def get_next_parameter() -> dict[str, Any]:
     """This trial's parameters, as the search space's dict (``{}`` outside a search)."""
     _end_with_the_search()
     return json.loads(os.environ.get(PARAMETERS, "{}"))
+
+
+def get_current_parameter(tag: str | None = None) -> Any:
+    """NNI's: the parameters :func:`get_next_parameter` returned, or the one named ``tag``."""
+    parameters = get_next_parameter()
+    return parameters if tag is None else parameters[tag]
 
 
 def get_trial_id() -> str | None:

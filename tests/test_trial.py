@@ -15,6 +15,7 @@ import pytest
 from rlnas import checkpoint
 from rlnas.evaluators import TrialEvaluator
 from rlnas.hpo_space import HPOSpace
+from rlnas.spaces import NB201Space
 from tests.test_parallel import failed_rows, report_of, sigkill_train_once_stored
 from tests.test_train import ROOT, stored_archs, train
 
@@ -38,6 +39,20 @@ def test_a_trial_gets_its_parameters_and_reports_back(tmp_path):
     seen = json.loads((trial_dir / "seen.json").read_text())  # written in the trial's own directory
     assert seen == {"params": {"mode": "ok", "x": 0.75}, "seed": "7", "trial_id": result.metrics["trial_id"],
                     "cwd": str(trial_dir)}
+
+
+def test_a_trial_on_a_cell_space_gets_its_architecture(tmp_path):
+    script = tmp_path / "cell_trial.py"
+    script.write_text("from rlnas import trial\n"
+                      "from rlnas.spaces import NB201Space\n"
+                      "arch = trial.get_next_parameter()['arch']\n"
+                      "assert trial.get_current_parameter('arch') == arch\n"
+                      "trial.report_final_result(sum(NB201Space().from_string(arch)) / 24)\n")
+    space = NB201Space()
+    arch = space.to_string((4, 4, 4, 4, 4, 3))
+    result = TrialEvaluator(space, f"{sys.executable} {script}", workdir=tmp_path / "trials").evaluate(arch)
+    assert "failed" not in result.metrics, result.metrics.get("stderr_tail")
+    assert result.score == 23 / 24
 
 
 @pytest.mark.parametrize("params,why", [
