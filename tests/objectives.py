@@ -1,5 +1,7 @@
 """Objectives for ``evaluator=function`` in tests: importable by train.py subprocesses."""
 
+import functools
+import json
 import os
 import signal
 import time
@@ -74,3 +76,17 @@ def fails_above_half(params: dict) -> float:
 def nan_above_half(params: dict) -> float:
     """``x`` itself, and nan for ``x > 0.5``: a training run that diverged."""
     return float("nan") if params["x"] > 0.5 else params["x"]
+
+
+
+@functools.cache
+def _recorded_svc() -> dict[str, float]:
+    fixture = json.loads((Path(__file__).parent / "fixtures" / "sequences.json").read_text())
+    return {arch: score for variants in fixture["hpo_svc"].values() for run in variants for arch, score in run}
+
+
+def recorded_svc_score(params: dict) -> float:
+    """The SVC example's validation accuracy as recorded in ``tests/fixtures/sequences.json``
+    (by any agent's run), so that replaying a search trains nothing; a point never recorded
+    raises, which fails that evaluation and shows that the replay has left the recording."""
+    return _recorded_svc()[json.dumps(params, sort_keys=True, separators=(",", ":"))]

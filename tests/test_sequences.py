@@ -1,0 +1,43 @@
+"""Behaviour that no refactor may move: every agent's first 30 evaluations through
+``train.py``, on NB201 and on the HPO env over the SVC example, replayed against the
+fixture recorded before the code was reshaped (``tests/fixtures/record_sequences.py``).
+A change meant to move a sequence re-records the fixture and names it in its commit."""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = json.loads((ROOT / "tests" / "fixtures" / "sequences.json").read_text())
+SEARCHES = {
+    "nb201": [],
+    "hpo_svc": ["env=hpo", f"env.search_space={ROOT / 'examples' / 'digits_svc.json'}", "evaluator=function",
+                "evaluator.fn=tests.objectives:recorded_svc_score"],
+}
+
+
+def replay(agent: str, search: str, tmp_path: Path) -> list[list]:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), f"agent={agent}", "seed=0", "budget.evaluations=30", "quiet=true",
+         f"hydra.run.dir={tmp_path}", *SEARCHES[search]],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    with sqlite3.connect(tmp_path / "evaluations.sqlite") as db:
+        return [[arch, score] for arch, score in db.execute("SELECT arch, score FROM evaluations ORDER BY seq")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("search", "agent"), [(search, agent) for search in SEARCHES for agent in FIXTURE[search]])
+def test_first_evaluations_are_as_recorded(search, agent, tmp_path):
+    sequence = replay(agent, search, tmp_path)
+    variants = FIXTURE[search][agent]
+    if sequence not in variants:
+        first = min(next((i for i, (a, b) in enumerate(zip(sequence, v, strict=False)) if a != b), len(v))
+                    for v in variants)
+        pytest.fail(f"{agent} on {search} left the recording at evaluation {first}: "
+                    f"{sequence[first] if first < len(sequence) else 'nothing'} instead of {variants[0][first]}")
