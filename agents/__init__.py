@@ -1,11 +1,21 @@
 """Agents: search controllers behind one small interface (:class:`rlnas.agents.base.Agent`).
 
-Importing this package registers the built-ins; :func:`make_agent` also finds agents
-that other installed packages declare under the ``rlnas.agents`` entry-point group.
+The built-ins are registered through entry points in rlnas's ``pyproject.toml``, as any
+installed package's agents are (``docs/plugins.md``); :func:`make_agent` builds one by name.
 """
 
-from rlnas.agents import a2c, darts, dqn, dreamer, evolution, local_search, planner, ppo, random_search, reinforce, tpe  # noqa: F401  (registers them)
-from rlnas.agents.base import Agent
-from rlnas.agents.registry import agent_class, available_agents, make_agent, register
+from rlnas.agents.base import NAS, Agent, AgentConfig, make_agent
+from rlnas.core.registry import AGENTS
 
-__all__ = ["Agent", "agent_class", "available_agents", "make_agent", "register"]
+
+def available_agents() -> dict[str, type[Agent]]:
+    """Every agent, by name: the built-ins and every installed plugin's."""
+    return AGENTS.available()
+
+
+def agent_class(name: str) -> type[Agent]:
+    """The agent registered as ``name``; an unknown name is refused with the list of what exists."""
+    return AGENTS.get(name)
+
+
+__all__ = ["NAS", "Agent", "AgentConfig", "agent_class", "available_agents", "make_agent"]

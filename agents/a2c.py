@@ -19,60 +19,76 @@ their batch's spread (``normalize_advantage``):
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-import gymnasium as gym
 import torch
 from torch import nn
 
 from rlnas.agents.base import Callback
-from rlnas.agents.on_policy import ACTOR_CRITIC_RANGES, ActorCriticAgent, explained_variance, scale_by_running_rms
-from rlnas.agents.registry import register
-from rlnas.monitor import Budget
-from rlnas.ranges import DECAY, check
+from rlnas.agents.on_policy import ActorCriticAgent, ActorCriticConfig, explained_variance, scale_by_running_rms
+from rlnas.core.settings import DECAY, INT_AT_LEAST_1, POSITIVE, SWITCH, UNIT, setting
+from rlnas.envs.monitor import Budget
 
 
-@register("a2c")
+@dataclass
+class A2CConfig(ActorCriticConfig):
+    """Defaults are SB3's (an MLP policy). ``nas``: an LSTM controller whose critic has an
+    LSTM of its own, centred on the mean return; one update per NB201 architecture; lr
+    0.01, gradients clipped at norm 1; advantages divided by a running root mean square
+    (decay 0.95), so that the entropy bonus (0.03) is weighed against them in units of their
+    recent size (docs/benchmarks.md, "Every agent on NB201"). ``cartpole``: RL-Zoo's."""
+
+    PRESETS: ClassVar[dict] = {
+        "nas": dict(policy="lstm", hidden_sizes=[64], learning_rate=0.01, n_steps=6, gamma=1.0, ent_coef=0.03,
+                    max_grad_norm=1.0, normalize_advantage_decay=0.95, center_values=True),
+        "cartpole": dict(),
+    }
+    learning_rate: float = setting(7e-4, "RMSprop's learning rate (alpha 0.99, eps 1e-5, as SB3's)", POSITIVE)
+    n_steps: int = setting(5, "steps collected from each env per update", INT_AT_LEAST_1)
+    gae_lambda: float = setting(1.0, "GAE's lambda (1: A2C's plain n-step advantage)", UNIT)
+    normalize_advantage: bool = setting(False, "standardise advantages per update", SWITCH)
+    normalize_advantage_decay: float = setting(0.0, "d > 0: divide advantages by a running RMS, s = d s + (1 - d) "
+                                                    "mean(A^2)", DECAY)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.normalize_advantage and self.normalize_advantage_decay:
+            raise ValueError(f"{self.owner}: normalize_advantage=True and normalize_advantage_decay > 0 both scale "
+                             "the advantages; choose one (per batch, or by a running scale)")
+
+
 class A2C(ActorCriticAgent):
-    """Constructor defaults are SB3's (an MLP policy); conf/agent/a2c.yaml holds the NAS setting."""
+    Config = A2CConfig
+    name = "a2c"
+    config: A2CConfig
 
-    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", policy: str = "mlp",
-                 hidden_sizes: tuple[int, ...] = (64, 64), learning_rate: float = 7e-4, n_steps: int = 5,
-                 gamma: float = 0.99, gae_lambda: float = 1.0, ent_coef: float = 0.0, vf_coef: float = 0.5,
-                 max_grad_norm: float = 0.5, normalize_advantage: bool = False, anneal: bool = False,
-                 center_values: bool = False, shared_lstm: bool = False, normalize_advantage_decay: float = 0.0):
-        check(self.name, locals(), {**ACTOR_CRITIC_RANGES, "normalize_advantage_decay": DECAY})
-        if normalize_advantage and normalize_advantage_decay:
-            raise ValueError("a2c: normalize_advantage=True and normalize_advantage_decay > 0 both scale the "
-                             "advantages; choose one (per batch, or by a running scale)")
-        super().__init__(env, seed, device, policy, list(hidden_sizes), n_steps, gamma, gae_lambda,
-                         center_values, shared_lstm)
-        self.learning_rate, self.ent_coef, self.vf_coef = learning_rate, ent_coef, vf_coef
-        self.max_grad_norm, self.normalize_advantage, self.anneal = max_grad_norm, normalize_advantage, anneal
-        self.normalize_advantage_decay = normalize_advantage_decay
+    def __init__(self, env, config: A2CConfig | None = None, seed: int = 0, device: str = "cpu", **settings):
+        super().__init__(env, config, seed, device, **settings)
         self.advantage_square: float | None = None  # s_k, the running mean of A^2
-        self.optimizer = torch.optim.RMSprop(self.policy.parameters(), lr=learning_rate, alpha=0.99, eps=1e-5)
+        self.optimizer = torch.optim.RMSprop(self.policy.parameters(), lr=self.config.learning_rate, alpha=0.99,
+                                             eps=1e-5)
 
     def learn(self, budget: Budget, callback: Callback | None = None) -> A2C:
-        params = list(self.policy.parameters())
+        params, c = list(self.policy.parameters()), self.config
         while (r := self.collect(budget)) is not None:
-            remaining = 1.0 - self.env.env_steps / budget.env_steps if self.anneal and budget.env_steps else 1.0
-            self.optimizer.param_groups[0]["lr"] = lr = self.learning_rate * remaining
+            remaining = 1.0 - self.env.env_steps / budget.env_steps if c.anneal and budget.env_steps else 1.0
+            self.optimizer.param_groups[0]["lr"] = lr = c.learning_rate * remaining
             log_probs, entropy, values = self.evaluate_actions(r.obs, r.actions, r.masks, r.starts, r.initial_state)
             advantages = r.advantages
-            if self.normalize_advantage:
+            if c.normalize_advantage:
                 advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-            if self.normalize_advantage_decay:
+            if c.normalize_advantage_decay:
                 advantages, self.advantage_square = scale_by_running_rms(advantages, self.advantage_square,
-                                                                         self.normalize_advantage_decay)
+                                                                         c.normalize_advantage_decay)
 
             policy_loss = -(advantages * log_probs).mean()
             value_loss = ((values - r.returns) ** 2).mean()
-            loss = policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy.mean()
+            loss = policy_loss + c.vf_coef * value_loss - c.ent_coef * entropy.mean()
 
             self.optimizer.zero_grad()
             loss.backward()
-            nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+            nn.utils.clip_grad_norm_(params, c.max_grad_norm)
             self.optimizer.step()
             self.updates += 1
             if self.updates % 10 == 0:  # per-update logging would cost more than the update

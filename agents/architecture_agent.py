@@ -15,14 +15,16 @@ from collections.abc import Container, Sequence
 import gymnasium as gym
 import numpy as np
 
-from rlnas.agents.base import Agent, Callback
-from rlnas.monitor import Budget
+from rlnas.agents.base import Agent, AgentConfig, Callback
+from rlnas.envs.monitor import Budget
 from rlnas.spaces import Decisions, SearchSpace
 
 
 class Proposer:
-    """What an agent adds to search in parallel: it hands over whole architectures and
-    learns from their scores as they come back (:class:`rlnas.parallel.AsyncSearch`).
+    """What an agent adds to search in parallel: it hands over whole architectures
+    (``propose() -> Decisions | None``: the next one to build, None when there is nothing
+    left to try) and learns from their scores as they come back (the search driver's
+    asynchronous strategy, :mod:`rlnas.search.driver`).
 
     Mixed into an :class:`~rlnas.agents.base.Agent` on a :class:`~rlnas.envs.NASEnv`. While
     a parallel run is on, ``in_flight`` holds what other workers are evaluating; an agent
@@ -30,10 +32,8 @@ class Proposer:
     """
 
     in_flight: set[Decisions]
-
-    def propose(self) -> Decisions | None:
-        """The next architecture to build, or None when there is nothing left to try."""
-        raise NotImplementedError
+    held: list[Decisions]  # failures built before any real result, not yet observed
+    failed: bool = False  # whether the cell play() built last failed
 
     def observe(self, decisions: Decisions, score: float) -> None:
         """Learn from the score of an architecture just built (nothing, by default)."""
@@ -41,12 +41,28 @@ class Proposer:
     def play(self, decisions: Sequence[int]) -> float:
         """Build ``decisions`` through the env; return the final reward (the score)."""
         self.reset_env()
-        reward = 0.0
+        reward, info = 0.0, {}
         for action in decisions:
-            _, reward, terminated, truncated, _ = self.env.step(action)
+            _, reward, terminated, truncated, info = self.env.step(action)
             if terminated or truncated:
                 break
+        self.failed = "failed" in info.get("metrics", {})
         return float(reward)
+
+    def learn_from(self, decisions: Decisions, score: float) -> None:
+        """Observe the score of the cell :meth:`play` just built; a failure before any real
+        result is in has no scale to be scored on (the store answers it 0, above every loss),
+        so it is held, as in flight, until the first real result, then built again (free:
+        the store answers it with the lowest real score) and observed."""
+        if self.failed and self.env.best is None:
+            self.held.append(decisions)
+            self.in_flight.add(decisions)
+            return
+        self.observe(decisions, score)
+        while self.held and self.env.best is not None:
+            held = self.held.pop(0)
+            self.in_flight.discard(held)
+            self.observe(held, self.play(held))
 
     def nas_env(self):
         """The NASEnv underneath: what proposing needs (its space, its previews)."""
@@ -57,29 +73,23 @@ class Proposer:
         return env
 
 
-def proposes(agent: object) -> bool:
-    """Whether ``agent`` (an agent or its class) can search asynchronously: a
-    :class:`Proposer` that implements ``propose``."""
-    cls = agent if isinstance(agent, type) else type(agent)
-    return issubclass(cls, Proposer) and cls.propose is not Proposer.propose
-
-
 class ArchitectureAgent(Proposer, Agent):
     """An agent that thinks in whole cells and needs a :class:`~rlnas.envs.NASEnv`
     underneath (it reads ``env.unwrapped.space``). Its :meth:`learn` proposes, plays the
     proposal through the env, and observes the score, one architecture at a time."""
 
-    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu"):
-        super().__init__(env, seed, device)
+    def __init__(self, env: gym.Env, config: AgentConfig | None = None, seed: int = 0, device: str = "cpu",
+                 **settings):
+        super().__init__(env, config, seed, device, **settings)
         self.space: SearchSpace = self.nas_env().space
-        self.in_flight = set()
+        self.in_flight, self.held = set(), []
 
     def learn(self, budget: Budget, callback: Callback | None = None) -> ArchitectureAgent:
         while self.env.within(budget):
             decisions = self.propose()
             if decisions is None:
                 break
-            self.observe(decisions, self.play(decisions))
+            self.learn_from(decisions, self.play(decisions))
             if callback is not None:
                 callback(self)
         return self

@@ -1,15 +1,16 @@
 """The contract every agent keeps, and nothing more.
 
-An agent is built from an env (it reads the spaces) and its hyperparameters, ``learn``s
-within a :class:`~rlnas.monitor.Budget`, ``predict``s an action, and ``save``s / ``load``s
-its whole state, random generators included, so a resumed run makes the same choices
-an uninterrupted one would have made.
+An agent is built from an env (it reads the spaces) and its settings (a
+:class:`AgentConfig`), ``learn``s within a :class:`~rlnas.envs.monitor.Budget`,
+``predict``s an action, and ``save``s / ``load``s its whole state, random generators
+included, so a resumed run makes the same choices an uninterrupted one would have made.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,12 +18,22 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlnas import checkpoint
-from rlnas.logger import Logger
-from rlnas.monitor import Budget, SearchMonitor, VectorSearchMonitor
-from rlnas.ranges import INT_AT_LEAST_0, check
+from rlnas.core import checkpoint
+from rlnas.core.logger import Logger
+from rlnas.core.registry import AGENTS
+from rlnas.core.settings import INT_AT_LEAST_0, Component, check, configured
+from rlnas.envs.monitor import Budget, SearchMonitor, VectorSearchMonitor
 
 Callback = Callable[["Agent"], None]
+NAS = "nas"  # the preset train.py and make_agent use: the settings tuned for NAS episodes
+
+
+@dataclass
+class AgentConfig(Component):
+    """An agent's settings (the ``agent`` config group). Defaults are the paper's or the
+    library's (SB3's); ``PRESETS["nas"]`` holds what differs for NAS episodes."""
+
+    group: ClassVar[str] = "agent"
 
 
 class Agent(ABC):
@@ -31,23 +42,28 @@ class Agent(ABC):
     Args:
         env: any Gymnasium env, wrapped in a :class:`SearchMonitor` unless it is one; or a
             vector env (``AutoresetMode.SAME_STEP``), wrapped in a :class:`VectorSearchMonitor`.
+        config: the agent's settings (its ``Config``; default: the class's defaults).
         seed: seeds the agent's own generators (and the env at its first reset).
         device: torch device for agents with networks.
+        settings: override single settings of ``config``.
 
-    Subclasses add their hyperparameters as keyword arguments with defaults; ``train.py``
-    passes the agent's config group to them.
+    Subclasses declare their settings as a ``Config`` dataclass (:class:`AgentConfig`) and
+    read them from ``self.config``.
     """
 
-    name: ClassVar[str]
+    Config: ClassVar[type[AgentConfig]] = AgentConfig
+    name: ClassVar[str] = ""
     #: True for agents that step every sub-env of a vector env (PPO, A2C, DQN): a parallel
-    #: run hands them one env per worker, in lock-step (rlnas.parallel.LockStepEnvs).
+    #: run hands them one env per worker, in lock-step (rlnas.search.lockstep).
     supports_vector_env: ClassVar[bool] = False
     #: True for agents whose work between two callbacks is costly (a one-shot search's epoch
     #: of supernet training): the runner checkpoints at every callback, not every N evaluations.
     checkpoint_each_callback: ClassVar[bool] = False
 
-    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu"):
-        check(getattr(self, "name", type(self).__name__), {"seed": seed}, {"seed": INT_AT_LEAST_0})
+    def __init__(self, env: gym.Env, config: AgentConfig | None = None, seed: int = 0, device: str = "cpu",
+                 **settings: Any):
+        self.config = configured(type(self).Config, config, {"name": self.name, **settings})
+        check(self.config.owner, {"seed": seed}, {"seed": INT_AT_LEAST_0})
         if isinstance(env, gym.vector.VectorEnv):
             self.env = env if isinstance(env, VectorSearchMonitor) else VectorSearchMonitor(env)
             self.observation_space, self.action_space = env.single_observation_space, env.single_action_space
@@ -57,7 +73,11 @@ class Agent(ABC):
         self.seed = seed
         self.device = torch.device(device)
         self.rng = np.random.default_rng(seed)
-        self.logger: Logger = Logger()
+
+    @property
+    def logger(self) -> Logger:
+        """Where the agent logs: its monitor's logger (the run's TensorBoard, or nowhere)."""
+        return self.env.logger
 
     @abstractmethod
     def learn(self, budget: Budget, callback: Callback | None = None) -> Agent:
@@ -84,6 +104,11 @@ class Agent(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
 
+    def progress(self) -> tuple[int, int, str] | None:
+        """``(done, total, unit)`` for an agent whose work is not counted in evaluations (a
+        one-shot search's epochs); None for the others, which the budget measures."""
+        return None
+
     def search_report(self) -> dict[str, Any]:
         """What the run's report.json adds under ``search`` (a one-shot search's epochs, say);
         nothing by default."""
@@ -99,6 +124,18 @@ class Agent(ABC):
     def load(self, path: str | Path) -> Agent:
         self.load_state_dict(checkpoint.load(path, map_location=self.device))
         return self
+
+
+def make_agent(name: str, env: gym.Env, seed: int = 0, device: str = "cpu", preset: str | None = NAS,
+               **settings: Any) -> Agent:
+    """The agent registered as ``name`` on ``env``, with its ``preset`` (``"nas"``, the
+    setting ``train.py agent=name`` uses, is the default; None: the paper's or library's
+    defaults) and then ``settings``. An unknown name, preset or setting is refused with
+    what exists."""
+    cls = AGENTS.get(name)
+    if preset == NAS and NAS not in cls.Config.PRESETS:
+        preset = None  # an agent without NAS tuning: its defaults are the NAS setting
+    return cls(env, cls.Config.make(None, preset, name=name, **settings), seed=seed, device=device)
 
 
 def as_vector_env(env: gym.Env | gym.vector.VectorEnv) -> gym.vector.VectorEnv:

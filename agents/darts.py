@@ -1,7 +1,7 @@
 """Differentiable one-shot NAS on the weight-sharing supernet: DARTS, GDAS and SNAS.
 
-Every edge of the supernet (:mod:`rlnas.supernet`) becomes a mixture of all its ops,
-weighted by a relaxation of learnable architecture logits alpha (:mod:`rlnas.relaxations`):
+Every edge of the supernet (:mod:`rlnas.networks.supernet`) becomes a mixture of all its ops,
+weighted by a relaxation of learnable architecture logits alpha (:mod:`rlnas.networks.relaxations`):
 softmax for DARTS (Liu et al. 2019), a straight-through Gumbel-softmax sample for GDAS
 (Dong & Yang 2019: one path forward, the soft sample's gradient backward), a relaxed Gumbel
 sample for SNAS (Xie et al. 2019), or a sparse map (sparsemax, 1.5-entmax). The search
@@ -37,8 +37,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -47,15 +48,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlnas.agents.architecture_agent import ArchitectureAgent
-from rlnas.agents.base import Callback
-from rlnas.agents.registry import register
-from rlnas.datasets import load_dataset
-from rlnas.monitor import Budget
-from rlnas.ops import PARAMETER_FREE
-from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, OneOf, check
-from rlnas.relaxations import RELAXATIONS, STOCHASTIC, expected, relax
+from rlnas.agents.base import AgentConfig, Callback
+from rlnas.core.settings import (
+    INT_AT_LEAST_0,
+    INT_AT_LEAST_1,
+    NON_NEGATIVE,
+    POSITIVE,
+    SWITCH,
+    OneOf,
+    Text,
+    redefault,
+    setting,
+)
+from rlnas.data.datasets import DATA_ROOT, DATASETS, load_dataset
+from rlnas.envs.monitor import Budget
+from rlnas.networks.ops import PARAMETER_FREE
+from rlnas.networks.relaxations import RELAXATIONS, STOCHASTIC, expected, relax
+from rlnas.networks.supernet import Supernet
 from rlnas.spaces import CELLS, COMBINATIONS, NB201_EDGES, Decisions, NB201Space, SearchSpace
-from rlnas.supernet import Supernet
 
 
 def parameter_free_fraction(space: SearchSpace, decisions: Sequence[int]) -> float:
@@ -108,83 +118,94 @@ def unrolled_gradient(train_loss: Callable[[], torch.Tensor], valid_loss: Callab
     return [da - xi * (p - m) / (2 * eps) for da, p, m in zip(d_alpha, plus, minus, strict=True)]
 
 
+@dataclass
+class DARTSConfig(AgentConfig):
+    """DARTS's settings (Liu et al. 2019; GDAS and SNAS change the relaxation and its
+    temperature). The supernet is the supernet evaluator's size, trained on its data.
+    ``nas``: the papers' settings except ``arch_lr``: digits gives 8 architecture steps an
+    epoch where CIFAR-10's half split gives 390, so 3e-4 (the papers') would leave alpha
+    where it started; 0.01 lets it move about as far in 400 steps as theirs does in 19,500."""
+
+    PRESETS: ClassVar[dict] = {"nas": {"arch_lr": 0.01}}
+    relaxation: str = setting("softmax", "how architecture logits become op weights", OneOf(RELAXATIONS))
+    epochs: int = setting(50, "passes over the weights' half of the training split", INT_AT_LEAST_1)
+    order: int = setting(1, "1: first-order DARTS; 2: the unrolled gradient (deterministic relaxations only)",
+                         OneOf((1, 2)))
+    tau_max: float = setting(1.0, "the Gumbel temperature at the first epoch (unused by softmax)", POSITIVE)
+    tau_min: float = setting(1.0, "the Gumbel temperature at the last epoch", POSITIVE)
+    tau_schedule: str = setting("linear", "how the temperature goes from tau_max to tau_min",
+                                OneOf(("linear", "exponential")))
+    dataset: str = setting("digits", "the supernet's data: digits (bundled) or cifar10", OneOf(DATASETS))
+    data_root: str | None = setting(None, "the folder holding cifar-10-batches-bin",
+                                    Text("a path", none_means=DATA_ROOT))
+    download: bool = setting(False, "fetch CIFAR-10 if it is missing", SWITCH)
+    channels: int = setting(8, "the supernet's channels in its first stage", INT_AT_LEAST_1)
+    cells_per_stage: int = setting(1, "the supernet's cells in each of its three stages", INT_AT_LEAST_0)
+    batch_size: int = setting(64, "minibatch size of both updates", INT_AT_LEAST_1)
+    lr: float = setting(0.025, "the weights' SGD learning rate, cosine-annealed to lr_min", POSITIVE)
+    lr_min: float = setting(0.001, "the weights' learning rate at the last epoch", NON_NEGATIVE)
+    momentum: float = setting(0.9, "the weights' SGD momentum", NON_NEGATIVE)
+    weight_decay: float = setting(3e-4, "the weights' weight decay", NON_NEGATIVE)
+    grad_clip: float = setting(5.0, "the weights' gradient norm clip", POSITIVE)
+    arch_lr: float = setting(3e-4, "the architecture logits' Adam learning rate (betas 0.5, 0.999)", POSITIVE)
+    arch_weight_decay: float = setting(1e-3, "the architecture logits' weight decay", NON_NEGATIVE)
+    evaluate_every: int = setting(0, "also build the derived cell through the env every N epochs (0: the last "
+                                     "derived cell alone)", INT_AT_LEAST_0)
+
+    def validate(self) -> None:
+        if self.order == 2 and self.relaxation in STOCHASTIC:
+            raise ValueError(f"{self.owner}: order=2 differentiates through a fixed loss; relaxation="
+                             f"{self.relaxation!r} samples new noise every forward pass: use order=1, or a "
+                             "deterministic relaxation (softmax, sparsemax, entmax15)")
+
+
 class DifferentiableSearch(ArchitectureAgent):
-    """One-shot search by gradient descent on architecture logits; see the module docstring.
+    """One-shot search by gradient descent on architecture logits; see the module docstring
+    and :class:`DARTSConfig`."""
 
-    Args:
-        relaxation: softmax | gumbel | gumbel_hard | sparsemax | entmax15.
-        epochs: passes over the weights' half of the training split.
-        order: 1 (first-order DARTS) or 2 (the unrolled gradient; deterministic relaxations only).
-        tau_max, tau_min, tau_schedule: the Gumbel temperature, from ``tau_max`` at the first
-            epoch to ``tau_min`` at the last, linearly or exponentially.
-        dataset, data_root, download, channels, cells_per_stage: the supernet's data and size,
-            as the supernet evaluator's (conf/evaluator/supernet.yaml).
-        batch_size, lr, lr_min, momentum, weight_decay, grad_clip: the weights' SGD, its
-            learning rate annealed from ``lr`` to ``lr_min`` by a cosine over the epochs.
-        arch_lr, arch_weight_decay: the architecture logits' Adam (betas 0.5, 0.999).
-        evaluate_every: also build the derived cell through the env every this many epochs
-            (0: only after the last), a learning curve in the evaluator's own scores.
-    """
-
+    Config = DARTSConfig
+    config: DARTSConfig
     #: an epoch of supernet training lies between two callbacks: checkpoint at each
     checkpoint_each_callback = True
 
-    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", relaxation: str = "softmax",
-                 epochs: int = 50, order: int = 1, tau_max: float = 1.0, tau_min: float = 1.0,
-                 tau_schedule: str = "linear", dataset: str = "digits", data_root: str | None = None,
-                 download: bool = False, channels: int = 8, cells_per_stage: int = 1, batch_size: int = 64,
-                 lr: float = 0.025, lr_min: float = 0.001, momentum: float = 0.9, weight_decay: float = 3e-4,
-                 grad_clip: float = 5.0, arch_lr: float = 3e-4, arch_weight_decay: float = 1e-3,
-                 evaluate_every: int = 0):
-        check(getattr(self, "name", type(self).__name__), locals(), {
-            "relaxation": OneOf(RELAXATIONS), "epochs": INT_AT_LEAST_1, "order": OneOf((1, 2)),
-            "tau_max": POSITIVE, "tau_min": POSITIVE, "tau_schedule": OneOf(("linear", "exponential")),
-            "channels": INT_AT_LEAST_1, "cells_per_stage": INT_AT_LEAST_0, "batch_size": INT_AT_LEAST_1,
-            "lr": POSITIVE, "lr_min": NON_NEGATIVE, "momentum": NON_NEGATIVE, "weight_decay": NON_NEGATIVE,
-            "grad_clip": POSITIVE, "arch_lr": POSITIVE, "arch_weight_decay": NON_NEGATIVE,
-            "evaluate_every": INT_AT_LEAST_0})
-        if order == 2 and relaxation in STOCHASTIC:
-            raise ValueError(f"order=2 differentiates through a fixed loss; relaxation={relaxation!r} samples new "
-                             "noise every forward pass: use order=1, or a deterministic relaxation "
-                             "(softmax, sparsemax, entmax15)")
-        super().__init__(env, seed, device)
-        self.relaxation, self.epochs, self.order = relaxation, epochs, order
-        self.tau_max, self.tau_min, self.tau_schedule = tau_max, tau_min, tau_schedule
-        self.batch_size, self.lr, self.lr_min, self.grad_clip = batch_size, lr, lr_min, grad_clip
-        self.evaluate_every = evaluate_every
-
-        data = load_dataset(dataset, data_root, download)
+    def __init__(self, env: gym.Env, config: DARTSConfig | None = None, seed: int = 0, device: str = "cpu",
+                 **settings: Any):
+        super().__init__(env, config, seed, device, **settings)
+        c = self.config
+        data = load_dataset(c.dataset, c.data_root, c.download)
         split = torch.randperm(len(data.train.y), generator=torch.Generator().manual_seed(seed))
         half = len(split) // 2
-        if half < batch_size:
-            raise ValueError(f"{self.name}: batch_size={batch_size} is more than half of {dataset}'s training "
+        if half < c.batch_size:
+            raise ValueError(f"{self.name}: batch_size={c.batch_size} is more than half of {c.dataset}'s training "
                              f"split ({half} images), the batch each update draws from; lower batch_size")
         self.train_x, self.train_y = (t[split[:half]].to(self.device) for t in (data.train.x, data.train.y))
         self.arch_x, self.arch_y = (t[split[half:]].to(self.device) for t in (data.train.x, data.train.y))
         self.valid_x, self.valid_y = data.valid.x.to(self.device), data.valid.y.to(self.device)
 
         torch.manual_seed(seed)
-        self.supernet = Supernet(self.space, data.input_shape[0], data.num_classes, channels,
-                                 cells_per_stage).to(self.device)
+        self.supernet = Supernet(self.space, data.input_shape[0], data.num_classes, c.channels,
+                                 c.cells_per_stage).to(self.device)
         generator = torch.Generator().manual_seed(seed)
         self.alpha = {name: nn.Parameter((1e-3 * torch.randn(shape, generator=generator)).to(self.device))
                       for name, shape in self.supernet.mixture_shapes().items()}
-        self.w_optimizer = torch.optim.SGD(self.supernet.parameters(), lr=lr, momentum=momentum,
-                                           weight_decay=weight_decay)
-        self.a_optimizer = torch.optim.Adam(self.alpha.values(), lr=arch_lr, betas=(0.5, 0.999),
-                                            weight_decay=arch_weight_decay)
+        self.w_optimizer = torch.optim.SGD(self.supernet.parameters(), lr=c.lr, momentum=c.momentum,
+                                           weight_decay=c.weight_decay)
+        self.a_optimizer = torch.optim.Adam(self.alpha.values(), lr=c.arch_lr, betas=(0.5, 0.999),
+                                            weight_decay=c.arch_weight_decay)
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
 
     # -- the schedule -------------------------------------------------------------------
     def tau(self) -> float:
-        frac = self.epoch / max(self.epochs - 1, 1)
-        if self.tau_schedule == "linear":
-            return self.tau_max + frac * (self.tau_min - self.tau_max)
-        return self.tau_max * (self.tau_min / self.tau_max) ** frac
+        c = self.config
+        frac = self.epoch / max(c.epochs - 1, 1)
+        if c.tau_schedule == "linear":
+            return c.tau_max + frac * (c.tau_min - c.tau_max)
+        return c.tau_max * (c.tau_min / c.tau_max) ** frac
 
     def learning_rate(self) -> float:
-        return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1 + math.cos(math.pi * self.epoch / self.epochs))
+        c = self.config
+        return c.lr_min + 0.5 * (c.lr - c.lr_min) * (1 + math.cos(math.pi * self.epoch / c.epochs))
 
     # -- one epoch ----------------------------------------------------------------------
     def loss(self, x: torch.Tensor, y: torch.Tensor, tau: float, generator: torch.Generator,
@@ -192,7 +213,7 @@ class DifferentiableSearch(ArchitectureAgent):
         """Cross-entropy of the supernet, every edge mixed by freshly relaxed weights (a new
         Gumbel sample each call); ``arch_grad=False`` keeps alpha out of the graph."""
         with torch.set_grad_enabled(arch_grad and torch.is_grad_enabled()):
-            weights = {k: relax(a, self.relaxation, tau, generator) for k, a in self.alpha.items()}
+            weights = {k: relax(a, self.config.relaxation, tau, generator) for k, a in self.alpha.items()}
         self.supernet.weigh(weights)
         return F.cross_entropy(self.supernet(x), y)
 
@@ -205,14 +226,14 @@ class DifferentiableSearch(ArchitectureAgent):
         train_order = torch.randperm(len(self.train_y), generator=generator)
         arch_order = torch.randperm(len(self.arch_y), generator=generator)
         self.supernet.train()
-        train_losses, arch_losses = [], []
-        for step in range(len(self.train_y) // self.batch_size):
-            batch = slice(step * self.batch_size, (step + 1) * self.batch_size)
+        train_losses, arch_losses, size = [], [], self.config.batch_size
+        for step in range(len(self.train_y) // size):
+            batch = slice(step * size, (step + 1) * size)
             xt, yt = self.train_x[train_order[batch]], self.train_y[train_order[batch]]
             xv, yv = self.arch_x[arch_order[batch]], self.arch_y[arch_order[batch]]
 
             # 1. architecture step on the second half
-            if self.order == 1:
+            if self.config.order == 1:
                 arch_loss = self.loss(xv, yv, tau, generator)
                 grads = _grad(arch_loss, alphas)
             else:  # a deterministic relaxation: every call mixes by the same weights
@@ -228,7 +249,7 @@ class DifferentiableSearch(ArchitectureAgent):
             train_loss = self.loss(xt, yt, tau, generator, arch_grad=False)
             self.w_optimizer.zero_grad(set_to_none=True)
             train_loss.backward()
-            nn.utils.clip_grad_norm_(weights, self.grad_clip)
+            nn.utils.clip_grad_norm_(weights, self.config.grad_clip)
             self.w_optimizer.step()
             train_losses.append(train_loss.item())
             arch_losses.append(arch_loss.item())
@@ -238,7 +259,7 @@ class DifferentiableSearch(ArchitectureAgent):
     # -- the cell -----------------------------------------------------------------------
     def expected_weights(self) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            return {k: expected(a, self.relaxation) for k, a in self.alpha.items()}
+            return {k: expected(a, self.config.relaxation) for k, a in self.alpha.items()}
 
     def derive(self, weights: dict[str, torch.Tensor] | None = None) -> Decisions:
         """The discrete cell from ``weights`` (default: the expected weights now): NB201 the
@@ -259,7 +280,8 @@ class DifferentiableSearch(ArchitectureAgent):
 
     # -- the agent ----------------------------------------------------------------------
     def learn(self, budget: Budget, callback: Callback | None = None) -> DifferentiableSearch:
-        while self.epoch < self.epochs and self.env.within(budget):
+        epochs, every = self.config.epochs, self.config.evaluate_every
+        while self.epoch < epochs and self.env.within(budget):
             start = time.perf_counter()
             stats = self.train_epoch()
             self.epoch += 1
@@ -271,7 +293,7 @@ class DifferentiableSearch(ArchitectureAgent):
                       "derived": self.space.to_string(derived), "seconds": time.perf_counter() - start}
             self.history.append(record)
             self._log(record, weights)
-            if self.epoch == self.epochs or (self.evaluate_every and self.epoch % self.evaluate_every == 0):
+            if self.epoch == epochs or (every and self.epoch % every == 0):
                 self.play(derived)
             if callback is not None:
                 callback(self)
@@ -283,7 +305,7 @@ class DifferentiableSearch(ArchitectureAgent):
         self.logger.text("oneshot/derived", record["derived"], record["epoch"])
 
         def heat_map():
-            from rlnas.drawing import weights_figure
+            from rlnas.drawing import weights_figure  # matplotlib, only when a logger keeps the figure
 
             return weights_figure({k: w.cpu().numpy() for k, w in weights.items()}, self.row_labels(),
                                   list(self.space.ops), f"epoch {record['epoch']}")
@@ -304,8 +326,11 @@ class DifferentiableSearch(ArchitectureAgent):
         answer, not a policy to sample."""
         return self.derive()[min(self.step_of(obs), self.space.num_decisions - 1)]
 
+    def progress(self) -> tuple[int, int, str]:
+        return self.epoch, self.config.epochs, "epoch"
+
     def search_report(self) -> dict[str, Any]:
-        return {"relaxation": self.relaxation, "order": self.order, "epochs": self.epoch,
+        return {"relaxation": self.config.relaxation, "order": self.config.order, "epochs": self.epoch,
                 "derived": self.space.to_string(self.derive()), "history": self.history}
 
     def state_dict(self) -> dict[str, Any]:
@@ -325,29 +350,41 @@ class DifferentiableSearch(ArchitectureAgent):
         self.epoch, self.history = state["epoch"], list(state["history"])
 
 
-@register("darts")
 class DARTS(DifferentiableSearch):
     """DARTS (Liu et al. 2019): softmax over each edge's ops, first order by default
     (``order=2`` for the unrolled gradient)."""
 
+    name = "darts"
 
-@register("gdas")
-class GDAS(DifferentiableSearch):
+
+@dataclass
+class GDASConfig(DARTSConfig):
     """GDAS (Dong & Yang 2019): one path per forward pass, a straight-through Gumbel-softmax
     sample, its temperature falling linearly from 10 to 0.1 as in the paper."""
 
-    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", relaxation: str = "gumbel_hard",
-                 epochs: int = 50, order: int = 1, tau_max: float = 10.0, tau_min: float = 0.1,
-                 tau_schedule: str = "linear", **kwargs: Any):
-        super().__init__(env, seed, device, relaxation, epochs, order, tau_max, tau_min, tau_schedule, **kwargs)
+    PRESETS: ClassVar[dict] = {"nas": {"arch_lr": 0.01}}
+    relaxation: str = redefault(DARTSConfig, "relaxation", "gumbel_hard")
+    tau_max: float = redefault(DARTSConfig, "tau_max", 10.0)
+    tau_min: float = redefault(DARTSConfig, "tau_min", 0.1)
 
 
-@register("snas")
-class SNAS(DifferentiableSearch):
+class GDAS(DifferentiableSearch):
+    Config = GDASConfig
+    name = "gdas"
+
+
+@dataclass
+class SNASConfig(DARTSConfig):
     """SNAS (Xie et al. 2019): every op weighted by a relaxed Gumbel-softmax sample, its
-    temperature annealed exponentially from the paper's initial 1."""
+    temperature annealed exponentially from the paper's initial 1 (to 0.03). Updates
+    alternate on two halves as DARTS's do (the paper updates both on one loss)."""
 
-    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", relaxation: str = "gumbel",
-                 epochs: int = 50, order: int = 1, tau_max: float = 1.0, tau_min: float = 0.03,
-                 tau_schedule: str = "exponential", **kwargs: Any):
-        super().__init__(env, seed, device, relaxation, epochs, order, tau_max, tau_min, tau_schedule, **kwargs)
+    PRESETS: ClassVar[dict] = {"nas": {"arch_lr": 0.01}}
+    relaxation: str = redefault(DARTSConfig, "relaxation", "gumbel")
+    tau_min: float = redefault(DARTSConfig, "tau_min", 0.03)
+    tau_schedule: str = redefault(DARTSConfig, "tau_schedule", "exponential")
+
+
+class SNAS(DifferentiableSearch):
+    Config = SNASConfig
+    name = "snas"

@@ -7,14 +7,15 @@
     noisy           factorised Gaussian noisy layers replace epsilon-greedy (Fortunato et al. 2018)
     distributional  C51: a categorical return distribution on n_atoms fixed atoms (Bellemare et al. 2017)
 
-All on is Rainbow (``agent=rainbow``). Action masks are honoured in action selection and in
+All on is Rainbow (``agent=rainbow``, :class:`RainbowConfig`). Action masks are honoured in action selection and in
 the bootstrap target: the argmax over next actions only sees the next state's legal ones.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -22,11 +23,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlnas.agents.base import Agent, Callback, as_vector_env
-from rlnas.agents.registry import register
+from rlnas.agents.base import Agent, AgentConfig, Callback, as_vector_env
 from rlnas.agents.replay import NStepCollector, PrioritizedReplayBuffer, ReplayBuffer
-from rlnas.monitor import Budget
-from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, SIZES, UNIT, Range, check
+from rlnas.core.settings import (
+    INT_AT_LEAST_0,
+    INT_AT_LEAST_1,
+    NON_NEGATIVE,
+    POSITIVE,
+    SIZES,
+    SWITCH,
+    UNIT,
+    Range,
+    check,
+    setting,
+)
+from rlnas.envs.monitor import Budget
 
 
 class NoisyLinear(nn.Module):
@@ -131,68 +142,96 @@ def categorical_projection(next_probs: torch.Tensor, returns: torch.Tensor, disc
     return target
 
 
-@register("dqn")
-class DQN(Agent):
-    """Constructor defaults are SB3's with every extra off; conf/agent/dqn.yaml holds the NAS
-    setting. The C51 support defaults to the paper's [-10, 10]."""
+@dataclass
+class DQNConfig(AgentConfig):
+    """Defaults are SB3's with every extra off, the C51 support the paper's [-10, 10].
+    ``nas``: a search of 100 evaluations is 600 NB201 env steps, so exploration, learning
+    start and target updates are sized to it, and double Q with 3-step returns carries the
+    end-of-episode reward back to the first decisions sooner (docs/benchmarks.md, "Every
+    agent on NB201"). ``cartpole``: RL-Zoo's CartPole-v1 setting."""
 
+    PRESETS: ClassVar[dict] = {
+        "nas": dict(learning_rate=1e-3, buffer_size=50_000, learning_starts=60, batch_size=64, gamma=1.0,
+                    target_update_interval=30, train_freq=1, exploration_fraction=0.3, exploration_steps=300,
+                    hidden_sizes=[128, 128], double_q=True, n_step=3, v_min=0.0, v_max=1.0),
+        "cartpole": dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000,
+                         target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
+                         exploration_final_eps=0.04, hidden_sizes=[256, 256]),
+    }
+    learning_rate: float = setting(1e-4, "Adam's learning rate", POSITIVE)
+    buffer_size: int = setting(1_000_000, "transitions the replay holds", INT_AT_LEAST_1)
+    learning_starts: int = setting(100, "env steps of pure exploration before the first update", INT_AT_LEAST_0)
+    batch_size: int = setting(32, "transitions per update (at most buffer_size)", INT_AT_LEAST_1)
+    gamma: float = setting(0.99, "discount factor", UNIT)
+    target_update_interval: int = setting(10_000, "env steps between hard target-network updates", INT_AT_LEAST_1)
+    train_freq: int = setting(4, "env steps (per env) between updates", INT_AT_LEAST_1)
+    gradient_steps: int = setting(1, "updates each time", INT_AT_LEAST_0)
+    exploration_fraction: float = setting(0.1, "share of budget.env_steps over which epsilon decays", UNIT)
+    exploration_initial_eps: float = setting(1.0, "epsilon at the start", UNIT)
+    exploration_final_eps: float = setting(0.05, "epsilon after the decay", UNIT)
+    exploration_steps: int = setting(10_000, "env steps of the decay when the budget counts evaluations only",
+                                     INT_AT_LEAST_0)
+    hidden_sizes: list[int] = setting([64, 64], "layer widths of the Q network", SIZES)
+    max_grad_norm: float = setting(10.0, "gradient norm clip", POSITIVE)
+    double_q: bool = setting(False, "the target action from the online network, its value from the target's",
+                             SWITCH)
+    dueling: bool = setting(False, "Q = V + A - mean(A)", SWITCH)
+    prioritized: bool = setting(False, "proportional prioritized replay, beta annealed to 1", SWITCH)
+    prioritized_alpha: float = setting(0.5, "how much priorities count (0: uniform)", NON_NEGATIVE)
+    prioritized_beta: float = setting(0.4, "importance-weight exponent at the start", UNIT)
+    n_step: int = setting(1, "steps of reward summed before bootstrapping", INT_AT_LEAST_1)
+    noisy: bool = setting(False, "factorised noisy layers in the heads", SWITCH)
+    noisy_sigma: float = setting(0.5, "the noisy layers' sigma_0", NON_NEGATIVE)
+    distributional: bool = setting(False, "C51: a categorical return distribution", SWITCH)
+    n_atoms: int = setting(51, "C51's atoms", Range(2, integer=True))
+    v_min: float = setting(-10.0, "C51's lowest atom", Range())
+    v_max: float = setting(10.0, "C51's highest atom (above v_min)", Range())
+
+    def validate(self) -> None:
+        check(self.owner, vars(self), {
+            "batch_size": Range(1, self.buffer_size, integer=True, high_name="buffer_size"),
+            "v_max": Range(self.v_min, low_open=True, low_name="v_min")})
+
+
+class DQN(Agent):
+    Config = DQNConfig
+    name = "dqn"
+    config: DQNConfig
     supports_vector_env = True
 
-    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", learning_rate: float = 1e-4,
-                 buffer_size: int = 1_000_000, learning_starts: int = 100, batch_size: int = 32, gamma: float = 0.99,
-                 target_update_interval: int = 10_000, train_freq: int = 4, gradient_steps: int = 1,
-                 exploration_fraction: float = 0.1, exploration_initial_eps: float = 1.0,
-                 exploration_final_eps: float = 0.05, exploration_steps: int = 10_000,
-                 hidden_sizes: tuple[int, ...] = (64, 64), max_grad_norm: float = 10.0,
-                 double_q: bool = False, dueling: bool = False, prioritized: bool = False,
-                 prioritized_alpha: float = 0.5, prioritized_beta: float = 0.4, n_step: int = 1,
-                 noisy: bool = False, noisy_sigma: float = 0.5, distributional: bool = False,
-                 n_atoms: int = 51, v_min: float = -10.0, v_max: float = 10.0):
-        check(self.name, locals(), {
-            "learning_rate": POSITIVE, "buffer_size": INT_AT_LEAST_1, "learning_starts": INT_AT_LEAST_0,
-            "batch_size": Range(1, buffer_size, integer=True, high_name="buffer_size"),
-            "gamma": UNIT, "target_update_interval": INT_AT_LEAST_1, "train_freq": INT_AT_LEAST_1,
-            "gradient_steps": INT_AT_LEAST_0, "exploration_fraction": UNIT, "exploration_initial_eps": UNIT,
-            "exploration_final_eps": UNIT, "exploration_steps": INT_AT_LEAST_0, "hidden_sizes": SIZES,
-            "max_grad_norm": POSITIVE, "prioritized_alpha": NON_NEGATIVE, "prioritized_beta": UNIT,
-            "n_step": INT_AT_LEAST_1, "noisy_sigma": NON_NEGATIVE, "n_atoms": Range(2, integer=True),
-            "v_min": Range(), "v_max": Range(v_min, low_open=True, low_name="v_min")})
-        super().__init__(env, seed, device)
+    def __init__(self, env, config: DQNConfig | None = None, seed: int = 0, device: str = "cpu", **settings):
+        super().__init__(env, config, seed, device, **settings)
+        c = self.config
         if not isinstance(self.action_space, gym.spaces.Discrete):
             raise TypeError(f"{self.name} needs a Discrete action space, got {self.action_space}")
         self.envs = as_vector_env(self.env)
         self.num_envs = self.envs.num_envs
         obs_dim, n_actions = int(np.prod(self.observation_space.shape)), int(self.action_space.n)
         torch.manual_seed(seed)
-        atoms = n_atoms if distributional else 1
-        self.q = QNetwork(obs_dim, n_actions, list(hidden_sizes), dueling, noisy, atoms, noisy_sigma).to(self.device)
-        self.q_target = QNetwork(obs_dim, n_actions, list(hidden_sizes), dueling, noisy, atoms,
-                                 noisy_sigma).to(self.device)
+        atoms = c.n_atoms if c.distributional else 1
+        self.q, self.q_target = (QNetwork(obs_dim, n_actions, list(c.hidden_sizes), c.dueling, c.noisy, atoms,
+                                          c.noisy_sigma).to(self.device) for _ in range(2))
         self.q_target.load_state_dict(self.q.state_dict())
-        self.support = torch.linspace(v_min, v_max, n_atoms, device=self.device) if distributional else None
-        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=learning_rate, eps=1.5e-4 if distributional
-                                          else 1e-8, fused=True)
+        self.support = torch.linspace(c.v_min, c.v_max, c.n_atoms, device=self.device) if c.distributional else None
+        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=c.learning_rate,
+                                          eps=1.5e-4 if c.distributional else 1e-8, fused=True)
         self.generator = torch.Generator().manual_seed(seed)
         self._obs_info = self.envs.reset(seed=seed)  # where learn() continues from
         masked = "action_mask" in self._obs_info[1]
-        buffer_cls = PrioritizedReplayBuffer if prioritized else ReplayBuffer
-        extra = {"alpha": prioritized_alpha} if prioritized else {}
-        self.buffer = buffer_cls(buffer_size, obs_dim, n_actions, masked, seed, **extra)
-        self.collectors = [NStepCollector(n_step, gamma) for _ in range(self.num_envs)]
-        self.hp = dict(learning_starts=learning_starts, batch_size=batch_size, gamma=gamma,
-                       target_update_interval=target_update_interval, train_freq=train_freq,
-                       gradient_steps=gradient_steps, exploration_fraction=exploration_fraction,
-                       eps0=exploration_initial_eps, eps1=exploration_final_eps, exploration_steps=exploration_steps,
-                       max_grad_norm=max_grad_norm, double_q=double_q, beta0=prioritized_beta, noisy=noisy)
+        buffer_cls = PrioritizedReplayBuffer if c.prioritized else ReplayBuffer
+        extra = {"alpha": c.prioritized_alpha} if c.prioritized else {}
+        self.buffer = buffer_cls(c.buffer_size, obs_dim, n_actions, masked, seed, **extra)
+        self.collectors = [NStepCollector(c.n_step, c.gamma) for _ in range(self.num_envs)]
         self.steps = self.updates = 0
 
     # -- acting -------------------------------------------------------------------------
     def epsilon(self, budget_steps: int | None) -> float:
         """Linear from initial to final over exploration_fraction of the step budget
         (or over exploration_steps without one)."""
-        hp = self.hp
-        horizon = hp["exploration_fraction"] * budget_steps if budget_steps else hp["exploration_steps"]
-        return hp["eps0"] + min(1.0, self.steps / max(horizon, 1)) * (hp["eps1"] - hp["eps0"])
+        c = self.config
+        horizon = c.exploration_fraction * budget_steps if budget_steps else c.exploration_steps
+        eps0, eps1 = c.exploration_initial_eps, c.exploration_final_eps
+        return eps0 + min(1.0, self.steps / max(horizon, 1)) * (eps1 - eps0)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, masks: np.ndarray | None, epsilon: float) -> np.ndarray:
@@ -208,11 +247,12 @@ class DQN(Agent):
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False,
                 episode_start: bool = False) -> int:
         masks = None if action_mask is None else np.asarray(action_mask).reshape(1, -1)
-        return int(self.act(np.asarray(obs).reshape(1, -1), masks, 0.0 if deterministic else self.hp["eps1"])[0])
+        epsilon = 0.0 if deterministic else self.config.exploration_final_eps
+        return int(self.act(np.asarray(obs).reshape(1, -1), masks, epsilon)[0])
 
     # -- learning -----------------------------------------------------------------------
     def learn(self, budget: Budget, callback: Callback | None = None) -> DQN:
-        hp = self.hp
+        c = self.config
         obs, info = self._obs_info
         trained = False  # since the last callback
         while self.env.within(budget):
@@ -230,10 +270,10 @@ class DQN(Agent):
                     self.buffer.add(*t)
             obs = next_obs
             self.steps += self.num_envs
-            if (self.steps // self.num_envs) % max(hp["target_update_interval"] // self.num_envs, 1) == 0:
+            if (self.steps // self.num_envs) % max(c.target_update_interval // self.num_envs, 1) == 0:
                 self.q_target.load_state_dict(self.q.state_dict())  # hard update, every N env steps (as SB3)
-            if self.steps >= hp["learning_starts"] and (self.steps // self.num_envs) % hp["train_freq"] == 0:
-                for _ in range(hp["gradient_steps"]):
+            if self.steps >= c.learning_starts and (self.steps // self.num_envs) % c.train_freq == 0:
+                for _ in range(c.gradient_steps):
                     self.train_step(budget)
                 trained = True
             # A checkpoint holds no half-built episode (nor an n-step window), so only where
@@ -245,19 +285,20 @@ class DQN(Agent):
         return self
 
     def train_step(self, budget: Budget) -> None:
-        hp = self.hp
+        c = self.config
         if isinstance(self.buffer, PrioritizedReplayBuffer):
             progress = min(1.0, self.steps / budget.env_steps) if budget.env_steps else min(1.0, self.updates / 1e4)
-            batch = self.buffer.sample(hp["batch_size"], self.device, hp["beta0"] + progress * (1 - hp["beta0"]))
+            beta = c.prioritized_beta + progress * (1 - c.prioritized_beta)
+            batch = self.buffer.sample(c.batch_size, self.device, beta)
         else:
-            batch = self.buffer.sample(hp["batch_size"], self.device)
-        if hp["noisy"]:
+            batch = self.buffer.sample(c.batch_size, self.device)
+        if c.noisy:
             self.q.reset_noise(self.generator)
             self.q_target.reset_noise(self.generator)
         next_masks = batch.get("next_masks")
         with torch.no_grad():
             q_next_target, logp_next_target = self.q_target(batch["next_obs"], self.support)
-            q_next_online = self.q(batch["next_obs"], self.support)[0] if hp["double_q"] else None
+            q_next_online = self.q(batch["next_obs"], self.support)[0] if c.double_q else None
         q, log_p = self.q(batch["obs"], self.support)
         rows = torch.arange(len(q), device=self.device)
         if self.support is None:
@@ -277,7 +318,7 @@ class DQN(Agent):
         loss = (losses * weights).mean() if weights is not None else losses.mean()
         self.optimizer.zero_grad()
         loss.backward()
-        nn.utils.clip_grad_norm_(self.q.parameters(), hp["max_grad_norm"])
+        nn.utils.clip_grad_norm_(self.q.parameters(), c.max_grad_norm)
         self.optimizer.step()
         if weights is not None:
             self.buffer.update_priorities(batch["indices"], errors.detach().abs().cpu().numpy())
@@ -306,29 +347,37 @@ class DQN(Agent):
         self.steps, self.updates = state["steps"], state["updates"]
 
 
-@register("rainbow")
+@dataclass
+class RainbowConfig(DQNConfig):
+    """Rainbow (Hessel et al. 2018): every extra on, the paper's settings where they apply
+    (no epsilon: noisy nets explore; alpha 0.5, beta 0.4 -> 1, sigma_0 0.5, 51 atoms,
+    3-step returns, Adam eps 1.5e-4). On NAS noise alone collapses: on NB201 the agent settles
+    on a few dozen cells and then replays them (45 distinct cells in 5,800 steps), so
+    ``nas`` keeps DQN's epsilon schedule on top, sized to the search as DQN's is; the
+    support is [0, 1], where accuracies lie. ``cartpole``: the paper's agent on CartPole."""
+
+    PRESETS: ClassVar[dict] = {
+        "nas": dict(learning_rate=1e-3, buffer_size=50_000, learning_starts=60, batch_size=64, gamma=1.0,
+                    target_update_interval=30, train_freq=1, hidden_sizes=[128, 128], v_min=0.0, v_max=1.0,
+                    exploration_initial_eps=1.0, exploration_final_eps=0.05, exploration_fraction=0.3,
+                    exploration_steps=300),
+        "cartpole": dict(learning_rate=1e-3, v_min=0.0, v_max=100.0, learning_starts=1000, target_update_interval=500,
+                         buffer_size=50_000, batch_size=64, train_freq=1, hidden_sizes=[128, 128]),
+    }
+    learning_starts: int = setting(1000, "env steps of pure exploration before the first update", INT_AT_LEAST_0)
+    target_update_interval: int = setting(8000, "env steps between hard target-network updates", INT_AT_LEAST_1)
+    exploration_initial_eps: float = setting(0.0, "epsilon at the start (the paper explores by noise alone)", UNIT)
+    exploration_final_eps: float = setting(0.0, "epsilon after the decay", UNIT)
+    double_q: bool = setting(True, "the target action from the online network, its value from the target's", SWITCH)
+    dueling: bool = setting(True, "Q = V + A - mean(A)", SWITCH)
+    prioritized: bool = setting(True, "proportional prioritized replay, beta annealed to 1", SWITCH)
+    n_step: int = setting(3, "steps of reward summed before bootstrapping", INT_AT_LEAST_1)
+    noisy: bool = setting(True, "factorised noisy layers in the heads", SWITCH)
+    distributional: bool = setting(True, "C51: a categorical return distribution", SWITCH)
+
+
 class Rainbow(DQN):
-    """DQN with every extra on: double Q, dueling, prioritized replay, 3-step returns, noisy
-    nets, C51. Defaults follow the paper where it applies (no epsilon: noisy nets explore;
-    alpha 0.5, beta 0.4 -> 1, sigma0 0.5, 51 atoms on [-10, 10], Adam eps 1.5e-4).
+    """DQN with every extra on (its defaults): the switches stay, for ablations."""
 
-    On NAS noise alone collapses: on NB201 the agent settles on a few dozen cells and then
-    replays them (45 distinct cells in 5,800 steps), so conf/agent/rainbow.yaml keeps DQN's
-    epsilon schedule on top.
-    """
-
-    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", learning_rate: float = 1e-4,
-                 buffer_size: int = 1_000_000, learning_starts: int = 1000, batch_size: int = 32,
-                 gamma: float = 0.99, target_update_interval: int = 8000, train_freq: int = 4,
-                 gradient_steps: int = 1, hidden_sizes: tuple[int, ...] = (64, 64), max_grad_norm: float = 10.0,
-                 prioritized_alpha: float = 0.5, prioritized_beta: float = 0.4, n_step: int = 3,
-                 noisy_sigma: float = 0.5, n_atoms: int = 51, v_min: float = -10.0, v_max: float = 10.0,
-                 exploration_initial_eps: float = 0.0, exploration_final_eps: float = 0.0,
-                 exploration_fraction: float = 0.1, exploration_steps: int = 10_000):
-        super().__init__(env, seed, device, learning_rate, buffer_size, learning_starts, batch_size, gamma,
-                         target_update_interval, train_freq, gradient_steps, exploration_fraction,
-                         exploration_initial_eps, exploration_final_eps, exploration_steps, hidden_sizes=hidden_sizes,
-                         max_grad_norm=max_grad_norm, double_q=True, dueling=True, prioritized=True,
-                         prioritized_alpha=prioritized_alpha, prioritized_beta=prioritized_beta, n_step=n_step,
-                         noisy=True, noisy_sigma=noisy_sigma, distributional=True, n_atoms=n_atoms,
-                         v_min=v_min, v_max=v_max)
+    Config = RainbowConfig
+    name = "rainbow"

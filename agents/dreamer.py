@@ -20,14 +20,15 @@ One loop, top to bottom:
      is V2's choice for discrete actions; ``rho = 0`` is V1's dynamics backpropagation,
      the return's gradient flowing through the straight-through actions and the model.
 
-``version`` picks the paper: its latents, KL form and defaults (``PAPER_DEFAULTS``); any
-hyperparameter given explicitly overrides its paper's value.
+The two papers differ in their latents, KL form and settings, which are the defaults of
+:class:`DreamerV1Config` and :class:`DreamerConfig` (V2's).
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -36,45 +37,117 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlnas.agents.architecture_agent import Proposer
-from rlnas.agents.base import Agent, Callback
-from rlnas.agents.registry import register
-from rlnas.monitor import Budget
-from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, OneOf, Range, check
+from rlnas.agents.base import Agent, AgentConfig, Callback
+from rlnas.core.settings import (
+    INT_AT_LEAST_0,
+    INT_AT_LEAST_1,
+    NON_NEGATIVE,
+    POSITIVE,
+    UNIT,
+    OneOf,
+    Range,
+    redefault,
+    setting,
+)
+from rlnas.envs.monitor import Budget
 from rlnas.spaces import Decisions
 from rlnas.world_models.rssm import RSSM, State, straight_through_onehot
 from rlnas.world_models.world_model import WorldModel, mlp
 
-# The papers' published settings: V1 from "Dream to Control" (Appendix A, continuous
-# control), V2 from "Mastering Atari with Discrete World Models" (Appendix, Atari: discrete
-# actions). V1's 5,000-step prefill and train-every-1000 x 100 equal a train ratio of 1:10.
-PAPER_DEFAULTS: dict[int, dict[str, Any]] = {
-    1: dict(latent="gaussian", deter_size=200, hidden_size=200, stoch_size=30, classes=1, units=400,
-            kl_balance=None, free_nats=3.0, kl_scale=1.0, reward_scale=1.0, discount_scale=1.0,
-            model_lr=6e-4, actor_lr=8e-5, critic_lr=8e-5, adam_eps=1e-7, grad_clip=100.0,
-            horizon=15, gamma=0.99, lambda_=0.95, entropy=0.0, rho=0.0, target_every=100,
-            batch_size=50, seq_len=50, train_every=1000, train_steps=100, prefill=5000,
-            buffer_size=1_000_000, updates_per_evaluation=None),
-    2: dict(latent="categorical", deter_size=600, hidden_size=600, stoch_size=32, classes=32, units=400,
-            kl_balance=0.8, free_nats=0.0, kl_scale=0.1, reward_scale=1.0, discount_scale=5.0,
-            model_lr=2e-4, actor_lr=4e-5, critic_lr=1e-4, adam_eps=1e-5, grad_clip=100.0,
-            horizon=15, gamma=0.999, lambda_=0.95, entropy=1e-3, rho=1.0, target_every=100,
-            batch_size=16, seq_len=50, train_every=16, train_steps=1, prefill=50_000,
-            buffer_size=2_000_000, updates_per_evaluation=None),
-}
 
-# What each setting may be (None given to the constructor means the paper's value, so only
-# the two keys whose paper value is None take it).
-RANGES = {
-    "latent": OneOf(("gaussian", "categorical")), **dict.fromkeys(
-        ("deter_size", "hidden_size", "stoch_size", "classes", "units", "horizon", "target_every", "batch_size",
-         "seq_len", "train_every", "train_steps", "buffer_size"), INT_AT_LEAST_1),
-    "kl_balance": Range(0, 1, optional=True, none_means="no balancing, V1's KL"),
-    **dict.fromkeys(("free_nats", "kl_scale", "reward_scale", "discount_scale", "entropy"), NON_NEGATIVE),
-    **dict.fromkeys(("model_lr", "actor_lr", "critic_lr", "adam_eps", "grad_clip"), POSITIVE),
-    **dict.fromkeys(("gamma", "lambda_", "rho"), UNIT), "prefill": INT_AT_LEAST_0,
-    "updates_per_evaluation": Range(1, integer=True, optional=True,
-                                    none_means="the papers' per-step schedule, train_every and train_steps"),
-}
+@dataclass
+class DreamerConfig(AgentConfig):
+    """Dreamer V2's published settings ("Mastering Atari with Discrete World Models",
+    Appendix, Atari: discrete actions). ``nas``: a search pays for 100-200 architectures
+    (600-10,000 steps), so the networks are smaller, the prefill ten NB201 episodes, and
+    training is scheduled per new architecture (evaluations are dear, updates cheap; a repeat
+    is free and teaches nothing), not per step; scores differ by a percent, so the reward
+    term is weighed 100 and the entropy bonus raised to 1e-2 (at the paper's 1e-3 the search
+    collapses); an NB201 episode is 6 decisions, so the horizon is 6 and gamma 1 (one
+    architecture per episode, its score the only reward). Measured in docs/benchmarks.md,
+    "Every agent on NB201". ``cartpole``: scaled down for a 4-dimensional observation."""
+
+    PRESETS: ClassVar[dict] = {
+        "nas": dict(deter_size=128, hidden_size=128, stoch_size=16, classes=16, units=128, reward_scale=100.0,
+                    discount_scale=1.0, model_lr=1e-3, actor_lr=3e-4, critic_lr=3e-4, horizon=6, gamma=1.0,
+                    entropy=1e-2, seq_len=12, updates_per_evaluation=18, train_every=1, prefill=60,
+                    buffer_size=100_000),
+        "cartpole": dict(deter_size=128, hidden_size=128, units=128, stoch_size=16, classes=16, batch_size=16,
+                         seq_len=32, train_every=10, train_steps=1, prefill=2000, gamma=0.99, model_lr=1e-3,
+                         actor_lr=3e-4, critic_lr=3e-4, free_nats=1.0, kl_scale=1.0, entropy=1e-3,
+                         buffer_size=100_000),
+    }
+    latent: str = setting("categorical", "gaussian (V1's diagonal Gaussian) or categorical (V2's one-hot groups)",
+                          OneOf(("gaussian", "categorical")))
+    deter_size: int = setting(600, "the GRU's state", INT_AT_LEAST_1)
+    hidden_size: int = setting(600, "the RSSM's hidden layers", INT_AT_LEAST_1)
+    stoch_size: int = setting(32, "stochastic variables (Gaussian dimensions or categorical groups)", INT_AT_LEAST_1)
+    classes: int = setting(32, "classes of each categorical variable (unused by Gaussian latents)", INT_AT_LEAST_1)
+    units: int = setting(400, "width of the encoder, the heads, the actor and the critic", INT_AT_LEAST_1)
+    kl_balance: float | None = setting(0.8, "V2's KL balancing: how much of the KL trains the prior",
+                                       Range(0, 1, none_means="no balancing, V1's KL"))
+    free_nats: float = setting(0.0, "KL below this is not penalised", NON_NEGATIVE)
+    kl_scale: float = setting(0.1, "weight of the KL term", NON_NEGATIVE)
+    reward_scale: float = setting(1.0, "weight of the reward term", NON_NEGATIVE)
+    discount_scale: float = setting(5.0, "weight of the continuation term", NON_NEGATIVE)
+    model_lr: float = setting(2e-4, "the world model's Adam learning rate", POSITIVE)
+    actor_lr: float = setting(4e-5, "the actor's Adam learning rate", POSITIVE)
+    critic_lr: float = setting(1e-4, "the critic's Adam learning rate", POSITIVE)
+    adam_eps: float = setting(1e-5, "Adam's epsilon", POSITIVE)
+    grad_clip: float = setting(100.0, "gradient norm clip", POSITIVE)
+    horizon: int = setting(15, "steps imagined from every posterior state", INT_AT_LEAST_1)
+    gamma: float = setting(0.999, "discount factor", UNIT)
+    lambda_: float = setting(0.95, "lambda of the lambda-returns", UNIT)
+    entropy: float = setting(1e-3, "weight of the actor's entropy bonus", NON_NEGATIVE)
+    rho: float = setting(1.0, "REINFORCE's share of the actor gradient (1: REINFORCE, V2's; 0: dynamics "
+                              "backpropagation, V1's)", UNIT)
+    target_every: int = setting(100, "updates between copies of the critic into its slow target", INT_AT_LEAST_1)
+    batch_size: int = setting(16, "sequences per update", INT_AT_LEAST_1)
+    seq_len: int = setting(50, "steps per sequence", INT_AT_LEAST_1)
+    train_every: int = setting(16, "env steps between trainings, on the papers' schedule", INT_AT_LEAST_1)
+    train_steps: int = setting(1, "updates per training, on the papers' schedule", INT_AT_LEAST_1)
+    prefill: int = setting(50_000, "random legal steps before the actor acts", INT_AT_LEAST_0)
+    buffer_size: int = setting(2_000_000, "steps the replay holds", INT_AT_LEAST_1)
+    updates_per_evaluation: int | None = setting(None, "updates after each episode that built a new architecture",
+                                                 Range(1, integer=True, none_means="the papers' per-step schedule, "
+                                                                                   "train_every and train_steps"))
+
+
+@dataclass
+class DreamerV1Config(DreamerConfig):
+    """Dreamer V1's published settings ("Dream to Control", Appendix A: continuous control;
+    its 5,000-step prefill and train-every-1000 x 100 are a train ratio of 1:10). ``nas``:
+    as V2's, with V1's latents and KL; repeats stay on the step schedule (V2's 18 updates per
+    evaluation collapse V1's actor onto repeats, which then never train it) and the entropy
+    bonus is 3e-2 (V1 has none; at 1e-2 its search settles on a few cells)."""
+
+    PRESETS: ClassVar[dict] = {
+        "nas": dict(deter_size=128, hidden_size=128, units=128, reward_scale=100.0, model_lr=1e-3, actor_lr=3e-4,
+                    critic_lr=3e-4, horizon=6, gamma=1.0, entropy=3e-2, batch_size=16, seq_len=12, train_every=1,
+                    train_steps=1, prefill=60, buffer_size=100_000),
+        "cartpole": {**DreamerConfig.PRESETS["cartpole"], "stoch_size": 30, "classes": 1},
+    }
+    latent: str = redefault(DreamerConfig, "latent", "gaussian")
+    deter_size: int = redefault(DreamerConfig, "deter_size", 200)
+    hidden_size: int = redefault(DreamerConfig, "hidden_size", 200)
+    stoch_size: int = redefault(DreamerConfig, "stoch_size", 30)
+    classes: int = redefault(DreamerConfig, "classes", 1)
+    kl_balance: float | None = redefault(DreamerConfig, "kl_balance", None)
+    free_nats: float = redefault(DreamerConfig, "free_nats", 3.0)
+    kl_scale: float = redefault(DreamerConfig, "kl_scale", 1.0)
+    discount_scale: float = redefault(DreamerConfig, "discount_scale", 1.0)
+    model_lr: float = redefault(DreamerConfig, "model_lr", 6e-4)
+    actor_lr: float = redefault(DreamerConfig, "actor_lr", 8e-5)
+    critic_lr: float = redefault(DreamerConfig, "critic_lr", 8e-5)
+    adam_eps: float = redefault(DreamerConfig, "adam_eps", 1e-7)
+    gamma: float = redefault(DreamerConfig, "gamma", 0.99)
+    entropy: float = redefault(DreamerConfig, "entropy", 0.0)
+    rho: float = redefault(DreamerConfig, "rho", 0.0)
+    batch_size: int = redefault(DreamerConfig, "batch_size", 50)
+    train_every: int = redefault(DreamerConfig, "train_every", 1000)
+    train_steps: int = redefault(DreamerConfig, "train_steps", 100)
+    prefill: int = redefault(DreamerConfig, "prefill", 5000)
+    buffer_size: int = redefault(DreamerConfig, "buffer_size", 1_000_000)
 
 
 def lambda_returns(rewards: torch.Tensor, values: torch.Tensor, discounts: torch.Tensor,
@@ -138,47 +211,35 @@ class SequenceReplay:
 class Dreamer(Proposer, Agent):
     """Dreamer on any env with a flat ``Box`` observation and a ``Discrete`` action space."""
 
-    default_version = 2
+    Config = DreamerConfig
+    config: DreamerConfig
 
-    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", version: int | None = None,
-                 latent: str | None = None, deter_size: int | None = None, hidden_size: int | None = None,
-                 stoch_size: int | None = None, classes: int | None = None, units: int | None = None,
-                 kl_balance: float | None = None, free_nats: float | None = None, kl_scale: float | None = None,
-                 reward_scale: float | None = None, discount_scale: float | None = None,
-                 model_lr: float | None = None, actor_lr: float | None = None, critic_lr: float | None = None,
-                 adam_eps: float | None = None, grad_clip: float | None = None, horizon: int | None = None,
-                 gamma: float | None = None, lambda_: float | None = None, entropy: float | None = None,
-                 rho: float | None = None, target_every: int | None = None, batch_size: int | None = None,
-                 seq_len: int | None = None, train_every: int | None = None, train_steps: int | None = None,
-                 prefill: int | None = None, buffer_size: int | None = None,
-                 updates_per_evaluation: int | None = None):
-        version = version or self.default_version
-        check(self.name, {"version": version}, {"version": OneOf(tuple(PAPER_DEFAULTS))})
-        given = {k: v for k, v in locals().items() if k in PAPER_DEFAULTS[version] and v is not None}
-        self.hp = hp = {**PAPER_DEFAULTS[version], **given, "version": version}  # None: the paper's value
-        check(self.name, hp, RANGES)
-        super().__init__(env, seed, device)
+    def __init__(self, env: gym.Env, config: DreamerConfig | None = None, seed: int = 0, device: str = "cpu",
+                 **settings: Any):
+        super().__init__(env, config, seed, device, **settings)
+        hp = self.config
         if not isinstance(self.action_space, gym.spaces.Discrete) or len(self.observation_space.shape) != 1:
             raise TypeError("Dreamer here needs a flat Box observation and a Discrete action space, got "
                             f"{self.observation_space} and {self.action_space}")
         obs_dim, self.num_actions = self.observation_space.shape[0], int(self.action_space.n)
         torch.manual_seed(seed)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        rssm = RSSM(self.num_actions, hp["units"], hp["deter_size"], hp["hidden_size"], hp["latent"],
-                    hp["stoch_size"], hp["classes"])
+        rssm = RSSM(self.num_actions, hp.units, hp.deter_size, hp.hidden_size, hp.latent,
+                    hp.stoch_size, hp.classes)
         masked = hasattr(env.unwrapped, "action_masks")
-        self.model = WorldModel(obs_dim, self.num_actions, rssm, hp["units"], hp["units"],
+        self.model = WorldModel(obs_dim, self.num_actions, rssm, hp.units, hp.units,
                                 predict_mask=masked).to(self.device)
-        self.actor = mlp(rssm.feature_size, hp["units"], self.num_actions).to(self.device)
-        self.critic = mlp(rssm.feature_size, hp["units"], 1).to(self.device)
+        self.actor = mlp(rssm.feature_size, hp.units, self.num_actions).to(self.device)
+        self.critic = mlp(rssm.feature_size, hp.units, 1).to(self.device)
         self.target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.model_opt = torch.optim.Adam(self.model.parameters(), hp["model_lr"], eps=hp["adam_eps"])
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), hp["actor_lr"], eps=hp["adam_eps"])
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), hp["critic_lr"], eps=hp["adam_eps"])
-        self.replay = SequenceReplay(hp["buffer_size"], obs_dim, self.num_actions)
+        self.model_opt = torch.optim.Adam(self.model.parameters(), hp.model_lr, eps=hp.adam_eps)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), hp.actor_lr, eps=hp.adam_eps)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), hp.critic_lr, eps=hp.adam_eps)
+        self.replay = SequenceReplay(hp.buffer_size, obs_dim, self.num_actions)
         self.steps = self.updates = 0
         self._predict: tuple[State | None, int | None] = (None, None)  # predict()'s RSSM state, last action
         self.in_flight: set[Decisions] = set()
+        self.held: list[Decisions] = []
         self.predicted: dict[Decisions, float] = {}  # proposed cells' predicted scores, logged on observe
 
     # -- acting -------------------------------------------------------------------------
@@ -215,7 +276,7 @@ class Dreamer(Proposer, Agent):
 
     # -- learning -----------------------------------------------------------------------
     def learn(self, budget: Budget, callback: Callback | None = None) -> Dreamer:
-        per_step = self.hp["updates_per_evaluation"] is None
+        per_step = self.config.updates_per_evaluation is None
         while self.env.within(budget):
             obs, info = self.reset_env()
             mask = info.get("action_mask")
@@ -239,7 +300,7 @@ class Dreamer(Proposer, Agent):
 
     def _choose(self, state: State, mask: np.ndarray | None) -> int:
         """A random legal action during the prefill, the actor's sample after it."""
-        if self.steps < self.hp["prefill"]:
+        if self.steps < self.config.prefill:
             legal = np.flatnonzero(mask) if mask is not None else np.arange(self.num_actions)
             return int(self.rng.choice(legal))
         return self._act(state, mask, deterministic=False)
@@ -248,11 +309,11 @@ class Dreamer(Proposer, Agent):
         """The NAS schedule: an episode that built a new architecture is stored and trained
         on ``updates_per_evaluation`` times (the monitor counts repeats; on an env without
         architectures every episode is new). On the papers' schedule it was stored already."""
-        if self.hp["updates_per_evaluation"] is not None and self.env.stale_episodes == 0:
+        if self.config.updates_per_evaluation is not None and self.env.stale_episodes == 0:
             self._store(episode)
-            self._train(self.hp["updates_per_evaluation"])
+            self._train(self.config.updates_per_evaluation)
 
-    # -- proposing whole cells (parallel runs, rlnas.parallel) -------------------------------
+    # -- proposing whole cells (parallel runs, rlnas.search.driver) --------------------------
     def propose(self) -> Decisions:
         """Filter and act through a cell's previews as an episode would, without stepping
         the env; the model's predicted score is kept for :meth:`observe` to log."""
@@ -279,26 +340,26 @@ class Dreamer(Proposer, Agent):
             obs, mask = env.preview(decisions[:t + 1])
             last = t + 1 == len(decisions)
             episode.append((obs, action, score if last else 0.0, last, False, mask))
-        if self.hp["updates_per_evaluation"] is None:
+        if self.config.updates_per_evaluation is None:
             self._store(episode)
         self._learn_from(episode)
 
     def _store(self, episode: list[tuple]) -> None:
         """Move the episode's pending steps into the replay. On the papers' schedule, train
         ``train_steps`` times every ``train_every`` steps."""
-        hp = self.hp
+        hp = self.config
         for transition in episode:
             self.replay.add(*transition)
             if transition[1] < 0:  # an episode's first observation: no step taken
                 continue
             self.steps += 1
-            if hp["updates_per_evaluation"] is None and self.steps % hp["train_every"] == 0:
-                self._train(hp["train_steps"])
+            if hp.updates_per_evaluation is None and self.steps % hp.train_every == 0:
+                self._train(hp.train_steps)
         episode.clear()
 
     def _train(self, updates: int) -> None:
         """``updates`` training steps, once the prefill is over and a window fits the replay."""
-        if self.steps >= self.hp["prefill"] and self.replay.size >= self.hp["seq_len"]:
+        if self.steps >= self.config.prefill and self.replay.size >= self.config.seq_len:
             for _ in range(updates):
                 self.train_step()
 
@@ -315,13 +376,13 @@ class Dreamer(Proposer, Agent):
         self.logger.scalar("world_model/score_error", predicted - reward, step)
 
     def train_step(self) -> None:
-        hp = self.hp
-        batch = self.replay.sample(hp["batch_size"], hp["seq_len"], self.rng, self.device)
-        model_loss, post, terms = self.model.loss(batch, hp["kl_balance"], hp["free_nats"], hp["kl_scale"],
-                                                  hp["reward_scale"], hp["discount_scale"], self.generator)
+        hp = self.config
+        batch = self.replay.sample(hp.batch_size, hp.seq_len, self.rng, self.device)
+        model_loss, post, terms = self.model.loss(batch, hp.kl_balance, hp.free_nats, hp.kl_scale,
+                                                  hp.reward_scale, hp.discount_scale, self.generator)
         self.model_opt.zero_grad(set_to_none=True)
         model_loss.backward()
-        nn.utils.clip_grad_norm_(self.model.parameters(), hp["grad_clip"])
+        nn.utils.clip_grad_norm_(self.model.parameters(), hp.grad_clip)
         self.model_opt.step()
 
         start = post.detach().flatten()
@@ -330,10 +391,10 @@ class Dreamer(Proposer, Agent):
         for loss, opt, net in ((actor_loss, self.actor_opt, self.actor), (critic_loss, self.critic_opt, self.critic)):
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(net.parameters(), hp["grad_clip"])
+            nn.utils.clip_grad_norm_(net.parameters(), hp.grad_clip)
             opt.step()
         self.updates += 1
-        if self.updates % hp["target_every"] == 0:
+        if self.updates % hp.target_every == 0:
             self.target.load_state_dict(self.critic.state_dict())
         if self.updates % 50 == 0:
             step = self.env.env_steps
@@ -342,13 +403,13 @@ class Dreamer(Proposer, Agent):
                 self.logger.scalar(f"{self.name}/{key}", value, step)
 
     def _behaviour_losses(self, start: State, alive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        hp, model = self.hp, self.model
-        dynamics = hp["rho"] < 1.0  # the return's gradient flows back through imagined states (V1)
+        hp, model = self.config, self.model
+        dynamics = hp.rho < 1.0  # the return's gradient flows back through imagined states (V1)
         for p in model.parameters():  # ... through the model, never into it
             p.requires_grad_(False)
         try:
             state, features, entropies, logps = start, [start.feature], [], []
-            for _ in range(hp["horizon"]):
+            for _ in range(hp.horizon):
                 feature = state.feature
                 logits = self.actor(feature if dynamics else feature.detach())
                 legal = model.legal(feature.detach())
@@ -364,17 +425,17 @@ class Dreamer(Proposer, Agent):
             with torch.set_grad_enabled(dynamics):
                 feats = torch.stack(features)  # (H + 1, N, F)
                 rewards = model.reward(feats[1:]).squeeze(-1)
-                discounts = hp["gamma"] * torch.sigmoid(model.cont(feats[1:])).squeeze(-1)
+                discounts = hp.gamma * torch.sigmoid(model.cont(feats[1:])).squeeze(-1)
         finally:
             for p in model.parameters():
                 p.requires_grad_(True)
         values = self.target(feats).squeeze(-1)
-        returns = lambda_returns(rewards, values, discounts, hp["lambda_"])  # (H, N)
+        returns = lambda_returns(rewards, values, discounts, hp.lambda_)  # (H, N)
         with torch.no_grad():
             weights = torch.cat([alive[None], alive[None] * torch.cumprod(discounts[:-1].detach(), 0)])
         logp, entropy = torch.stack(logps), torch.stack(entropies)
         reinforce = logp * (returns - values[:-1]).detach()
-        objective = hp["rho"] * reinforce + (1 - hp["rho"]) * returns + hp["entropy"] * entropy
+        objective = hp.rho * reinforce + (1 - hp.rho) * returns + hp.entropy * entropy
         actor_loss = -(weights * objective).mean()
         critic_loss = 0.5 * (weights * (self.critic(feats[:-1].detach()).squeeze(-1) - returns.detach()) ** 2).mean()
         imagined = {"imagined_return": returns[0].mean().item(), "actor_entropy": entropy.mean().item()}
@@ -396,13 +457,14 @@ class Dreamer(Proposer, Agent):
         self.steps, self.updates = state["steps"], state["updates"]
 
 
-@register("dreamer_v1")
 class DreamerV1(Dreamer):
     """Dreamer V1: Gaussian latents, KL with free nats, actor by dynamics backpropagation."""
 
-    default_version = 1
+    Config = DreamerV1Config
+    name = "dreamer_v1"
 
 
-@register("dreamer_v2")
 class DreamerV2(Dreamer):
     """Dreamer V2: 32 x 32 categorical latents, KL balancing, REINFORCE actor (discrete)."""
+
+    name = "dreamer_v2"

@@ -9,37 +9,45 @@ regularizer that keeps lucky scores from ruling forever).
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
-
 from rlnas.agents.architecture_agent import ArchitectureAgent
-from rlnas.agents.registry import register
-from rlnas.ranges import INT_AT_LEAST_1, Range, check
+from rlnas.agents.base import AgentConfig
+from rlnas.core.settings import INT_AT_LEAST_1, Range, check, setting
 from rlnas.spaces import Decisions
 
 
-@register("evolution")
+@dataclass
+class EvolutionConfig(AgentConfig):
+    """P=10, S=3: the setting NAS-Bench-201 reports for its REA baseline."""
+
+    population_size: int = setting(10, "members kept: the most recent ones", INT_AT_LEAST_1)
+    sample_size: int = setting(3, "members drawn at random; the best of them is mutated", INT_AT_LEAST_1)
+
+    def validate(self) -> None:
+        check(self.owner, vars(self), {"sample_size": Range(1, self.population_size, integer=True,
+                                                            high_name="population_size")})
+
+
 class RegularizedEvolution(ArchitectureAgent):
-    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu",
-                 population_size: int = 10, sample_size: int = 3):
-        check(self.name, locals(), {
-            "population_size": INT_AT_LEAST_1,
-            "sample_size": Range(1, population_size, integer=True, high_name="population_size")})
-        super().__init__(env, seed, device)
-        self.population_size, self.sample_size = population_size, sample_size
-        self.population: deque[tuple[tuple[int, ...], float]] = deque()
+    Config = EvolutionConfig
+    name = "evolution"
+
+    def __init__(self, env, config: EvolutionConfig | None = None, seed: int = 0, device: str = "cpu", **settings):
+        super().__init__(env, config, seed, device, **settings)
+        self.population: deque[tuple[Decisions, float]] = deque()
 
     def propose(self) -> Decisions:
-        if len(self.population) < self.population_size:
+        if len(self.population) < self.config.population_size:
             return self.space.sample(self.rng)
-        draw = self.rng.choice(len(self.population), self.sample_size, replace=False)
+        draw = self.rng.choice(len(self.population), self.config.sample_size, replace=False)
         parent = max((self.population[i] for i in draw), key=lambda member: member[1])
         return self.space.mutate(parent[0], self.rng)
 
     def observe(self, decisions: Decisions, score: float) -> None:
         self.population.append((decisions, score))  # the oldest dies, not the worst
-        if len(self.population) > self.population_size:
+        if len(self.population) > self.config.population_size:
             self.population.popleft()
 
     def state_dict(self) -> dict[str, Any]:

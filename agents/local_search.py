@@ -9,22 +9,27 @@ already evaluated costs nothing: its known score is compared and the walk goes o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
-
 from rlnas.agents.architecture_agent import ArchitectureAgent
-from rlnas.agents.registry import register
-from rlnas.ranges import INT_AT_LEAST_1, check
+from rlnas.agents.base import AgentConfig
+from rlnas.core.settings import INT_AT_LEAST_1, setting
 from rlnas.spaces import Decisions
 
 
-@register("local_search")
+@dataclass
+class LocalSearchConfig(AgentConfig):
+    n_init: int = setting(10, "random cells evaluated before the walk starts from the best of them", INT_AT_LEAST_1)
+
+
 class LocalSearch(ArchitectureAgent):
-    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", n_init: int = 10):
-        check(self.name, locals(), {"n_init": INT_AT_LEAST_1})
-        super().__init__(env, seed, device)
-        self.n_init = n_init
+    Config = LocalSearchConfig
+    name = "local_search"
+
+    def __init__(self, env, config: LocalSearchConfig | None = None, seed: int = 0, device: str = "cpu",
+                 **settings):
+        super().__init__(env, config, seed, device, **settings)
         self.scores: dict[Decisions, float] = {}  # everything evaluated, in order
         self.current: Decisions | None = None  # where the walk stands
         self.queue: list[Decisions] = []  # current's neighbours not yet looked at
@@ -32,7 +37,7 @@ class LocalSearch(ArchitectureAgent):
     def propose(self) -> Decisions | None:
         if len(self.scores) >= self.space.size:
             return None
-        if len(self.scores) < self.n_init:
+        if len(self.scores) < self.config.n_init:
             return self.unseen_random(self.scores)
         if self.current is None:
             self._stand_on(max(self.scores, key=self.scores.__getitem__))
@@ -44,7 +49,7 @@ class LocalSearch(ArchitectureAgent):
 
     def observe(self, decisions: Decisions, score: float) -> None:
         self.scores[decisions] = score
-        if len(self.scores) > self.n_init and (self.current is None or score > self.scores[self.current]):
+        if len(self.scores) > self.config.n_init and (self.current is None or score > self.scores[self.current]):
             self._stand_on(decisions)  # a restart's cell, or the first better neighbour
 
     def next_neighbour(self) -> Decisions | None:

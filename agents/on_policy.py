@@ -12,16 +12,37 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlnas.agents.base import Agent, as_vector_env
+from rlnas.agents.base import Agent, AgentConfig, as_vector_env
 from rlnas.agents.policies import ActorCritic, masked_categorical, sample
-from rlnas.monitor import Budget
-from rlnas.ranges import INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, SIZES, UNIT, OneOf
+from rlnas.core.settings import INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, SIZES, SWITCH, UNIT, OneOf, setting
+from rlnas.envs.monitor import Budget
 
-# The ranges PPO and A2C share; each adds its own and checks all of them in one place.
-ACTOR_CRITIC_RANGES = {"policy": OneOf(("mlp", "lstm")), "hidden_sizes": SIZES, "learning_rate": POSITIVE,
-                       "n_steps": INT_AT_LEAST_1, "gamma": UNIT, "gae_lambda": UNIT, "ent_coef": NON_NEGATIVE,
-                       "vf_coef": NON_NEGATIVE, "max_grad_norm": POSITIVE, "center_values": OneOf((False, True)),
-                       "shared_lstm": OneOf((False, True))}
+
+@dataclass
+class ActorCriticConfig(AgentConfig):
+    """What PPO and A2C share; defaults are SB3's PPO's (A2C's class changes its own)."""
+
+    policy: str = setting("mlp", "mlp, or lstm: Zoph & Le's recurrent NAS controller", OneOf(("mlp", "lstm")))
+    hidden_sizes: list[int] = setting([64, 64], "layer widths (lstm: the first is its hidden size)", SIZES)
+    learning_rate: float = setting(3e-4, "Adam's learning rate", POSITIVE)
+    n_steps: int = setting(2048, "steps collected from each env per update", INT_AT_LEAST_1)
+    gamma: float = setting(0.99, "discount factor", UNIT)
+    gae_lambda: float = setting(0.95, "GAE's lambda (1: Monte-Carlo advantages)", UNIT)
+    ent_coef: float = setting(0.0, "weight of the entropy bonus", NON_NEGATIVE)
+    vf_coef: float = setting(0.5, "weight of the value loss", NON_NEGATIVE)
+    max_grad_norm: float = setting(0.5, "gradient norm clip", POSITIVE)
+    normalize_advantage: bool = setting(True, "standardise advantages per minibatch", SWITCH)
+    anneal: bool = setting(False, "learning rate (and PPO's clip range) decay linearly to 0 over budget.env_steps",
+                           SWITCH)
+    center_values: bool = setting(False, "the critic learns the return minus the mean return so far", SWITCH)
+    shared_lstm: bool = setting(False, "lstm: the value head on the policy's LSTM, not on an LSTM of its own",
+                                SWITCH)
+
+    def validate(self) -> None:
+        if self.shared_lstm and self.policy != "lstm":
+            raise ValueError(f"{self.owner}: shared_lstm=True puts the critic's value head on the policy's LSTM; it "
+                             f"needs policy='lstm', got policy={self.policy!r} (an MLP policy's critic is a network "
+                             "of its own)")
 
 
 def scale_by_running_rms(advantages: torch.Tensor, square: float | None,
@@ -88,29 +109,25 @@ class ActorCriticAgent(Agent):
     """
 
     supports_vector_env = True
+    config: ActorCriticConfig
 
-    def __init__(self, env: gym.Env, seed: int, device: str, policy: str, hidden_sizes: list[int],
-                 n_steps: int, gamma: float, gae_lambda: float, center_values: bool = False,
-                 shared_lstm: bool = False):
-        super().__init__(env, seed, device)
+    def __init__(self, env: gym.Env, config: ActorCriticConfig | None = None, seed: int = 0, device: str = "cpu",
+                 **settings: Any):
+        super().__init__(env, config, seed, device, **settings)
+        c = self.config
         if not isinstance(self.action_space, gym.spaces.Discrete):
             raise TypeError(f"{type(self).__name__} needs a Discrete action space, got {self.action_space}")
-        if shared_lstm and policy != "lstm":
-            raise ValueError(f"shared_lstm=True puts the critic's value head on the policy's LSTM; it needs "
-                             f"policy='lstm', got policy={policy!r} (an MLP policy's critic is a network of its own)")
         self.envs = as_vector_env(self.env)
         torch.manual_seed(seed)
         obs_dim = int(np.prod(self.observation_space.shape))
-        self.policy = ActorCritic(obs_dim, int(self.action_space.n), list(hidden_sizes), policy == "lstm",
-                                   shared_lstm)
+        self.policy = ActorCritic(obs_dim, int(self.action_space.n), list(c.hidden_sizes), c.policy == "lstm",
+                                   c.shared_lstm)
         self.policy.to(self.device)
         self.generator = torch.Generator().manual_seed(seed)
-        self.n_steps, self.gamma, self.gae_lambda = n_steps, gamma, gae_lambda
         self.num_envs = self.envs.num_envs
         self._next: tuple | None = None  # (obs, starts, masks, state) where the last rollout stopped
         self.updates = 0
         self._predict_state = None
-        self.center_values = center_values
         self.return_mean, self.return_count = 0.0, 0  # m, and how many returns it averages
 
     def _values(self, critic: torch.Tensor) -> torch.Tensor:
@@ -120,7 +137,7 @@ class ActorCriticAgent(Agent):
     def _observe_returns(self, returns: torch.Tensor) -> float:
         """Fold a rollout's returns into ``m``; the change of ``m``, by which the values
         recorded while acting shift to stay the critic's output in the new units."""
-        if not self.center_values:
+        if not self.config.center_values:
             return 0.0
         before = self.return_mean
         self.return_count += returns.numel()
@@ -144,7 +161,7 @@ class ActorCriticAgent(Agent):
                           self._masks(info), self.policy.initial_state(self.num_envs))
         obs, starts, masks, state = self._next
         initial_state = state
-        T, N = self.n_steps, self.num_envs
+        T, N, gamma = self.config.n_steps, self.num_envs, self.config.gamma
         buf = {k: torch.zeros(T, N, device=self.device) for k in
                ("actions", "log_probs", "values", "rewards", "ended", "starts")}
         buf_obs = torch.zeros(T, N, obs.shape[-1], device=self.device)
@@ -166,14 +183,14 @@ class ActorCriticAgent(Agent):
             for i in np.flatnonzero(truncated & ~terminated):
                 final_obs = self._tensor(info["final_obs"][i].reshape(1, -1))
                 sub_state = None if state is None else (state[0][i:i + 1], state[1][i:i + 1])
-                rewards[i] += self.gamma * self._values(self.policy(final_obs, sub_state)[1][0])
+                rewards[i] += gamma * self._values(self.policy(final_obs, sub_state)[1][0])
             ended = self._tensor(terminated | truncated)
             buf["rewards"][t], buf["ended"][t] = rewards, ended
             obs, starts, masks = self._tensor(next_obs.reshape(N, -1)), ended, self._masks(info)
         self._next = (obs, starts, masks, state)
         last_values = self._values(self.policy(obs, state, starts)[1])
         advantages, returns = compute_gae(buf["rewards"], buf["values"], buf["ended"], last_values,
-                                          self.gamma, self.gae_lambda)
+                                          gamma, self.config.gae_lambda)
         shift = self._observe_returns(returns)  # before the update, so that its value loss sees the new m
         return Rollout(buf_obs, buf["actions"].long(), buf["log_probs"], buf["values"] + shift, buf["rewards"],
                        buf["ended"], buf["starts"], buf_masks, advantages, returns, initial_state)

@@ -19,11 +19,12 @@ search of 50-100 evaluations can pay for, one at 0 stays in the first basin it f
 * The model sees each choice twice: as itself and as its class (an op's: none,
   parameter-free, convolution; :func:`choice_classes`), with the prior variance split
   between the two. An evaluation then teaches it about every op of the same class on that
-  decision, and it finds the region of the best cells sooner (docs/results.md, issue #14).
-* On NB201 the model also knows each cell's SynFlow (:mod:`rlnas.proxies`), a score of the
-  untrained network that needs no data, as its rank on normal quantiles with a weight of
-  prior scale ``proxy_scale``. It comes from the network, not from any table, and it gets
-  the search to the best cells sooner (docs/results.md, issue #14).
+  decision, and it finds the region of the best cells sooner (docs/benchmarks.md,
+  "The planner").
+* On NB201 the model also knows each cell's SynFlow (:mod:`rlnas.networks.proxies`), a
+  score of the untrained network that needs no data, as its rank on normal quantiles with a
+  weight of prior scale ``proxy_scale``. It comes from the network, not from any table, and
+  it gets the search to the best cells sooner (docs/benchmarks.md, "The planner").
 * Candidates are every cell of a space with at most ``enumerate_up_to`` of them (NB201's
   15,625: a draw scores them all in milliseconds); in a larger space (NASNet), every
   neighbour of the ``top_k`` best evaluated plus ``random_candidates`` random cells, and
@@ -33,59 +34,79 @@ search of 50-100 evaluations can pay for, one at 0 stays in the first basin it f
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 from rlnas.agents.architecture_agent import ArchitectureAgent
-from rlnas.agents.registry import register
-from rlnas.ops import op_class
-from rlnas.proxies import nb201_synflow
-from rlnas.ranges import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, check
+from rlnas.agents.base import AgentConfig
+from rlnas.core.settings import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, setting
+from rlnas.networks.ops import op_class
+from rlnas.networks.proxies import nb201_synflow
 from rlnas.spaces import Decisions, NB201Space, SearchSpace
 from rlnas.world_models.pairwise_gp import PairwiseGP
 
 
-@register("planner")
+@dataclass
+class PlannerConfig(AgentConfig):
+    """Scales are in standardised-score units. One setting for every NB201 table
+    (docs/benchmarks.md, "The planner": how each was chosen)."""
+
+    n_init: int = setting(10, "cells of the Latin-hypercube start", INT_AT_LEAST_1)
+    unary_scale: float = setting(1.4142, "prior scale of a choice's own worth; with class_scale, a prior variance "
+                                         "of 4 split equally", NON_NEGATIVE)
+    pair_scale: float = setting(0.1, "prior scale of what two choices are worth together", NON_NEGATIVE)
+    class_scale: float = setting(1.4142, "prior scale of what an op's class (none, parameter-free, convolution) "
+                                         "is worth on a decision", NON_NEGATIVE)
+    class_pair_scale: float = setting(0.1, "prior scale of what two classes are worth together (both class "
+                                           "scales 0: no class terms)", NON_NEGATIVE)
+    noise: float = setting(0.2, "observation noise", POSITIVE)
+    floor_quantile: float = setting(0.5, "scores below this quantile of those seen are modelled as equal to it",
+                                    UNIT)
+    temperature: float = setting(0.4, "a draw's distance from the posterior mean: 1 is Thompson sampling, "
+                                      "0 greedy", NON_NEGATIVE)
+    proxy_scale: float = setting(1.0, "prior scale of SynFlow's weight (NB201 only: its table ships); 0 for none",
+                                 NON_NEGATIVE)
+    enumerate_up_to: int = setting(20000, "score every cell of a space this small (NB201: 15,625)",
+                                   INT_AT_LEAST_0)
+    top_k: int = setting(10, "larger spaces: the best cells whose neighbours are candidates", INT_AT_LEAST_1)
+    random_candidates: int = setting(200, "larger spaces: random cells among the candidates", INT_AT_LEAST_0)
+    planning_rounds: int = setting(2, "larger spaces: rounds of hill climbing in the drawn function",
+                                   INT_AT_LEAST_0)
+    beam: int = setting(5, "larger spaces: the candidates each round climbs from", INT_AT_LEAST_1)
+
+
 class ModelPredictiveSearch(ArchitectureAgent):
-    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", n_init: int = 10,
-                 unary_scale: float = 1.4142, pair_scale: float = 0.1, noise: float = 0.2,
-                 floor_quantile: float = 0.5, temperature: float = 0.4, enumerate_up_to: int = 20000,
-                 top_k: int = 10, random_candidates: int = 200, planning_rounds: int = 2, beam: int = 5,
-                 proxy_scale: float = 1.0, class_scale: float = 1.4142, class_pair_scale: float = 0.1):
-        check(self.name, locals(), {
-            "n_init": INT_AT_LEAST_1, "unary_scale": NON_NEGATIVE, "pair_scale": NON_NEGATIVE,
-            "noise": POSITIVE, "floor_quantile": UNIT, "temperature": NON_NEGATIVE,
-            "enumerate_up_to": INT_AT_LEAST_0, "top_k": INT_AT_LEAST_1, "random_candidates": INT_AT_LEAST_0,
-            "planning_rounds": INT_AT_LEAST_0, "beam": INT_AT_LEAST_1, "proxy_scale": NON_NEGATIVE,
-            "class_scale": NON_NEGATIVE, "class_pair_scale": NON_NEGATIVE})
-        super().__init__(env, seed, device)
-        self.n_init, self.floor_quantile, self.temperature = n_init, floor_quantile, temperature
-        self.top_k, self.random_candidates = top_k, random_candidates
-        self.planning_rounds, self.beam = planning_rounds, beam
-        feature = synflow_feature(self.space) if proxy_scale > 0 and isinstance(self.space, NB201Space) else None
-        classes = choice_classes(self.space) if class_scale + class_pair_scale > 0 else None
+    Config = PlannerConfig
+    name = "planner"
+
+    def __init__(self, env, config: PlannerConfig | None = None, seed: int = 0, device: str = "cpu", **settings):
+        super().__init__(env, config, seed, device, **settings)
+        c = self.config
+        feature = synflow_feature(self.space) if c.proxy_scale > 0 and isinstance(self.space, NB201Space) else None
+        classes = choice_classes(self.space) if c.class_scale + c.class_pair_scale > 0 else None
         self.model = PairwiseGP(self.space.num_decisions, self.space.max_choices,
-                                unary_scale=unary_scale, pair_scale=pair_scale, noise=noise,
-                                feature=feature, feature_scale=proxy_scale,
-                                classes=classes, class_scale=class_scale, class_pair_scale=class_pair_scale)
-        self.everything = torch.tensor(self.space.all_cells()) if self.space.size <= enumerate_up_to else None
-        self.design = latin_hypercube(self.space, n_init, self.rng)
+                                unary_scale=c.unary_scale, pair_scale=c.pair_scale, noise=c.noise,
+                                feature=feature, feature_scale=c.proxy_scale,
+                                classes=classes, class_scale=c.class_scale, class_pair_scale=c.class_pair_scale)
+        self.everything = torch.tensor(self.space.all_cells()) if self.space.size <= c.enumerate_up_to else None
+        self.design = latin_hypercube(self.space, c.n_init, self.rng)
         self.scores: dict[Decisions, float] = {}  # everything evaluated, in order
 
     def propose(self) -> Decisions | None:
         if len(self.scores) + len(self.in_flight) >= self.space.size:
             return None
-        if len(self.scores) + len(self.in_flight) < self.n_init:
+        if len(self.scores) + len(self.in_flight) < self.config.n_init:
             fresh = [d for d in self.design if self._unseen(d)]
             return fresh[0] if fresh else self.unseen_random(self.scores)
         archs = list(self.scores)
         y = np.array([self.scores[a] for a in archs])
-        self.model.fit(torch.tensor(archs), torch.from_numpy(np.maximum(y, np.quantile(y, self.floor_quantile))))
+        self.model.fit(torch.tensor(archs),
+                       torch.from_numpy(np.maximum(y, np.quantile(y, self.config.floor_quantile))))
         draw = self.model.draw(torch.Generator().manual_seed(int(self.rng.integers(2**63))),
-                               temperature=self.temperature)
+                               temperature=self.config.temperature)
         if self.everything is not None:
             candidates = self.everything
             value = self.model.evaluate(draw, candidates)[:, 0].numpy()
@@ -101,13 +122,14 @@ class ModelPredictiveSearch(ArchitectureAgent):
 
     def _candidates(self, draw: torch.Tensor) -> tuple[list[Decisions], np.ndarray]:
         """Where the drawn function's best unevaluated cell likely is, in a space too large to score whole."""
+        c = self.config
         ranked = sorted(self.scores, key=self.scores.__getitem__, reverse=True)
         candidates = list(dict.fromkeys(
-            [n for arch in ranked[:self.top_k] for n in self.space.neighbours(arch, self.rng)]
-            + [self.space.sample(self.rng) for _ in range(self.random_candidates)]))
+            [n for arch in ranked[:c.top_k] for n in self.space.neighbours(arch, self.rng)]
+            + [self.space.sample(self.rng) for _ in range(c.random_candidates)]))
         value = self.model.evaluate(draw, torch.tensor(candidates))[:, 0].numpy()
-        for _ in range(self.planning_rounds):
-            leaders = [candidates[i] for i in np.argsort(-value, kind="stable")[:self.beam]]
+        for _ in range(c.planning_rounds):
+            leaders = [candidates[i] for i in np.argsort(-value, kind="stable")[:c.beam]]
             known = set(candidates)
             new = list(dict.fromkeys(n for arch in leaders for n in self.space.neighbours(arch, self.rng)
                                      if n not in known))
@@ -141,7 +163,7 @@ def latin_hypercube(space: SearchSpace, n: int, rng: np.random.Generator) -> lis
 
 def choice_classes(space: SearchSpace) -> list[list[int]]:
     """Each decision's choices by class (D, max_choices): an op's class
-    (:func:`rlnas.ops.op_class`) where the decision picks an op, the choice itself elsewhere
+    (:func:`rlnas.networks.ops.op_class`) where the decision picks an op, the choice itself elsewhere
     (a cell's inputs, a combination, a hyperparameter's values), where no coarser class exists."""
     ops = set(getattr(space, "ops", ()))
     rows = []
@@ -157,7 +179,7 @@ def synflow_feature(space: NB201Space) -> Callable[[torch.Tensor], torch.Tensor]
 
     The rank, not the value: log SynFlow spans 20 orders of magnitude with a long low tail
     (cells whose ops are mostly ``none``), and on that scale a linear term spends itself on
-    the tail; normal quantiles give the top cells the spread (docs/results.md, issue #14).
+    the tail; normal quantiles give the top cells the spread (docs/benchmarks.md, "The planner").
     """
     values = nb201_synflow()
     cells = torch.tensor(space.all_cells())  # in mixed-radix order: cell k has index k

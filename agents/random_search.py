@@ -8,16 +8,16 @@ from typing import Any
 import gymnasium as gym
 
 from rlnas.agents.architecture_agent import ArchitectureAgent
-from rlnas.agents.registry import register
 from rlnas.spaces import Decisions
 
 
-@register("random")
 class RandomSearch(ArchitectureAgent):
-    """Sample architectures uniformly, never the same one twice."""
+    """Sample architectures uniformly, never the same one twice. No settings."""
 
-    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu"):
-        super().__init__(env, seed, device)
+    name = "random"
+
+    def __init__(self, env: gym.Env, config=None, seed: int = 0, device: str = "cpu", **settings):
+        super().__init__(env, config, seed, device, **settings)
         self.tried: set[str] = set()
 
     def propose(self) -> Decisions | None:

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from rlnas.agents import make_agent
-from rlnas.logger import Logger
-from rlnas.monitor import Budget
+from rlnas.core.logger import Logger
+from rlnas.envs.monitor import Budget
 
 # RL-Zoo's tuned CartPole-v1 settings (rl-baselines3-zoo hyperparams/{ppo,a2c,dqn}.yml)
 SETTINGS = {
@@ -97,7 +97,7 @@ def run_ours(algo: str, seed: int) -> dict:
     envs = gym.make("CartPole-v1") if algo.startswith("dreamer") else gym.make_vec(
         "CartPole-v1", num_envs=cfg["n_envs"], vectorization_mode="sync",
         vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
-    agent = make_agent(algo, envs, seed=seed, **cfg["ours"])
+    agent = make_agent(algo, envs, seed=seed, **cfg["ours"], preset=None)
     agent.env.logger = log = EpisodeReturns()
 
     def stop_at_target(_agent) -> None:

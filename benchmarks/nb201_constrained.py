@@ -26,10 +26,10 @@ from omegaconf import OmegaConf
 
 from rlnas.agents import make_agent
 from rlnas.config import CONF, agent_config
-from rlnas.costs import nb201_costs
+from rlnas.networks.costs import nb201_costs
 from rlnas.envs import NASEnv
-from rlnas.monitor import Budget
-from rlnas.rewards import make_reward
+from rlnas.envs.monitor import Budget
+from rlnas.search.rewards import make_reward
 
 
 def one_run(task: tuple[str | None, str, float, int, int]) -> dict:
@@ -38,7 +38,7 @@ def one_run(task: tuple[str | None, str, float, int, int]) -> dict:
     settings = OmegaConf.to_container(OmegaConf.create((CONF / "reward" / "constrained.yaml").read_text()))
     reward = make_reward(**{**settings, "target": {"params": target}})
     start = time.perf_counter()
-    agent = make_agent(name, NASEnv("nb201", load_table(path), reward=reward), seed=seed, **agent_config(name))
+    agent = make_agent(name, NASEnv("nb201", load_table(path), reward=reward), seed=seed)
     agent.learn(Budget(evaluations=budget, patience=PATIENCE))
     within = [e.score for e in agent.env.evaluations if e.metrics["params"] <= target]
     return {"best_within": max(within, default=0.0), "seconds": time.perf_counter() - start}

@@ -36,12 +36,12 @@ from omegaconf import OmegaConf
 
 from rlnas.agents import make_agent
 from rlnas.config import CONF, agent_config
-from rlnas.costs import nb201_costs
+from rlnas.networks.costs import nb201_costs
 from rlnas.envs import NASEnv
 from rlnas.evaluators import TabularEvaluator
-from rlnas.monitor import Budget
-from rlnas.pareto import hypervolume, pareto_front
-from rlnas.rewards import Reward, make_reward
+from rlnas.envs.monitor import Budget
+from rlnas.search.pareto import hypervolume, pareto_front
+from rlnas.search.rewards import Reward, make_reward
 from rlnas.spaces import NB201Space
 
 PATIENCE = yaml.safe_load((CONF / "config.yaml").read_text())["budget"]["patience"]
@@ -56,7 +56,7 @@ def load_table(path: str | None) -> TabularEvaluator:
 
 
 def agent_points(path: str | None, name: str, seed: int, budget: int, reward: Reward) -> list[tuple[float, float]]:
-    agent = make_agent(name, NASEnv("nb201", load_table(path), reward=reward), seed=seed, **agent_config(name))
+    agent = make_agent(name, NASEnv("nb201", load_table(path), reward=reward), seed=seed)
     agent.learn(Budget(evaluations=budget, patience=PATIENCE))
     return [(e.score, e.metrics["params"]) for e in agent.env.evaluations]
 

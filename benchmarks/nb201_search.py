@@ -46,9 +46,9 @@ from rlnas.agents.architecture_agent import proposes
 from rlnas.config import CONF, agent_config
 from rlnas.envs import NASEnv
 from rlnas.evaluators import StoredEvaluator, TabularEvaluator
-from rlnas.monitor import Budget, VectorSearchMonitor
+from rlnas.envs.monitor import Budget, VectorSearchMonitor
 from rlnas.parallel import AsyncSearch, LockStepEnvs, SimulatedPool, evaluate_all
-from rlnas.store import EvaluationStore
+from rlnas.core.store import EvaluationStore
 
 PATIENCE = yaml.safe_load((CONF / "config.yaml").read_text())["budget"]["patience"]
 Z95 = 1.959964
@@ -66,13 +66,13 @@ def one_run(task: tuple[str | None, str, int, int, dict, int]) -> dict:
     hparams, limit = {**agent_config(name), **overrides}, Budget(evaluations=budget, patience=PATIENCE)
     start = time.perf_counter()
     if parallel == 1:
-        agent = make_agent(name, NASEnv("nb201", load_table(path)), seed=seed, **hparams)
+        agent = make_agent(name, NASEnv("nb201", load_table(path)), seed=seed, **hparams, preset=None)
         agent.learn(limit)
     else:  # `parallel` equal workers, simulated: the search the runner makes with parallel=N
         stored = StoredEvaluator(load_table(path), EvaluationStore(":memory:"))
         pool = SimulatedPool(stored.inner, parallel)
         if proposes(agent_class(name)):
-            agent = make_agent(name, NASEnv("nb201", stored), seed=seed, **hparams)
+            agent = make_agent(name, NASEnv("nb201", stored), seed=seed, **hparams, preset=None)
             AsyncSearch(agent, pool, stored).learn(limit)
         else:
             def settle(archs: list[str]) -> list[str]:
@@ -81,7 +81,7 @@ def one_run(task: tuple[str | None, str, int, int, dict, int]) -> dict:
                 return paid
 
             monitor = VectorSearchMonitor(LockStepEnvs([lambda: NASEnv("nb201", stored)] * parallel, settle))
-            agent = make_agent(name, monitor, seed=seed, **hparams)
+            agent = make_agent(name, monitor, seed=seed, **hparams, preset=None)
             agent.learn(limit)
     seconds = time.perf_counter() - start
     evaluations = agent.env.evaluations

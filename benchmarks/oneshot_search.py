@@ -33,10 +33,10 @@ from rlnas.agents import make_agent
 from rlnas.agents.darts import parameter_free_fraction
 from rlnas.config import CONF, agent_config, build_evaluator, build_retrain, to_dict
 from rlnas.envs import NASEnv
-from rlnas.monitor import Budget, SearchMonitor
+from rlnas.envs.monitor import Budget, SearchMonitor
 from rlnas.runner import retrain_best
 from rlnas.spaces import make_space
-from rlnas.store import Evaluation
+from rlnas.core.store import Evaluation
 
 ONE_SHOT = ("darts", "gdas", "snas")
 SAMPLED = ("reinforce", "dreamer_v2")
@@ -52,7 +52,7 @@ def one_shot(space_name: str, method: str, seed: int, epochs: int | None, retrai
     and the search's own seconds (its epochs, without that training)."""
     space = make_space(space_name)
     hparams = {**agent_config(method), **({"epochs": epochs} if epochs else {})}
-    agent = make_agent(method, NASEnv(space, retrainer), seed=seed, **hparams)
+    agent = make_agent(method, NASEnv(space, retrainer), seed=seed, **hparams, preset=None)
     agent.learn(Budget(evaluations=1))
     return agent.env.evaluations[-1], sum(r["seconds"] for r in agent.history)
 
@@ -61,7 +61,7 @@ def sampled(space_name: str, method: str, seed: int, seconds: float) -> tuple[Se
     """What the search scored on the supernet within ``seconds``, and the seconds it took."""
     space = make_space(space_name)
     evaluator = build_evaluator({**to_dict(SUPERNET), "seed": seed}, space)
-    agent = make_agent(method, NASEnv(space, evaluator), seed=seed, **agent_config(method))
+    agent = make_agent(method, NASEnv(space, evaluator), seed=seed)
     start = time.perf_counter()
 
     def stop_when_spent(_agent) -> None:

@@ -11,7 +11,7 @@ length K) and from ``action_masks()`` (sb3-contrib's convention); after the last
 decision the mask is all zeros, since no action is legal in a finished episode.
 
 The reward is 0 until the last decision, then the evaluator's score, or the score weighed
-against a cost (``reward``, :mod:`rlnas.rewards`); the final ``info`` carries ``arch`` (the
+against a cost (``reward``, :mod:`rlnas.search.rewards`); the final ``info`` carries ``arch`` (the
 canonical string), ``score`` (the evaluator's, whatever the reward), ``metrics``, ``cost`` and
 ``cached``, and on a hyperparameter space (``rlnas/HPO-v0``) ``parameters``, the dict the trial
 received.
@@ -26,10 +26,11 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from rlnas.evaluators import Evaluator, StoredEvaluator, make_evaluator
-from rlnas.rewards import Reward
-from rlnas.spaces import SearchSpace, make_space
-from rlnas.store import EvaluationStore
+from rlnas.core.registry import EVALUATORS, SPACES
+from rlnas.core.store import EvaluationStore
+from rlnas.envs.monitor import Reward
+from rlnas.evaluators import Evaluator, StoredEvaluator
+from rlnas.spaces import SearchSpace
 
 
 class IllegalActionError(ValueError):
@@ -40,21 +41,22 @@ class NASEnv(gym.Env[np.ndarray, int]):
     """Sequential architecture construction over a :class:`~rlnas.spaces.SearchSpace`.
 
     Args:
-        space: a search space, or its name (``"nb201"``, ``"nasnet"``) built with ``space_kwargs``.
-        evaluator: an evaluator, or its name (``"tabular"``, ``"scratch"``, ``"nats"``) built
-            with ``evaluator_kwargs``.
+        space: a search space, or its registered name (``"nb201"``, ``"nasnet"``, ``"hpo"``)
+            built with ``space_kwargs``.
+        evaluator: an evaluator (or a stored one), or its registered name (``"tabular"``,
+            ``"scratch"``, ``"function"``, ...) built with ``evaluator_kwargs``.
         store: an evaluation store (or its path); repeated architectures are then answered
             from it and flagged ``info["cached"] = True``.
         invalid_action: ``"raise"`` (default) raises :class:`IllegalActionError` naming the
             legal choices; ``"penalize"`` ends the episode with reward ``invalid_penalty``, for
             agents that ignore masks.
-        reward: what a finished episode earns from its evaluation (default: the score);
-            see :func:`rlnas.rewards.make_reward`.
+        reward: what a finished episode earns from its evaluation, ``(score, metrics) ->
+            float`` (default: the score); see :mod:`rlnas.search.rewards`.
     """
 
     metadata: ClassVar[dict] = {"render_modes": ["ansi"], "render_fps": 1}
 
-    def __init__(self, space: SearchSpace | str = "nb201", evaluator: Evaluator | str = "tabular",
+    def __init__(self, space: SearchSpace | str = "nb201", evaluator: Evaluator | StoredEvaluator | str = "tabular",
                  store: EvaluationStore | str | Path | None = None, invalid_action: str = "raise",
                  invalid_penalty: float = -1.0, space_kwargs: dict | None = None,
                  evaluator_kwargs: dict | None = None, render_mode: str | None = None,
@@ -63,9 +65,9 @@ class NASEnv(gym.Env[np.ndarray, int]):
             raise ValueError(f"invalid_action must be 'raise' or 'penalize', got {invalid_action!r}")
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}")
-        self.space = make_space(space, **(space_kwargs or {})) if isinstance(space, str) else space
+        self.space = SPACES.get(space)(**(space_kwargs or {})) if isinstance(space, str) else space
         if isinstance(evaluator, str):
-            evaluator = make_evaluator(evaluator, self.space, **(evaluator_kwargs or {}))
+            evaluator = EVALUATORS.get(evaluator)(space=self.space, **(evaluator_kwargs or {}))
         if evaluator.space.name != self.space.name or \
                 evaluator.space.num_decisions != self.space.num_decisions:
             raise ValueError(f"evaluator scores space {evaluator.space!r}, env builds {self.space!r}")
@@ -75,7 +77,7 @@ class NASEnv(gym.Env[np.ndarray, int]):
         self.evaluator = evaluator
         self.invalid_action, self.invalid_penalty = invalid_action, float(invalid_penalty)
         self.render_mode = render_mode
-        self.reward = reward or Reward()
+        self.reward = reward
 
         n, k = self.space.num_decisions, self.space.max_choices
         self._n, self._k = n, k
@@ -122,7 +124,8 @@ class NASEnv(gym.Env[np.ndarray, int]):
         parameters = self.space.parameters(arch)
         if parameters is not None:  # a hyperparameter point: the dict its trial was handed
             info["parameters"] = parameters
-        return obs.copy(), float(self.reward(result.score, result.metrics)), True, False, info
+        reward = result.score if self.reward is None else self.reward(result.score, result.metrics)
+        return obs.copy(), float(reward), True, False, info
 
     def action_masks(self) -> np.ndarray:
         """Legal choices of the next decision as an int8 mask (all zeros once done)."""
@@ -142,7 +145,7 @@ class NASEnv(gym.Env[np.ndarray, int]):
     def preview(self, decisions: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """The observation and action mask an episode shows after ``decisions``, without
         stepping (nothing is evaluated): how an agent thinks a cell through before handing
-        it over whole, as a parallel run's proposals do (rlnas.parallel)."""
+        it over whole, as a parallel run's proposals do (rlnas.search.driver)."""
         n, k = self._n, self._k
         obs = np.zeros(self.observation_space.shape, np.float32)
         for step, choice in enumerate(decisions):

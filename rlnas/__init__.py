@@ -6,6 +6,11 @@ Importing the package registers the environments, so that after ``import rlnas``
     env = gymnasium.make("rlnas/NASNet-v0")  # NASNet micro cells, trained on digits
     env = gymnasium.make("rlnas/HPO-v0", space_kwargs={"search_space": "space.json"},
                          evaluator_kwargs={"fn": "my_module:objective"})  # hyperparameters, NNI's format
+
+The packages, lowest first (each imports only those below it; ``.importlinter`` holds the
+contract): ``core`` (settings, registry, store), ``spaces``, ``data``, ``networks``,
+``execution`` (worker pools), ``evaluators``, ``envs``, ``world_models``, ``agents``,
+``search`` (the driver, rewards, Pareto fronts, schedulers), ``cli``.
 """
 
 from gymnasium.envs.registration import register, registry

@@ -19,7 +19,7 @@ def nasnet() -> NASNetSpace:
 def op_count_score(space):
     """A cheap deterministic objective: fraction of decisions equal to 1."""
     return CallableEvaluator(space, lambda arch: np.mean(np.array(space.from_string(arch)) == 1),
-                             name="ones")
+                             label="ones")
 
 
 @pytest.fixture

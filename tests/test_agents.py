@@ -4,20 +4,17 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-import yaml
-from hydra import compose, initialize_config_dir
 
 from rlnas.agents import make_agent
 from rlnas.agents.architecture_agent import ArchitectureAgent
 from rlnas.agents.policies import masked_categorical
-from rlnas.agents.registry import available_agents, hyperparameters
-from rlnas.config import agent_config
+from rlnas.cli.train import compose
+from rlnas.core.store import EvaluationStore
 from rlnas.envs import NASEnv
+from rlnas.envs.monitor import Budget, SearchMonitor
 from rlnas.evaluators import CallableEvaluator, TabularEvaluator
-from rlnas.monitor import Budget, SearchMonitor
-from rlnas.runner import run
+from rlnas.search.runner import run
 from rlnas.spaces import NASNetSpace, NB201Space
-from rlnas.store import EvaluationStore
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ["random", "evolution", "reinforce"]
@@ -37,27 +34,13 @@ def nb201_env(table):
 @pytest.mark.parametrize("name", BASELINES)
 def test_same_seed_same_search_through_the_runner(tmp_path, name):
     def sequence(run_dir):
-        with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose("config", [f"agent={name}", "budget.evaluations=40", "quiet=true", "seed=3"])
-        run(cfg, run_dir)
+        run(compose([f"agent={name}", "budget.evaluations=40", "quiet=true", "seed=3"]), run_dir)
         return [e.arch for e in EvaluationStore(run_dir / "evaluations.sqlite").history()]
 
     first, second = sequence(tmp_path / "a"), sequence(tmp_path / "b")
     assert first == second and len(set(first)) == 40
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        other = compose("config", [f"agent={name}", "budget.evaluations=40", "quiet=true", "seed=4"])
-    run(other, tmp_path / "c")
+    run(compose([f"agent={name}", "budget.evaluations=40", "quiet=true", "seed=4"]), tmp_path / "c")
     assert [e.arch for e in EvaluationStore(tmp_path / "c" / "evaluations.sqlite").history()] != first
-
-
-@pytest.mark.parametrize("name", BUILT_IN)
-def test_yaml_names_every_hyperparameter(name):
-    """conf/agent/<name>.yaml shows every knob of the agent (its values are the NAS setting;
-    the constructor's defaults are SB3's, or the paper's)."""
-    cfg = yaml.safe_load((ROOT / "conf" / "agent" / f"{name}.yaml").read_text())
-    assert cfg.pop("name") == name
-    assert set(cfg) == set(hyperparameters(available_agents()[name]))
-    assert cfg == agent_config(name)
 
 
 @pytest.mark.parametrize("name", BUILT_IN)
@@ -67,7 +50,7 @@ def test_predict_contract_masks_and_episode_start(name):
     episodes, so recurrent agents really start afresh."""
     space = NASNetSpace()
     env = NASEnv(space, CallableEvaluator(space, lambda a: 0.5))
-    agent = make_agent(name, env, seed=0, **agent_config(name))
+    agent = make_agent(name, env, seed=0)
     cells = []
     for _ in range(2):
         obs, info = env.reset(seed=0)
@@ -80,17 +63,17 @@ def test_predict_contract_masks_and_episode_start(name):
 
 def test_registry_errors(table):
     with pytest.raises(ValueError, match="unknown agent .dqn9.; available agents: a2c, darts, dqn, dreamer_v1"):
-        make_agent("dqn9", nb201_env(table))
-    with pytest.raises(ValueError, match=r"no hyperparameter\(s\) \['lr'\]; it takes population_size"):
-        make_agent("evolution", nb201_env(table), lr=0.1)
+        make_agent("dqn9", nb201_env(table), preset=None)
+    with pytest.raises(ValueError, match=r"evolution has no setting\(s\) \['lr'\]; it takes population_size"):
+        make_agent("evolution", nb201_env(table), lr=0.1, preset=None)
     with pytest.raises(TypeError, match="needs an rlnas NASEnv"):
-        make_agent("random", gym.make("CartPole-v1"))
+        make_agent("random", gym.make("CartPole-v1"), preset=None)
 
 
 def test_random_search_never_repeats_and_exhausts_a_tiny_space():
     space = NASNetSpace(num_blocks=1, ops=["identity"])  # 2 inputs x 2 inputs x 2 combos per cell
     env = NASEnv(space, CallableEvaluator(space, lambda arch: 0.0))
-    agent = make_agent("random", env, seed=0)
+    agent = make_agent("random", env, seed=0, preset=None)
     agent.learn(Budget(evaluations=10_000))
     archs = [e.arch for e in agent.env.evaluations]
     assert len(archs) == len(set(archs)) == space.size == 64
@@ -98,7 +81,7 @@ def test_random_search_never_repeats_and_exhausts_a_tiny_space():
 
 
 def test_evolution_children_are_one_mutation_from_the_recent_population(table):
-    agent = make_agent("evolution", nb201_env(table), seed=0, population_size=8, sample_size=3)
+    agent = make_agent("evolution", nb201_env(table), seed=0, population_size=8, sample_size=3, preset=None)
     agent.learn(Budget(evaluations=120))
     space = NB201Space()
     played = [space.from_string(e.arch) for e in agent.env.evaluations]
@@ -115,7 +98,7 @@ def test_evolution_beats_random_search_on_average(table):
     def mean_best(name):
         scores = []
         for seed in range(8):
-            agent = make_agent(name, nb201_env(table), seed=seed)
+            agent = make_agent(name, nb201_env(table), seed=seed, preset=None)
             agent.learn(Budget(evaluations=150))
             scores.append(agent.env.best.score)
         return np.mean(scores)
@@ -165,7 +148,7 @@ def test_reinforce_learns_a_known_objective():
         return rewards[-1]
 
     evaluator = CallableEvaluator(space, score)
-    agent = make_agent("reinforce", NASEnv(space, evaluator), seed=0, learning_rate=0.02)
+    agent = make_agent("reinforce", NASEnv(space, evaluator), seed=0, learning_rate=0.02, preset=None)
     agent.learn(Budget(env_steps=6 * 400))
     assert len(rewards) == 400
     assert np.mean(rewards[:10]) < 0.45 < 0.9 < np.mean(rewards[-50:])  # chance level is 0.2
@@ -179,12 +162,14 @@ def test_reinforce_learns_a_known_objective():
 
 def test_reinforce_running_advantage_scale_by_hand(table):
     """(G - b) is divided by the root of a running mean of its square; the scale is saved."""
-    agent = make_agent("reinforce", nb201_env(table), seed=0, entropy_coef=0.0, normalize_advantage_decay=0.5)
+    agent = make_agent("reinforce", nb201_env(table), seed=0, entropy_coef=0.0, normalize_advantage_decay=0.5,
+                       preset=None)
     log_probs, entropies = torch.tensor([-1.0, -2.0, -3.0]), torch.zeros(3)
     # first episode: b starts at its return 0.8, so A = 0 and s = 0
     assert agent._episode_loss(log_probs, entropies, [0.0, 0.0, 0.8]).item() == 0.0
     assert agent.advantage_square == 0.0
-    resumed = make_agent("reinforce", nb201_env(table), seed=0, entropy_coef=0.0, normalize_advantage_decay=0.5)
+    resumed = make_agent("reinforce", nb201_env(table), seed=0, entropy_coef=0.0, normalize_advantage_decay=0.5,
+                         preset=None)
     resumed.load_state_dict(agent.state_dict())
     # second: every step's G is 0.6, A = -0.2, s = 0.5 * 0 + 0.5 * 0.04 = 0.02; loss = -sum(A / sqrt(s) * log pi)
     for a in (agent, resumed):
@@ -192,39 +177,39 @@ def test_reinforce_running_advantage_scale_by_hand(table):
         assert a.advantage_square == pytest.approx(0.02)
         assert loss.item() == pytest.approx(-(-0.2 / 0.02**0.5) * (-1.0 - 2.0 - 3.0))
     with pytest.raises(ValueError, match=r"normalize_advantage_decay=1.0 must be a number in \[0, 1\)"):
-        make_agent("reinforce", nb201_env(table), normalize_advantage_decay=1.0)
+        make_agent("reinforce", nb201_env(table), normalize_advantage_decay=1.0, preset=None)
 
 
 def test_reinforce_honours_masks_on_nasnet():
     space = NASNetSpace()
     env = NASEnv(space, CallableEvaluator(space, lambda arch: 0.5))  # raises on any illegal action
-    agent = make_agent("reinforce", env, seed=0)
+    agent = make_agent("reinforce", env, seed=0, preset=None)
     agent.learn(Budget(evaluations=30))
     assert len(agent.env.evaluations) == 30
 
 
 def test_reinforce_runs_on_cartpole():
-    agent = make_agent("reinforce", gym.make("CartPole-v1"), seed=0)
+    agent = make_agent("reinforce", gym.make("CartPole-v1"), seed=0, preset=None)
     agent.learn(Budget(env_steps=500))
     assert agent.env.env_steps >= 500 and agent.env.evaluations == []
 
 
 @pytest.mark.parametrize("name", BASELINES + PEERS)
 def test_save_load_continues_identically(tmp_path, table, name):
-    agent = make_agent(name, nb201_env(table), seed=1)
+    agent = make_agent(name, nb201_env(table), seed=1, preset=None)
     agent.learn(Budget(evaluations=30))
     agent.save(tmp_path / "agent.pt")
     agent.learn(Budget(evaluations=60))
     continued = [e.arch for e in agent.env.evaluations[30:]]
 
-    clone = make_agent(name, nb201_env(table), seed=99).load(tmp_path / "agent.pt")
+    clone = make_agent(name, nb201_env(table), seed=99, preset=None).load(tmp_path / "agent.pt")
     clone.env.restore(agent.env.evaluations[:30], env_steps=0, episodes=0, wall_seconds=0.0)
     clone.learn(Budget(evaluations=60))
     assert [e.arch for e in clone.env.evaluations[30:]] == continued
 
 
 def test_budget_and_monitor(table):
-    with pytest.raises(ValueError, match="budget.evaluations must be a positive integer or null, got -1"):
+    with pytest.raises(ValueError, match=r"budget: evaluations=-1 must be an integer >= 1, or null \(no limit\)"):
         Budget(evaluations=-1)
     with pytest.raises(ValueError, match="needs budget.evaluations or budget.env_steps"):
         Budget()

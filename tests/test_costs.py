@@ -5,8 +5,9 @@ import random
 
 import pytest
 
-from rlnas.costs import nb201_costs
-from rlnas.networks import build_network, count_flops, count_parameters
+from rlnas.networks.cells import build_network
+from rlnas.networks.costs import nb201_costs
+from rlnas.networks.measure import count_flops, count_parameters
 from rlnas.spaces import NB201Space
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
@@ -41,7 +42,7 @@ def test_latency_is_the_median_forward_time_with_its_noise():
 
     from torch import nn
 
-    from rlnas.networks import measure_latency
+    from rlnas.networks.measure import measure_latency
 
     class Sleeps(nn.Module):
         def __init__(self):

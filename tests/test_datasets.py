@@ -7,8 +7,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from rlnas import datasets
-from rlnas.datasets import CIFAR10_DIR, CIFAR10_TEST, CIFAR10_TRAIN, load_dataset
+from rlnas.data import datasets
+from rlnas.data.datasets import CIFAR10_DIR, CIFAR10_TEST, CIFAR10_TRAIN, load_dataset
 
 
 def write_fake_cifar(folder, records=6, seed=0):

@@ -1,5 +1,5 @@
-"""Early stopping of trials (rlnas/early_stopping.py) against hand-computed cases, and in
-the trial evaluator with real scripts."""
+"""Early stopping of trials (rlnas/search/schedulers.py) against hand-computed cases, and
+in the trial evaluator with real scripts."""
 
 import json
 import sqlite3
@@ -7,9 +7,11 @@ import sys
 
 import pytest
 
-from rlnas.early_stopping import MedianStopping, SuccessiveHalving, make_rule
+from rlnas.core.context import RunContext
+from rlnas.core.registry import SCHEDULERS
 from rlnas.evaluators import TrialEvaluator
-from rlnas.hpo_space import HPOSpace
+from rlnas.search.schedulers import MedianStopping, SuccessiveHalving
+from rlnas.spaces.hpo import HPOSpace
 from tests.test_parallel import report_of
 from tests.test_train import ROOT, train
 
@@ -50,15 +52,20 @@ def test_hyperband_brackets_compare_trials_only_within_their_bracket():
     assert rule.should_stop([0.1, 0.1], [(by_bracket[0][1], [0.9, 0.9], True)], me)
 
 
-@pytest.mark.parametrize("settings,message", [
-    ({"rule": "asha"}, "unknown early_stopping.rule 'asha'; choose from median, hyperband"),
-    ({"rule": "hyperband", "eta": 1}, r"eta=1 must be an integer >= 2"),
-    ({"rule": "median", "start_step": 0}, r"start_step=0 must be an integer >= 1"),
-    ({"rule": "median", "eta": 3}, r"early_stopping rule 'median' takes start_step; got 'eta'"),
+def scheduler(name: str, **settings) -> RunContext:
+    """A run whose scheduler is ``name`` with ``settings``, as train.py's scheduler=NAME makes it."""
+    return RunContext(scheduler=SCHEDULERS.get(name)(**settings))
+
+
+@pytest.mark.parametrize("name,settings,message", [
+    ("asha", {}, "unknown scheduler 'asha'; available schedulers: fifo, hyperband, median"),
+    ("hyperband", {"eta": 1}, r"hyperband scheduler: eta=1 must be an integer >= 2"),
+    ("median", {"start_step": 0}, r"median scheduler: start_step=0 must be an integer >= 1"),
+    ("median", {"eta": 3}, r"median has no setting\(s\) \['eta'\]; it takes start_step"),
 ])
-def test_bad_early_stopping_settings_are_refused(settings, message):
+def test_bad_scheduler_settings_are_refused(name, settings, message):
     with pytest.raises(ValueError, match=message):
-        make_rule(settings)
+        scheduler(name, **settings)
 
 
 SPACE = {"x": {"_type": "quniform", "_value": [0, 1, 0.25]}, "epochs": {"_type": "choice", "_value": [10]}}
@@ -66,15 +73,15 @@ SPACE = {"x": {"_type": "quniform", "_value": [0, 1, 0.25]}, "epochs": {"_type":
 
 @pytest.mark.parametrize("settings,order,stops", [
     # completed 0.25, 0.5, 1.0 average 0.0375, 0.075, 0.15 at step 2: x=0 stops there, median 0.075
-    ({"rule": "median", "start_step": 2}, [0.25, 0.5, 1.0, 0.0], {0.0: 2}),
+    ({"name": "median", "start_step": 2}, [0.25, 0.5, 1.0, 0.0], {0.0: 2}),
     # rung 2 holds x=1.0's 0.2 and x=0.25's 0.05; the median cut, 0.125, stops the second
-    ({"rule": "hyperband", "min_resource": 2, "eta": 2}, [1.0, 0.25], {0.25: 2}),
+    ({"name": "hyperband", "min_resource": 2, "eta": 2}, [1.0, 0.25], {0.25: 2}),
 ])
 def test_the_trial_evaluator_stops_a_hopeless_trial_at_its_step(tmp_path, monkeypatch, settings, order, stops):
     monkeypatch.setenv("RLNAS_TEST_EPOCH_SECONDS", "0.05")
     space = HPOSpace(SPACE)
     evaluator = TrialEvaluator(space, f"{sys.executable} {ROOT / 'tests' / 'trial_script.py'}", workdir=tmp_path,
-                               early_stopping=settings)
+                               run=scheduler(**settings))
     for x in order:
         result = evaluator.evaluate(space.to_string(space.from_parameters({"x": x, "epochs": 10})))
         if x in stops:
@@ -91,7 +98,7 @@ def test_a_trial_stopped_after_its_final_result_is_not_a_failure(tmp_path, monke
     monkeypatch.setenv("RLNAS_TEST_LINGER", "1")
     space = HPOSpace(SPACE)
     evaluator = TrialEvaluator(space, f"{sys.executable} {ROOT / 'tests' / 'trial_script.py'}", workdir=tmp_path,
-                               early_stopping={"rule": "median", "start_step": 10})
+                               run=scheduler("median", start_step=10))
     for x in (1.0, 0.0):  # the second is below the first's running average at its last step
         result = evaluator.evaluate(space.to_string(space.from_parameters({"x": x, "epochs": 10})))
         assert "failed" not in result.metrics and result.metrics["resource"] == 10 and result.score == x
@@ -104,7 +111,7 @@ def test_early_stopping_under_minimize_stops_the_high_curves(tmp_path, monkeypat
     monkeypatch.setenv("RLNAS_TEST_EPOCH_SECONDS", "0.05")
     space = HPOSpace(SPACE)
     evaluator = TrialEvaluator(space, f"{sys.executable} {ROOT / 'tests' / 'trial_script.py'}", workdir=tmp_path,
-                               early_stopping={"rule": "median", "start_step": 2}, optimize_mode="minimize")
+                               run=scheduler("median", start_step=2), optimize_mode="minimize")
     stops = {}
     for x in [0.25, 0.5, 0.0, 1.0]:
         result = evaluator.evaluate(space.to_string(space.from_parameters({"x": x, "epochs": 10})))
@@ -121,7 +128,7 @@ def test_a_search_with_early_stopping_reports_what_it_spent(tmp_path):
     (tmp_path / "space.json").write_text(json.dumps(SPACE))
     run_dir = tmp_path / "run"
     train("agent=random", "env=hpo", f"env.search_space={tmp_path / 'space.json'}", "evaluator=trial",
-          "evaluator.command=python tests/trial_script.py", "evaluator.early_stopping={rule:median,start_step:1}",
+          "evaluator.command=python tests/trial_script.py", "scheduler=median", "scheduler.start_step=1",
           "budget.evaluations=5", "quiet=true", f"hydra.run.dir={run_dir}", env={"RLNAS_TEST_EPOCH_SECONDS": "0.05"})
     report = report_of(run_dir)
     with sqlite3.connect(run_dir / "evaluations.sqlite") as db:

@@ -110,7 +110,7 @@ def test_bad_env_arguments(cheap_nasnet_evaluator):
         NASEnv("nb201", cheap_nasnet_evaluator)
     with pytest.raises(ValueError, match="tabular evaluator scores NAS-Bench-201 cells only"):
         NASEnv("nasnet", "tabular")
-    with pytest.raises(ValueError, match="unknown evaluator 'oracle'; choose from tabular, scratch"):
+    with pytest.raises(ValueError, match="unknown evaluator 'oracle'; available evaluators: function, nats"):
         NASEnv("nb201", "oracle")
 
 

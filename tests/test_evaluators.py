@@ -1,4 +1,5 @@
 import gzip
+import math
 
 import pytest
 
@@ -82,11 +83,12 @@ def test_nats_bench_is_an_optional_extra(tmp_path):
 
 
 def test_bad_evaluator_names_and_values(nasnet):
-    with pytest.raises(ValueError, match="unknown evaluator 'oracle'; choose from tabular, scratch, supernet, nats"):
+    with pytest.raises(ValueError, match="unknown evaluator 'oracle'; available evaluators: function, nats, "
+                                         "scratch, supernet, tabular, trial"):
         make_evaluator("oracle", nasnet)
     with pytest.raises(ValueError, match="^scratch evaluator: epochs=0 must be an integer >= 1; lr=-1 must be a num"):
         ScratchEvaluator(nasnet, epochs=0, lr=-1)
-    with pytest.raises(ValueError, match="unknown dataset 'mnist'; choose from digits"):
+    with pytest.raises(ValueError, match="dataset='mnist' must be one of 'digits', 'cifar10'"):
         ScratchEvaluator(nasnet, dataset="mnist")
 
 
@@ -108,7 +110,8 @@ def test_a_function_minimized_scores_minus_its_value(nasnet, value):
                                          ("0.9", "'0.9'"), (True, "True"), ({"acc": 0.9}, "None")])
 def test_a_value_that_is_no_finite_number_fails_and_says_what_it_was(nasnet, value, shown):
     result = make_evaluator("function", nasnet, fn=lambda arch: value).evaluate("any cell")
-    assert result.score == 0.0 and result.metrics["failed"] == f"the function's value is {shown}, not a finite number"
+    assert result.score == -math.inf  # below every real score, whatever the objective's sign
+    assert result.metrics["failed"] == f"the function's value is {shown}, not a finite number"
 
 
 def test_scratch_good_cell_beats_all_pooling_cell():

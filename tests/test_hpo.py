@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rlnas.core.store import EvaluationStore
 from rlnas.envs import NASEnv
 from rlnas.evaluators import CallableEvaluator, StoredEvaluator
-from rlnas.hpo_space import HPOSpace, load_search_space
-from rlnas.store import EvaluationStore
+from rlnas.spaces.hpo import HPOSpace, load_search_space
 from tests.objectives import learning_rate_bowl
 from tests.test_train import train
 

@@ -43,7 +43,9 @@ def test_site_packages_gains_only_rlnas(installed):
     assert {name for name in added if not name.endswith(".dist-info")} == {"rlnas"}
     for name in ("agents", "envs", "world_models", "conf"):
         assert (purelib / "rlnas" / name / "__init__.py").is_file(), name
-    assert (purelib / "rlnas" / "conf" / "agent" / "ppo.yaml").is_file()
+    assert (purelib / "rlnas" / "conf" / "config.yaml").is_file()
+    for name in ("core", "spaces", "networks", "data", "execution", "evaluators", "search", "cli"):
+        assert (purelib / "rlnas" / name / "__init__.py").is_file(), name
 
 
 def test_console_script_runs_from_an_empty_directory(installed, tmp_path):

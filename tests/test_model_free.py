@@ -10,10 +10,9 @@ from rlnas.agents.dqn import NoisyLinear, categorical_projection, masked_argmax,
 from rlnas.agents.on_policy import compute_gae, scale_by_running_rms
 from rlnas.agents.policies import ActorCritic
 from rlnas.agents.replay import NStepCollector, PrioritizedReplayBuffer, ReplayBuffer, SumTree, n_step_return
-from rlnas.config import agent_config
 from rlnas.envs import NASEnv
+from rlnas.envs.monitor import Budget
 from rlnas.evaluators import CallableEvaluator
-from rlnas.monitor import Budget
 from rlnas.spaces import NASNetSpace, NB201Space
 
 
@@ -35,14 +34,14 @@ def test_gae_with_lambda_one_is_the_discounted_return_minus_value():
 
 def test_centred_critic_by_hand():
     """m is the mean of every return seen, and the critic's output is read as V - m."""
-    agent = make_agent("a2c", nb201_env(), seed=0, center_values=True)
+    agent = make_agent("a2c", nb201_env(), seed=0, center_values=True, preset=None)
     assert agent._observe_returns(torch.tensor([[1.0], [2.0], [3.0]])) == pytest.approx(2.0)
     assert agent._observe_returns(torch.tensor([[5.0]])) == pytest.approx(0.75)  # (1 + 2 + 3 + 5) / 4 = 2.75
     torch.testing.assert_close(agent._values(torch.tensor([0.25])), torch.tensor([3.0]))
-    resumed = make_agent("a2c", nb201_env(), seed=0, center_values=True)
+    resumed = make_agent("a2c", nb201_env(), seed=0, center_values=True, preset=None)
     resumed.load_state_dict(agent.state_dict())
     assert (resumed.return_mean, resumed.return_count) == (2.75, 4)
-    plain = make_agent("a2c", nb201_env(), seed=0)  # SB3's default: no centring
+    plain = make_agent("a2c", nb201_env(), seed=0, preset=None)  # SB3's default: no centring
     assert plain._observe_returns(torch.tensor([[1.0]])) == 0.0 and plain.return_mean == 0.0
 
 
@@ -57,7 +56,7 @@ def test_running_advantage_scale_by_hand():
 
 def test_a2c_keeps_and_saves_its_advantage_scale():
     def a2c(decay: float):
-        return make_agent("a2c", nb201_env(), seed=0, **{**agent_config("a2c"), "normalize_advantage_decay": decay})
+        return make_agent("a2c", nb201_env(), seed=0, normalize_advantage_decay=decay)
 
     agent, off = a2c(0.5).learn(Budget(evaluations=3)), a2c(0.0).learn(Budget(evaluations=3))
     assert agent.advantage_square > 0 and off.advantage_square is None
@@ -65,9 +64,9 @@ def test_a2c_keeps_and_saves_its_advantage_scale():
     resumed.load_state_dict(agent.state_dict())
     assert resumed.advantage_square == agent.advantage_square
     with pytest.raises(ValueError, match=r"normalize_advantage_decay=1.0 must be a number in \[0, 1\)"):
-        make_agent("a2c", nb201_env(), normalize_advantage_decay=1.0)
+        make_agent("a2c", nb201_env(), normalize_advantage_decay=1.0, preset=None)
     with pytest.raises(ValueError, match="both scale the advantages; choose one"):
-        make_agent("a2c", nb201_env(), normalize_advantage=True, normalize_advantage_decay=0.9)
+        make_agent("a2c", nb201_env(), normalize_advantage=True, normalize_advantage_decay=0.9, preset=None)
 
 
 def test_n_step_returns_by_hand():
@@ -204,7 +203,7 @@ def nb201_env(reward_op=3):
 ])
 def test_agents_learn_a_known_objective(name, hparams, steps):
     """Reward = fraction of edges that are nor_conv_3x3; chance is 0.2, the optimum 1.0."""
-    agent = make_agent(name, nb201_env(), seed=0, **{**agent_config(name), **hparams})
+    agent = make_agent(name, nb201_env(), seed=0, **hparams)
     agent.learn(Budget(env_steps=steps))
     env = nb201_env()
     obs, info = env.reset(seed=0)
@@ -218,7 +217,7 @@ def test_agents_learn_a_known_objective(name, hparams, steps):
 def test_masks_honoured_on_nasnet(name):
     space = NASNetSpace()
     env = NASEnv(space, CallableEvaluator(space, lambda a: 0.5))  # raises on any illegal action
-    agent = make_agent(name, env, seed=0, **agent_config(name))
+    agent = make_agent(name, env, seed=0)
     agent.learn(Budget(env_steps=400))
     assert agent.env.env_steps == 400
 
@@ -230,7 +229,7 @@ def test_evaluate_actions_replays_the_rollout(policy, center_values, shared_lstm
     the LSTM replay resets its state exactly where episodes started (the critic's LSTM too),
     and a centred critic's recorded values moved with the mean return the rollout changed."""
     agent = make_agent("ppo", nb201_env(), seed=0, policy=policy, hidden_sizes=(64,), n_steps=20, batch_size=20,
-                       center_values=center_values, shared_lstm=shared_lstm)
+                       center_values=center_values, shared_lstm=shared_lstm, preset=None)
     rollout = agent.collect(Budget(env_steps=1000))
     if center_values:
         assert agent.return_count == 20 and agent.return_mean == pytest.approx(rollout.returns.mean().item())
@@ -260,13 +259,13 @@ def test_a_critic_lstm_of_its_own_keeps_the_value_loss_off_the_policy():
             torch.stack(logits).sum().backward()
             assert all(p.grad is None or not p.grad.any() for p in net.critic.parameters())
     with pytest.raises(ValueError, match="shared_lstm=True .* needs policy='lstm', got policy='mlp'"):
-        make_agent("a2c", nb201_env(), policy="mlp", shared_lstm=True)
+        make_agent("a2c", nb201_env(), policy="mlp", shared_lstm=True, preset=None)
 
 
 def test_a_checkpoint_with_the_other_critic_is_refused_by_name(tmp_path):
-    make_agent("ppo", nb201_env(), policy="lstm", shared_lstm=True).save(tmp_path / "shared.pt")
+    make_agent("ppo", nb201_env(), policy="lstm", shared_lstm=True, preset=None).save(tmp_path / "shared.pt")
     with pytest.raises(ValueError, match="saved with shared_lstm=True, this agent has shared_lstm=False"):
-        make_agent("ppo", nb201_env(), policy="lstm").load(tmp_path / "shared.pt")
+        make_agent("ppo", nb201_env(), policy="lstm", preset=None).load(tmp_path / "shared.pt")
 
 
 def test_ppo_and_dqn_on_cartpole_vector_env():
@@ -276,6 +275,6 @@ def test_ppo_and_dqn_on_cartpole_vector_env():
         envs = gym.make_vec("CartPole-v1", num_envs=4, vectorization_mode="sync",
                             vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
         agent = make_agent(name, envs, seed=0, **({"policy": "mlp", "n_steps": 16, "batch_size": 32}
-                                                  if name == "ppo" else {}))
+                                                  if name == "ppo" else {}), preset=None)
         agent.learn(Budget(env_steps=640))
         assert agent.env.env_steps == 640 and agent.env.episodes > 0

@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from rlnas.networks import build_network, count_flops, count_parameters
+from rlnas.networks.cells import build_network
+from rlnas.networks.measure import count_flops, count_parameters
 from rlnas.spaces import NASNetSpace
 
 
@@ -62,7 +63,7 @@ def test_bad_network_arguments(nb201):
 def test_recalibrate_batchnorm_averages_batch_statistics_exactly():
     """Running stats become the plain average of per-batch mean and unbiased variance,
     over full batches in order; momentum and training mode come back as they were."""
-    from rlnas.networks import recalibrate_batchnorm
+    from rlnas.networks.measure import recalibrate_batchnorm
 
     model = nn.Sequential(nn.BatchNorm1d(2, momentum=0.3)).eval()
     model[0].running_mean.fill_(5.0)

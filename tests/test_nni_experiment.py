@@ -1,4 +1,4 @@
-"""NNI experiment configs (rlnas/nni_experiment.py): v2 and v1 keys read alike, every key
+"""NNI experiment configs (rlnas/cli/nni.py): v2 and v1 keys read alike, every key
 either carried over, reported or refused by name, and a config run end to end."""
 
 import json
@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from rlnas.nni_experiment import command
+from rlnas.cli.nni import command
 from tests.test_parallel import report_of
 from tests.test_train import ROOT
 
@@ -41,7 +41,7 @@ def test_a_config_becomes_the_same_search(tmp_path, config):
     assert args == [
         "env=hpo", f"env.search_space={tmp_path / 'space.json'}", "evaluator=trial",
         f"evaluator.command='python {script} --tag \\'a b\\''",  # Hydra's quoting of the shell's
-        "agent=tpe", "evaluator.optimize_mode=minimize", "evaluator.early_stopping={rule:median,start_step:2}",
+        "agent=tpe", "evaluator.optimize_mode=minimize", "scheduler=median", "scheduler.start_step=2",
         "parallel=2", "budget.evaluations=6", "evaluator.timeout=90", "seed=3"]
     assert any(note.startswith("trials run in RUN_DIR/trials/<id>") for note in notes)
     assert any(note.startswith("experimentName ('demo') is not carried over") for note in notes) == (config is V2)
@@ -54,7 +54,8 @@ def test_inline_spaces_advisors_gpus_and_the_users_overrides(tmp_path):
     args, notes = command(experiment(tmp_path, config), ["agent=ppo", "budget.evaluations=9"])
     written = tmp_path / "search_space.from_nni_config.json"
     assert json.loads(written.read_text()) == SPACE and f"env.search_space={written}" in args
-    assert "evaluator.early_stopping={rule:hyperband,min_resource:1,eta:2}" in args and "device=cuda" in args
+    assert args[args.index("scheduler=hyperband"):][:3] == ["scheduler=hyperband", "scheduler.min_resource=1",
+                                                            "scheduler.eta=2"] and "device=cuda" in args
     assert args[-2:] == ["agent=ppo", "budget.evaluations=9"] and "agent=random" not in args  # the user's win
     assert "maxExperimentDuration ('24h') is not carried over: the search stops at budget.evaluations; stop it " \
            "yourself and resume=RUN_DIR later" in notes
@@ -92,7 +93,7 @@ def test_rlnas_nni_runs_an_nni_experiment_minimizing_with_median_stopping(tmp_pa
     config = {**V2, "maxTrialNumber": 4, "trialConcurrency": 1}
     path = experiment(tmp_path, config)
     run_dir = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "rlnas.nni_experiment", str(path), "quiet=true",
+    proc = subprocess.run([sys.executable, "-m", "rlnas.cli.nni", str(path), "quiet=true",
                            f"hydra.run.dir={run_dir}"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     report = report_of(run_dir)

@@ -14,15 +14,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlnas import checkpoint
 from rlnas.agents import make_agent
 from rlnas.agents.darts import parameter_free_fraction, unrolled_gradient
-from rlnas.datasets import load_digits
+from rlnas.core import checkpoint
+from rlnas.data.datasets import load_digits
 from rlnas.envs import NASEnv
-from rlnas.monitor import Budget
-from rlnas.relaxations import entmax15, gumbel_softmax, relax, sparsemax
+from rlnas.envs.monitor import Budget
+from rlnas.networks.relaxations import entmax15, gumbel_softmax, relax, sparsemax
 from rlnas.spaces import NASNetSpace, NB201Space
-from rlnas.supernet import Supernet
+from rlnas.networks.supernet import Supernet
 from tests.test_train import ROOT, train
 
 D = torch.float64
@@ -170,7 +170,7 @@ def test_second_order_gradient_matches_finite_differences_of_the_unrolled_loss()
 def agent(name, space="nb201", **kwargs):
     return make_agent(name, NASEnv(space, "tabular" if space == "nb201" else "function",
                                    evaluator_kwargs=None if space == "nb201" else
-                                   {"fn": "tests.objectives:nasnet_sep_conv_share"}), seed=0, **kwargs)
+                                   {"fn": "tests.objectives:nasnet_sep_conv_share"}), seed=0, **kwargs, preset=None)
 
 
 def test_derivation_nb201_takes_the_strongest_op_per_edge():
@@ -232,8 +232,15 @@ def test_bad_settings_are_refused_with_what_is_allowed():
         agent("darts", relaxation="argmax")
     with pytest.raises(ValueError, match="batch_size=600 is more than half"):
         agent("darts", batch_size=600)
-    with pytest.raises(ValueError, match="has no hyperparameter.*'warmup'.*relaxation, epochs"):
+    with pytest.raises(ValueError, match=r"snas has no setting\(s\) \['warmup'\]; it takes relaxation, epochs"):
         agent("snas", warmup=3)
+
+
+def test_a_one_shot_search_counts_its_epochs_in_the_progress_bar(tmp_path):
+    """Before, the bar counted evaluations: 1/200 after a 50-epoch search."""
+    proc = train("agent=darts", "agent.epochs=2", "agent.channels=4", f"hydra.run.dir={tmp_path}")
+    assert "2/2 [" in proc.stderr and "epoch/s" in proc.stderr or "s/epoch" in proc.stderr
+    assert "/200" not in proc.stderr
 
 
 def test_train_py_darts_report_tensorboard_and_resume_after_sigkill(tmp_path):

@@ -9,22 +9,24 @@ import sqlite3
 import subprocess
 import sys
 import time
+from functools import partial
 
 import numpy as np
 import pytest
 
-from rlnas import checkpoint
 from rlnas.agents import make_agent
-from rlnas.config import agent_config
+from rlnas.core import checkpoint
+from rlnas.core.registry import BACKENDS
+from rlnas.core.store import EvaluationStore
 from rlnas.envs import NASEnv
-from rlnas.evaluators import StoredEvaluator, TabularEvaluator
-from rlnas.monitor import Budget, VectorSearchMonitor
-from rlnas.parallel import AsyncSearch, EvaluationPool, LockStepEnvs, SimulatedPool, evaluate_all
+from rlnas.envs.monitor import Budget, VectorSearchMonitor
+from rlnas.evaluators import CallableEvaluator, StoredEvaluator, TabularEvaluator
+from rlnas.execution.inline import InlinePool
+from rlnas.execution.processes import ProcessPool
+from rlnas.search.driver import AsyncSearch
+from rlnas.search.lockstep import LockStepEnvs, evaluate_all
 from rlnas.spaces import NB201Space
-from rlnas.store import EvaluationStore
 from tests.test_train import ROOT, stored_archs, train
-
-NB201 = {"name": "nb201"}
 
 
 def report_of(run_dir):
@@ -42,7 +44,7 @@ def failed_rows(run_dir):
 def test_tabular_nb201_in_parallel(tmp_path, agent, backend):
     if backend == "ray":
         pytest.importorskip("ray")
-    train(f"agent={agent}", "parallel=2", f"evaluator.backend={backend}", "budget.evaluations=40", "quiet=true",
+    train(f"agent={agent}", "parallel=2", f"backend={backend}", "budget.evaluations=40", "quiet=true",
           f"hydra.run.dir={tmp_path}")
     archs = stored_archs(tmp_path)
     assert len(archs) == 40 == len(set(archs))  # the budget exactly, nothing paid twice
@@ -59,7 +61,7 @@ def test_scratch_on_nasnet_in_parallel(tmp_path, backend):
     if backend == "ray":
         pytest.importorskip("ray")
     train("agent=random", "env=nasnet", "evaluator=scratch", "evaluator.epochs=1", "parallel=2",
-          f"evaluator.backend={backend}", "budget.evaluations=4", "quiet=true", f"hydra.run.dir={tmp_path}",
+          f"backend={backend}", "budget.evaluations=4", "quiet=true", f"hydra.run.dir={tmp_path}",
           timeout=600)
     archs = stored_archs(tmp_path)
     assert len(archs) == 4 == len(set(archs)) and not failed_rows(tmp_path)
@@ -79,31 +81,28 @@ def test_a_killed_worker_is_replaced_and_its_evaluation_retried(tmp_path):
 
 
 def test_an_evaluation_that_kills_every_worker_is_recorded_as_failed():
-    pool = EvaluationPool({"env": NB201, "evaluator": {"name": "function",
-                                                       "fn": "tests.objectives:dies_on_none_first"}}, workers=2)
+    space = NB201Space()
+    pool = ProcessPool(partial(CallableEvaluator, space, "tests.objectives:dies_on_none_first"), workers=2)
     try:
-        space = NB201Space()
         doomed, fine = space.to_string((0, 3, 3, 3, 3, 3)), space.to_string((3, 3, 3, 3, 3, 3))
-        pool.submit(doomed)
-        pool.submit(fine)
-        results = {}
+        pool.submit(doomed, "evaluate", doomed)
+        pool.submit(fine, "evaluate", fine)
+        outcomes = {}
         while pool.in_flight:
-            results.update({e.arch: e for e in pool.wait()})
-        assert "worker process died" in results[doomed].metrics["failed"]
-        assert "tried 2 times" in results[doomed].metrics["failed"] and results[doomed].score == 0.0
-        assert "failed" not in results[fine].metrics and results[fine].score > 0.5
-        pool.submit(fine)  # the replacement workers serve on
-        assert pool.wait()[0].score == results[fine].score
+            outcomes.update({o.key: o for o in pool.wait()})
+        assert "the worker died" in outcomes[doomed].error and "tried 2 times" in outcomes[doomed].error
+        assert outcomes[fine].error is None and outcomes[fine].value.score > 0.5
+        pool.submit(fine, "evaluate", fine)  # the replacement workers serve on
+        assert pool.wait()[0].value.score == outcomes[fine].value.score
     finally:
         pool.close()
 
 
-def test_pool_refuses_what_it_cannot_do():
-    with pytest.raises(ValueError, match="unknown evaluator.backend 'mpi'; choose from process, ray"):
-        EvaluationPool({"env": NB201, "evaluator": {"name": "tabular"}}, workers=2, backend="mpi")
-    proc = train("agent=random", "parallel=2", "evaluator.workers=3", "budget.evaluations=10", "quiet=true",
-                 check=False)
-    assert proc.returncode != 0 and "evaluator.workers=3 differs from parallel=2" in proc.stderr
+def test_unknown_backends_are_refused_naming_the_others():
+    with pytest.raises(ValueError, match="unknown backend 'mpi'; available backends: inline, process, ray"):
+        BACKENDS.get("mpi")
+    proc = train("agent=random", "parallel=2", "backend=mpi", "budget.evaluations=10", "quiet=true", check=False)
+    assert proc.returncode != 0 and "backend/mpi" in proc.stderr and "process" in proc.stderr
 
 
 def sigkill_train_once_stored(run_dir, stored: int, *args, env=None) -> list[str]:
@@ -148,7 +147,7 @@ def test_proposing_one_cell_at_a_time_is_the_agents_own_search(agent, space, eva
     def fresh():
         evaluator = ("tabular", {}) if space == "nb201" else (
             "function", {"fn": "tests.objectives:nasnet_sep_conv_share"})
-        hparams = {**agent_config(agent), **(TINY_DREAMER if agent == "dreamer_v2" else {})}
+        hparams = TINY_DREAMER if agent == "dreamer_v2" else {}
         return make_agent(agent, NASEnv(space, evaluator[0], evaluator_kwargs=evaluator[1]), seed=5, **hparams)
 
     learner = fresh()
@@ -164,8 +163,8 @@ def test_proposing_one_cell_at_a_time_is_the_agents_own_search(agent, space, eva
 def test_simulated_workers_return_results_in_submission_order():
     table = TabularEvaluator()
     stored = StoredEvaluator(table, EvaluationStore(":memory:"))
-    agent = make_agent("reinforce", NASEnv("nb201", stored), seed=0)
-    pool = SimulatedPool(table, workers=4)
+    agent = make_agent("reinforce", NASEnv("nb201", stored), seed=0, preset=None)
+    pool = InlinePool(lambda: table, workers=4)
     seen_in_flight = []
     agent_observe = agent.observe
 
@@ -183,7 +182,7 @@ def test_simulated_workers_return_results_in_submission_order():
 def test_lock_step_envs_evaluate_at_once_and_hold_the_budget():
     table = TabularEvaluator()
     stored = StoredEvaluator(table, EvaluationStore(":memory:"))
-    pool, budget = SimulatedPool(table, workers=3), Budget(evaluations=2)
+    pool, budget = InlinePool(lambda: table, workers=3), Budget(evaluations=2)
 
     def settle(archs):
         paid = monitor.affordable(archs, budget)
@@ -211,7 +210,7 @@ def test_vector_env_agents_run_in_lock_step_on_the_workers(tmp_path, agent, back
         pytest.importorskip("ray")
     marker, run_dir = tmp_path / "pids", tmp_path / "run"
     train(f"agent={agent}", "evaluator=function", "evaluator.fn=tests.objectives:table_score_noting_pid",
-          "parallel=2", f"evaluator.backend={backend}", "budget.evaluations=21", "quiet=true",
+          "parallel=2", f"backend={backend}", "budget.evaluations=21", "quiet=true",
           f"hydra.run.dir={run_dir}", env={"RLNAS_TEST_MARKER": str(marker)})
     archs = stored_archs(run_dir)
     assert len(archs) == 21 == len(set(archs)) and report_of(run_dir)["evaluations"] == 21  # odd: one cell cut

@@ -1,9 +1,13 @@
 """Fronts and hypervolumes against values worked out by hand; the runner's options."""
 
+import re
+
 import pytest
 
-from rlnas.config import build_pareto
-from rlnas.pareto import ParetoArchive, hypervolume, pareto_front
+from rlnas.evaluators import CallableEvaluator, TabularEvaluator
+from rlnas.search.build import pareto_archive
+from rlnas.search.config import ParetoConfig, RunConfig
+from rlnas.search.pareto import ParetoArchive, hypervolume, pareto_front
 
 # (score, cost): score maximised, cost minimised
 POINTS = [(0.5, 1.0), (0.4, 2.0), (0.8, 3.0), (0.8, 4.0), (0.7, 3.0), (0.5, 1.0), (0.9, 6.0)]
@@ -43,16 +47,31 @@ def test_archive_follows_the_front_and_names_its_cells():
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"cost": 3}, "pareto.cost must be the name of a metric"),
+    ({"cost": 3}, "pareto: cost=3 must be a metric's name, or null (no front)"),
     ({"cost": "params", "reference": [0.5]}, "pareto.reference must be [score, cost]"),
-    ({"cost": "params", "reference": "far"}, "pareto.reference must be [score, cost]"),
-    ({"cost": "params", "every": 0}, "every"),
+    ({"cost": "params", "reference": "far"}, "pareto: reference='far' must be a list, or null"),
+    ({"cost": "params", "every": 0}, "every=0 must be an integer >= 1"),
 ])
 def test_bad_settings_are_named(settings, message):
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        build_pareto(settings)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ParetoConfig(**settings)
 
 
-def test_no_cost_no_front():
-    assert build_pareto({"cost": None, "reference": None, "every": 25}) == (None, 25)
-    assert build_pareto(None)[0] is None  # a run saved before fronts existed
+def front(evaluator, **pareto) -> ParetoArchive | None:
+    return pareto_archive(RunConfig.make({"pareto": pareto}, agent={}, env={}, evaluator={}, reward={}, scheduler={},
+                                         backend={}), evaluator)
+
+
+def test_a_cost_the_evaluator_does_not_report_is_refused_by_name():
+    """Before, pareto.cost=banana was taken, and the front silently stayed empty."""
+    with pytest.raises(ValueError, match="pareto.cost='banana': the tabular evaluator reports no such cost; it "
+                                         "reports params, flops"):
+        front(TabularEvaluator(), cost="banana")
+    assert front(TabularEvaluator(), cost="flops").cost == "flops"
+
+
+def test_auto_takes_params_where_the_evaluator_reports_it_and_null_takes_nothing(nb201):
+    assert front(TabularEvaluator()).cost == "params"  # cost: auto
+    assert front(TabularEvaluator(), cost=None) is None
+    user = CallableEvaluator(nb201, lambda arch: 0.5)  # the user's function reports what it reports
+    assert user.costs is None and front(user, cost="banana").cost == "banana"

@@ -7,10 +7,10 @@ import torch
 from rlnas.agents import make_agent
 from rlnas.agents.planner import choice_classes, latin_hypercube, synflow_feature
 from rlnas.envs import NASEnv
+from rlnas.envs.monitor import Budget
 from rlnas.evaluators import CallableEvaluator
-from rlnas.monitor import Budget
-from rlnas.ops import op_class
-from rlnas.proxies import nb201_synflow
+from rlnas.networks.ops import op_class
+from rlnas.networks.proxies import nb201_synflow
 from rlnas.spaces import NASNetSpace, NB201Space
 from rlnas.world_models.pairwise_gp import PairwiseGP
 
@@ -38,7 +38,7 @@ def test_neighbours_are_every_cell_one_legal_decision_away(space):
 
 def test_local_search_climbs_to_the_first_better_neighbour():
     space = NB201Space()
-    agent = make_agent("local_search", NASEnv(space, matches(space)), seed=0, n_init=5)
+    agent = make_agent("local_search", NASEnv(space, matches(space)), seed=0, n_init=5, preset=None)
     agent.learn(Budget(evaluations=200))
     evaluated = [space.from_string(e.arch) for e in agent.env.evaluations]
     scores = [e.score for e in agent.env.evaluations]
@@ -53,7 +53,8 @@ def test_local_search_climbs_to_the_first_better_neighbour():
 
 def test_local_search_restarts_at_a_local_optimum():
     space = NASNetSpace(num_blocks=1, ops=["identity"])  # 64 cells, a flat objective: each a local optimum
-    agent = make_agent("local_search", NASEnv(space, CallableEvaluator(space, lambda arch: 0.5)), seed=0, n_init=3)
+    agent = make_agent("local_search", NASEnv(space, CallableEvaluator(space, lambda arch: 0.5)), seed=0, n_init=3,
+                       preset=None)
     agent.learn(Budget(evaluations=64))
     assert len({e.arch for e in agent.env.evaluations}) == 64  # walked, restarted, and exhausted the space
     assert agent.propose() is None
@@ -63,7 +64,7 @@ def test_local_search_restarts_at_a_local_optimum():
 def test_masks_honoured_on_nasnet(name):
     space = NASNetSpace()
     env = NASEnv(space, CallableEvaluator(space, lambda arch: float(len(arch) % 7) / 7))  # raises on illegal
-    agent = make_agent(name, env, seed=0)
+    agent = make_agent(name, env, seed=0, preset=None)
     agent.learn(Budget(evaluations=15))
     archs = [e.arch for e in agent.env.evaluations]
     assert len(archs) == len(set(archs)) == 15
@@ -72,7 +73,7 @@ def test_masks_honoured_on_nasnet(name):
 
 def test_tpe_asks_one_categorical_per_decision_over_the_legal_choices():
     space = NASNetSpace()
-    agent = make_agent("tpe", NASEnv(space, matches(space, target=(0,) * space.num_decisions)), seed=0)
+    agent = make_agent("tpe", NASEnv(space, matches(space, target=(0,) * space.num_decisions)), seed=0, preset=None)
     agent.learn(Budget(evaluations=12))
     trial = agent.study.trials[-1]
     assert len(trial.params) == space.num_decisions
@@ -82,7 +83,7 @@ def test_tpe_asks_one_categorical_per_decision_over_the_legal_choices():
 
 def test_tpe_beats_random_on_average():
     space = NB201Space()
-    best = {name: np.mean([max(e.score for e in make_agent(name, NASEnv(space, matches(space)), seed=s)
+    best = {name: np.mean([max(e.score for e in make_agent(name, NASEnv(space, matches(space)), seed=s, preset=None)
                                 .learn(Budget(evaluations=40)).env.evaluations) for s in range(3)])
             for name in ("tpe", "random")}
     assert best["tpe"] > best["random"]
@@ -196,7 +197,7 @@ def test_all_cells_enumerates_the_space():
 def test_planner_finds_the_optimum_of_an_additive_objective():
     space = NB201Space()
     for seed in range(2):
-        agent = make_agent("planner", NASEnv(space, matches(space)), seed=seed)
+        agent = make_agent("planner", NASEnv(space, matches(space)), seed=seed, preset=None)
         agent.learn(Budget(evaluations=60))
         assert max(e.score for e in agent.env.evaluations) == 1.0
 

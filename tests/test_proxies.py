@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from rlnas.proxies import nb201_cell_synflow, nb201_synflow, synflow
+from rlnas.networks.proxies import nb201_cell_synflow, nb201_synflow, synflow
 from rlnas.spaces import NB201Space
 
 

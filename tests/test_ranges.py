@@ -1,12 +1,12 @@
-"""Every agent checks its hyperparameters before it builds anything, and says which key is
-wrong and what it may be."""
+"""Every setting is checked when its config is made, before anything is built, and the
+message says which key is wrong and what it may be."""
 
 import gymnasium as gym
 import pytest
 
 import rlnas  # noqa: F401  (registers the envs)
 from rlnas.agents import make_agent
-from rlnas.ranges import POSITIVE, UNIT, OneOf, Range, Sizes, check
+from rlnas.core.settings import POSITIVE, UNIT, OneOf, Range, Sizes, check
 
 
 def test_range_membership_and_wording():
@@ -31,7 +31,8 @@ def test_range_membership_and_wording():
     ("dreamer_v2", {"horizon": 0}, "dreamer_v2: horizon=0 must be an integer >= 1"),
     ("dreamer_v2", {"kl_balance": 1.5}, "kl_balance=1.5 must be a number in [0, 1], or null (no balancing"),
     ("dreamer_v2", {"updates_per_evaluation": 0}, "updates_per_evaluation=0 must be an integer >= 1, or null"),
-    ("dreamer_v1", {"version": 3}, "dreamer_v1: version=3 must be one of 1, 2"),
+    ("dreamer_v1", {"stoch_size": 0}, "dreamer_v1: stoch_size=0 must be an integer >= 1"),
+    ("dreamer_v1", {"version": 1}, "dreamer_v1 has no setting(s) ['version']; it takes latent, deter_size"),
     ("dreamer_v1", {"latent": "beta", "gamma": 2.0}, "latent='beta' must be one of 'gaussian', 'categorical'; "
                                                    "gamma=2.0 must be a number in [0, 1]"),
     ("ppo", {"n_steps": 4, "batch_size": 5}, "ppo: batch_size=5 must be an integer in [1, n_steps * num_envs = 4]"),
@@ -55,11 +56,25 @@ def test_range_membership_and_wording():
 ])
 def test_each_agent_refuses_a_value_out_of_range(agent, hparams, message):
     with pytest.raises(ValueError) as err:
-        make_agent(agent, gym.make("rlnas/NB201-v0"), **hparams)
+        make_agent(agent, gym.make("rlnas/NB201-v0"), **hparams, preset=None)
     assert message in str(err.value)
 
 
 @pytest.mark.parametrize("agent", ["ppo", "a2c", "dqn", "rainbow", "reinforce", "evolution", "random", "dreamer_v1",
                                    "dreamer_v2", "local_search", "tpe", "planner"])
-def test_every_agent_accepts_its_own_defaults(agent):
-    assert make_agent(agent, gym.make("rlnas/NB201-v0")).name == agent
+def test_every_agent_accepts_its_defaults_and_its_presets(agent):
+    env = gym.make("rlnas/NB201-v0")
+    for preset in (None, "nas"):
+        assert make_agent(agent, env, preset=preset).config.name == agent
+    config = type(make_agent(agent, env, preset=None).config)
+    for preset in config.PRESETS:  # each a valid config (cartpole's for CartPole's vector envs)
+        assert config.make(None, preset, name=agent).name == agent
+
+
+def test_a_setting_without_a_range_is_checked_by_its_type():
+    from rlnas.spaces import SpaceConfig
+
+    with pytest.raises(ValueError, match="invalid_penalty='low' must be a number"):
+        SpaceConfig(invalid_penalty="low")
+    with pytest.raises(ValueError, match="has no preset 'atari'; presets: nas, cartpole"):
+        make_agent("ppo", gym.make("rlnas/NB201-v0"), preset="atari")

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlnas.ops import NASNET_OP_BUILDERS, NB201_OP_BUILDERS
+from rlnas.networks.ops import NASNET_OP_BUILDERS, NB201_OP_BUILDERS
 from rlnas.spaces import NASNET_KNOWN_OPS, NB201_OPS, NASNetSpace, make_space
 
 
@@ -141,11 +141,11 @@ def test_validate_names_legal_choices(nasnet):
 def test_bad_space_configs():
     with pytest.raises(ValueError, match="unknown op.*known ops are identity"):
         NASNetSpace(ops=["identity", "conv_9x9"])
-    with pytest.raises(ValueError, match="num_blocks must be >= 1"):
+    with pytest.raises(ValueError, match="nasnet: num_blocks=0 must be an integer >= 1"):
         NASNetSpace(num_blocks=0)
     with pytest.raises(ValueError, match="empty"):
         NASNetSpace(ops=[])
-    with pytest.raises(ValueError, match="unknown search space 'darts'; choose from nb201, nasnet"):
+    with pytest.raises(ValueError, match="unknown search space 'darts'; available search spaces: hpo, nasnet, nb201"):
         make_space("darts")
     with pytest.raises(ValueError, match="out of range"):
         make_space("nb201").from_index(15625)

@@ -1,3 +1,4 @@
+import math
 import os
 import signal
 import subprocess
@@ -7,8 +8,9 @@ import time
 
 import pytest
 
+from rlnas.core.store import Evaluation, EvaluationStore
 from rlnas.evaluators import CallableEvaluator, StoredEvaluator, TabularEvaluator
-from rlnas.store import Evaluation, EvaluationStore
+from rlnas.evaluators.base import failed
 
 
 def test_put_get_and_reopen(tmp_path):
@@ -46,11 +48,11 @@ class Scripted(CallableEvaluator):
     """Answers from a dict; ``None`` is a failed evaluation, as a crashed trial gives."""
 
     def __init__(self, space, answers):
-        super().__init__(space, lambda arch: answers[arch], name="scripted")
+        super().__init__(space, lambda arch: answers[arch], label="scripted")
 
     def evaluate(self, arch):
         if self.fn(arch) is None:
-            return Evaluation(arch, 0.0, {"failed": "trial exited with code 1"})
+            return failed(arch, "trial exited with code 1")
         return super().evaluate(arch)
 
 
@@ -64,15 +66,16 @@ def test_a_failed_evaluation_earns_the_lowest_score_seen(tmp_path, nb201):
     evaluator.evaluate("c")
     again = evaluator.evaluate("crash-1")  # a repeat is answered from the store, at today's lowest
     assert again.cached and again.score == -0.9 and again.metrics["failed"] == "trial exited with code 1"
-    assert store.get(evaluator.fingerprint, "crash-2").score == 0.0  # stored as the evaluator gave it
+    assert store.get(evaluator.fingerprint, "crash-2").score == -math.inf  # stored as the evaluator gave it: below all
 
 
 def test_a_nan_score_is_stored_as_a_failure_not_lost(tmp_path, nb201):
     """SQLite turns nan into NULL, which the schema refuses and INSERT OR IGNORE dropped."""
     store = EvaluationStore(tmp_path / "s.db")
-    evaluator = StoredEvaluator(CallableEvaluator(nb201, lambda arch: 0.5, name="half"), store)
+    evaluator = StoredEvaluator(CallableEvaluator(nb201, lambda arch: 0.5, label="half"), store)
     stored = evaluator.record(Evaluation("diverged", float("nan"), {"weight_version": 3}))
-    assert stored.score == 0.0 and stored.metrics == {"weight_version": 3, "failed": "score nan is not a finite number"}
+    assert stored.score == -math.inf and stored.metrics == {"weight_version": 3,
+                                                             "failed": "score nan is not a finite number"}
     assert store.get(evaluator.fingerprint, "diverged").metrics["failed"] == "score nan is not a finite number"
 
 
@@ -87,7 +90,7 @@ WORKER = textwrap.dedent("""
     import sys, time
     from rlnas.evaluators import StoredEvaluator, TabularEvaluator
     from rlnas.spaces import NB201Space
-    from rlnas.store import EvaluationStore
+    from rlnas.core.store import EvaluationStore
     space = NB201Space()
     evaluator = StoredEvaluator(TabularEvaluator(), EvaluationStore(sys.argv[1]))
     for index in range(15625):

@@ -98,7 +98,7 @@ def test_unknown_agent_lists_the_available_ones():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["budget.evaluations=-5"], "budget.evaluations must be a positive integer"),
+    (["budget.evaluations=-5"], "budget: evaluations=-5 must be an integer >= 1, or null (no limit)"),
     (["budget.evaluations=20000"], "exceeds the 15625 distinct architectures"),
     (["env=nasnet", "evaluator=scratch", "env.ops=[identity,conv_9x9]"], "unknown op(s) ['conv_9x9']"),
     (["env=nasnet", "evaluator=scratch", "evaluator.channels=0"],
@@ -107,7 +107,7 @@ def test_unknown_agent_lists_the_available_ones():
     (["evaluator.table=/no/such/table.csv"], "/no/such/table.csv not found"),
     (["agent=evolution", "agent.sample_size=50"], "sample_size=50 must be an integer in [1, population_size = 10]"),
     (["agent=dreamer_v2", "agent.horizon=0"], "dreamer_v2: horizon=0 must be an integer >= 1"),
-    (["seed=-1"], "ppo: seed=-1 must be an integer >= 0"),
+    (["seed=-1"], "config: seed=-1 must be an integer >= 0"),
     (["threads=0"], "config: threads=0 must be an integer >= 1, or null"),
 ])
 def test_impossible_values_fail_before_any_work(tmp_path, args, message):
@@ -185,21 +185,28 @@ PLUGIN = {
         first_choice = "first_choice:FirstChoice"
     """,
     "first_choice.py": """
+        from dataclasses import dataclass
+
+        from rlnas.agents import AgentConfig
         from rlnas.agents.architecture_agent import ArchitectureAgent
+        from rlnas.core.settings import INT_AT_LEAST_0, setting
+
+
+        @dataclass
+        class FirstChoiceConfig(AgentConfig):
+            offset: int = setting(1, "the choice of every decision but the first", INT_AT_LEAST_0)
 
 
         class FirstChoice(ArchitectureAgent):
             '''Always the first legal choice, then walk op by op through the first edge.'''
 
-            def __init__(self, env, seed=0, device="cpu", offset=1):
-                super().__init__(env, seed, device)
-                self.offset = offset
+            Config = FirstChoiceConfig
 
             def learn(self, budget, callback=None):
                 for k in range(self.space.max_choices):
                     if not self.env.within(budget):
                         break
-                    self.play((k,) + (self.offset,) * (self.space.num_decisions - 1))
+                    self.play((k,) + (self.config.offset,) * (self.space.num_decisions - 1))
                 return self
     """,
 }
@@ -298,7 +305,7 @@ def stored_rows(run_dir):
 def test_supernet_search_then_stand_alone_retrain(tmp_path):
     """On the process backend; the Ray pool's scores are tested against one process in
     test_supernet.py, and a train.py run on Ray in test_parallel.py and test_trial.py."""
-    train(*SUPERNET, "budget.evaluations=12", "evaluator.backend=process", f"hydra.run.dir={tmp_path}")
+    train(*SUPERNET, "budget.evaluations=12", "backend=process", f"hydra.run.dir={tmp_path}")
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["evaluations"] == 12 and len(report["final"]) == 2
     headline = max(report["final"], key=lambda r: r["val_acc"])

@@ -1,7 +1,8 @@
-"""The trial evaluator (rlnas/evaluators.py: TrialEvaluator) and the trial API
+"""The trial evaluator (rlnas/evaluators/trial.py) and the trial API
 (rlnas/trial.py): a real script per evaluation, its failures recorded, the search going on."""
 
 import json
+import math
 import os
 import signal
 import sqlite3
@@ -12,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from rlnas import checkpoint
+from rlnas.core import checkpoint
+from rlnas.core.context import RunContext
 from rlnas.evaluators import TrialEvaluator
-from rlnas.hpo_space import HPOSpace
 from rlnas.spaces import NB201Space
+from rlnas.spaces.hpo import HPOSpace
 from tests.test_parallel import failed_rows, report_of, sigkill_train_once_stored
 from tests.test_train import ROOT, stored_archs, train
 
@@ -32,7 +34,7 @@ def evaluate(tmp_path, params, **kwargs):
 
 
 def test_a_trial_gets_its_parameters_and_reports_back(tmp_path):
-    result = evaluate(tmp_path, {"mode": "ok", "x": 0.75}, seed=7)
+    result = evaluate(tmp_path, {"mode": "ok", "x": 0.75}, run=RunContext(seed=7))  # the run's seed
     assert result.score == 0.75 and "failed" not in result.metrics
     assert result.metrics["intermediate"] == [0.25, 0.5, 0.75] and result.metrics["epochs"] == 3
     trial_dir = tmp_path / result.metrics["trial_id"]
@@ -63,7 +65,7 @@ def test_a_trial_on_a_cell_space_gets_its_architecture(tmp_path):
 def test_a_failed_trial_is_recorded_with_why(tmp_path, params, why):
     start = time.monotonic()
     result = evaluate(tmp_path, params, timeout=1)
-    assert result.score == 0.0 and result.metrics["failed"] == why
+    assert result.score == -math.inf and result.metrics["failed"] == why  # below every real score
     assert result.metrics["intermediate"] == [1 / 6, 1 / 3, 0.5]  # what it reported before failing is kept
     assert time.monotonic() - start < 30  # a hanging trial is killed, not waited for
     if params["mode"] == "crash":
@@ -123,7 +125,7 @@ def test_a_search_over_trials_completes_its_budget_through_failures(tmp_path, pa
     (tmp_path / "space.json").write_text(json.dumps(SPACE))
     run_dir = tmp_path / "run"
     train("agent=random", "env=hpo", f"env.search_space={tmp_path / 'space.json'}", "evaluator=trial",
-          f"evaluator.command={SCRIPT}", "evaluator.timeout=2", f"parallel={parallel}", f"evaluator.backend={backend}",
+          f"evaluator.command={SCRIPT}", "evaluator.timeout=2", f"parallel={parallel}", f"backend={backend}",
           "budget.evaluations=12",
           "quiet=true", f"hydra.run.dir={run_dir}", timeout=600)
     archs = stored_archs(run_dir)

@@ -7,10 +7,9 @@ import torch
 
 from rlnas.agents import make_agent
 from rlnas.agents.dreamer import SequenceReplay, lambda_returns
-from rlnas.config import agent_config
 from rlnas.envs import NASEnv
+from rlnas.envs.monitor import Budget
 from rlnas.evaluators import CallableEvaluator
-from rlnas.monitor import Budget
 from rlnas.spaces import NASNetSpace
 from rlnas.world_models import RSSM, State, WorldModel, straight_through_onehot
 
@@ -170,7 +169,7 @@ def small(version):
 def test_dreamer_honours_masks_on_nasnet(name):
     space = NASNetSpace()
     env = NASEnv(space, CallableEvaluator(space, lambda a: 0.5))  # raises on any illegal action
-    agent = make_agent(name, env, seed=0, **{**agent_config(name), **small(int(name[-1])), "prefill": 100})
+    agent = make_agent(name, env, seed=0, **{**small(int(name[-1])), "prefill": 100})
     agent.learn(Budget(env_steps=300))
     assert agent.env.env_steps == 300 and agent.updates == 41  # every 5 steps from step 100 to 300
     assert agent.model.mask is not None  # imagination reads the predicted legal actions
@@ -187,7 +186,7 @@ def test_dreamer_trains_per_new_evaluation_and_skips_repeats():
     """With ``updates_per_evaluation`` a repeated architecture is neither stored nor trained
     on: after two random episodes (the prefill) the policy below builds one cell forever."""
     agent = make_agent("dreamer_v2", nb201_ones_env(), seed=0,
-                       **{**small(2), "prefill": 12, "updates_per_evaluation": 3})
+                       **{**small(2), "prefill": 12, "updates_per_evaluation": 3}, preset=None)
     agent._act = lambda state, mask, deterministic: int(np.flatnonzero(mask)[0])
     agent.learn(Budget(env_steps=60))  # 10 episodes: 2 random, 1 new fixed cell, 7 repeats of it
     assert agent.env.env_steps == 60 and len(agent.env.evaluations) == 3 and agent.env.stale_episodes == 7
@@ -197,7 +196,7 @@ def test_dreamer_trains_per_new_evaluation_and_skips_repeats():
 
 @pytest.mark.parametrize("name, per_evaluation", [("dreamer_v1", None), ("dreamer_v2", None), ("dreamer_v2", 2)])
 def test_dreamer_save_load_continues_identically(name, per_evaluation, tmp_path):
-    kwargs = {**agent_config(name), **small(int(name[-1])), "updates_per_evaluation": per_evaluation}
+    kwargs = {**small(int(name[-1])), "updates_per_evaluation": per_evaluation}
     a = make_agent(name, nb201_ones_env(), seed=1, **kwargs)
     a.learn(Budget(env_steps=120))
     a.save(tmp_path / "a.pt")
@@ -212,4 +211,4 @@ def test_dreamer_save_load_continues_identically(name, per_evaluation, tmp_path)
 
 def test_dreamer_refuses_what_it_cannot_drive():
     with pytest.raises(TypeError, match="flat Box observation and a Discrete action space"):
-        make_agent("dreamer_v2", gym.make("Pendulum-v1"))
+        make_agent("dreamer_v2", gym.make("Pendulum-v1"), preset=None)

@@ -1,0 +1,29 @@
+"""What a component needs to know about the run it serves, handed to it when it is made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The run's seed, device and torch threads, where it lives (``run_dir`` None: outside
+    a run, e.g. a component made in a notebook; nothing is written beside it), and its
+    ``scheduler``: the early-stopping rule (:mod:`rlnas.search.schedulers`) that evaluators
+    which see intermediate results ask whether to stop a trial, and ``backend``: the
+    settings of the backend (:mod:`rlnas.execution`) a component that needs a worker of its
+    own (the supernet's host) starts it on (None: worker processes)."""
+
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = 1
+    run_dir: Path | None = None
+    run_id: str | None = None
+    scheduler: Any = None
+    backend: Any = None
+
+    def path(self, name: str) -> Path | None:
+        """``name`` in the run directory, or None outside a run."""
+        return None if self.run_dir is None else Path(self.run_dir) / name

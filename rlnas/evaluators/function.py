@@ -1,0 +1,60 @@
+"""Score with the user's own Python function."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rlnas.core.settings import MISSING, Text, setting
+from rlnas.core.store import Evaluation
+from rlnas.evaluators.base import Evaluator, EvaluatorConfig, Objective, failed, import_callable, optimize_mode
+
+
+@dataclass
+class FunctionConfig(EvaluatorConfig):
+    fn: str = setting(MISSING, "your objective: score(arch: str) -> float, or score(params: dict) on a "
+                               "hyperparameter space", Text("an import path 'package.module:function'"))
+    optimize_mode: str = optimize_mode()
+
+
+class CallableEvaluator(Evaluator):
+    """Score with any function ``arch string -> float`` (a proxy, a surrogate, your own
+    training code); on a hyperparameter space it is handed the parameter dict instead. It
+    may return a dict of metrics whose ``"default"`` is the score, as a trial may report.
+    ``fn`` is an import path ``"package.module:function"`` (how ``evaluator.fn=...`` names
+    it) or, from Python, the function itself, which ``label`` names in the store.
+
+    An exception the function raises (a configuration it cannot train, out of memory) is a
+    failed evaluation, as a crashing trial script is: ``metrics["failed"]`` names it and
+    ``metrics["traceback"]`` ends with where, and the search goes on, one evaluation at a
+    time or many. A search that stopped at it would meet it again on ``resume=``.
+    """
+
+    Config = FunctionConfig
+    name = "function"
+    costs = None  # whatever the function reports
+
+    def __init__(self, space=None, fn: Callable[[Any], Any] | str | None = None, label: str | None = None, *,
+                 config: FunctionConfig | None = None, run=None, **settings: Any):
+        function = fn if callable(fn) else None
+        if function is not None:
+            settings["fn"] = label or getattr(function, "__qualname__", "fn")
+        elif fn is not None:
+            settings["fn"] = fn
+        super().__init__(space, config=config, run=run, **settings)
+        self.fn = function or import_callable(self.config.fn)
+        self.objective = Objective(self.config.owner, self.config.optimize_mode, "the function's value")
+        self.fingerprint = f"callable:{label or self.config.fn}{self.objective.suffix}"
+
+    def evaluate(self, arch: str) -> Evaluation:
+        start = time.perf_counter()
+        parameters = self.space.parameters(arch)
+        try:
+            value = self.fn(arch if parameters is None else parameters)
+        except Exception as err:
+            return failed(arch, f"{type(err).__name__}: {err}", {"traceback": traceback.format_exc()[-2000:]},
+                          time.perf_counter() - start)
+        return self.objective.evaluation(arch, value, {}, cost=time.perf_counter() - start)

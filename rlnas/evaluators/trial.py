@@ -1,0 +1,176 @@
+"""Score by running the user's own training script, once per evaluation (:mod:`rlnas.trial`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rlnas import trial
+from rlnas.core.settings import MISSING, Range, Text, setting
+from rlnas.core.store import Evaluation
+from rlnas.evaluators.base import Evaluator, EvaluatorConfig, Objective, default_value, failed, optimize_mode
+
+TRIALS = "trials"  # the run directory's folder of trial directories
+
+
+@dataclass
+class TrialConfig(EvaluatorConfig):
+    command: str = setting(MISSING, "the shell command of one trial, run in RUN_DIR/trials/<trial id>; a script "
+                                    "it names relative to where the search started is found",
+                           Text("a shell command, e.g. evaluator.command='python my_train.py'"))
+    optimize_mode: str = optimize_mode()
+    timeout: float | None = setting(None, "seconds before a trial is killed and recorded as failed",
+                                    Range(0, low_open=True, none_means="no time limit"))
+    workdir: str | None = setting(None, "where trials run", Text("a path", none_means="RUN_DIR/trials"))
+
+    def validate(self) -> None:
+        if not shlex.split(self.command):
+            raise ValueError(f"{self.owner}: command={self.command!r} must be a shell command, "
+                             "e.g. evaluator.command='python my_train.py'")
+
+
+class TrialEvaluator(Evaluator):
+    """``command`` runs in the trial's own working directory, ``workdir/<trial id>``; a word
+    of it naming a file relative to where the search started (``python my_train.py``) is
+    made absolute first. The trial gets ``RLNAS_PARAMETERS`` (the parameter dict as JSON;
+    ``{"arch": <its string>}`` on a cell space), ``RLNAS_RESULT_FILE``, ``RLNAS_TRIAL_ID``
+    and ``RLNAS_SEED`` (the run's seed), and keeps its output in ``stdout.log`` and
+    ``stderr.log`` there. Its score is its last final result; a trial that crashes, runs
+    past ``timeout`` seconds or reports no final result is a failed evaluation
+    (``metrics["failed"]`` why, with its exit code and the tail of its stderr), and the
+    search goes on. ``optimize_mode="minimize"`` searches for the lowest result (a loss),
+    as NNI's does: scores, and the curves early stopping reads, are then ``-value``.
+
+    The run's early-stopping rule (``RunContext.scheduler``) is asked after each
+    intermediate result, with every other trial's curve in ``workdir``; a trial it stops
+    scores the result it was stopped at, ``metrics["stopped_at"]`` (the number of results
+    by then). ``metrics["resource"]`` counts every trial's intermediate results.
+    """
+
+    Config = TrialConfig
+    name = "trial"
+    costs = None  # whatever the trial reports
+    POLL = 0.05  # seconds between looks at a running trial's results
+
+    def __init__(self, space=None, command: str | None = None, *, config: TrialConfig | None = None, run=None,
+                 **settings: Any):
+        if command is not None:
+            settings["command"] = command
+        super().__init__(space, config=config, run=run, **settings)
+        c = self.config
+        self.objective = Objective(c.owner, c.optimize_mode, "the trial's result")
+        workdir = c.workdir or self.run.path(TRIALS)
+        self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="rlnas-trials-"))
+        self.argv = files_made_absolute(c.command, Path())
+        self.scheduler = self.run.scheduler
+        self.fingerprint = f"trial:{c.command}{self.objective.suffix}"
+
+    def evaluate(self, arch: str) -> Evaluation:
+        trial_id = hashlib.sha256(arch.encode()).hexdigest()[:16]
+        here = self.workdir / trial_id
+        shutil.rmtree(here, ignore_errors=True)  # a trial run again (after a crash) starts afresh
+        here.mkdir(parents=True)
+        parameters = self.space.parameters(arch)
+        env = {**os.environ, trial.PARAMETERS: json.dumps({"arch": arch} if parameters is None else parameters),
+               trial.RESULT_FILE: str(here / "results.jsonl"), trial.TRIAL_ID: trial_id,
+               trial.SEED: str(self.run.seed), trial.PARENT: str(os.getpid())}
+        start = time.monotonic()
+        code, why, stopped_at = self._run(here, env)
+        seconds = time.monotonic() - start
+        reports = read_results(here / "results.jsonl")
+        intermediate = [r["value"] for r in reports if r["type"] == "intermediate"]
+        final = [r["value"] for r in reports if r["type"] == "final"]
+        metrics: dict = {"trial_id": trial_id, "exit_code": code, "seconds": round(seconds, 3)}
+        if intermediate:
+            metrics.update(intermediate=intermediate, resource=len(intermediate))
+        if stopped_at is not None and not final:
+            return self.objective.evaluation(arch, intermediate[stopped_at - 1], {**metrics, "stopped_at": stopped_at},
+                                             cost=seconds)
+        # A trial the rule stopped may have reported its final result before the kill landed:
+        # it finished, and the kill's exit code says nothing about it.
+        why = why or ("reported no final result" if not final else None)
+        if why is not None:
+            tail = (here / "stderr.log").read_bytes()[-2000:].decode(errors="replace")
+            return failed(arch, f"trial {why}", {**metrics, "stderr_tail": tail}, seconds)
+        return self.objective.evaluation(arch, final[-1], metrics, cost=seconds)
+
+    def _run(self, here: Path, env: dict[str, str]) -> tuple[int, str | None, int | None]:
+        """Run the trial to its end, its timeout or its stop: its exit code, why it failed
+        (None if it did not) and where the rule stopped it (None if it did not)."""
+        deadline = None if self.config.timeout is None else time.monotonic() + self.config.timeout
+        why, stopped_at, seen = None, None, 0
+        with open(here / "stdout.log", "wb") as out, open(here / "stderr.log", "wb") as err:
+            process = subprocess.Popen(self.argv, cwd=here, env=env, stdout=out, stderr=err, start_new_session=True)
+            try:
+                while (code := _exit_code(process, self.POLL)) is None:
+                    if deadline is not None and time.monotonic() > deadline:
+                        why = f"timed out after {self.config.timeout:g} s"
+                        break
+                    stopped_at, seen = self._ask_scheduler(here.name, seen)
+                    if stopped_at is not None:
+                        break
+            finally:  # stopped, timed out, or the search interrupted (Ctrl-C): no trial outlives its evaluation
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGKILL)  # the script and anything it started
+                code = process.wait()
+        if why is None and stopped_at is None and code != 0:
+            why = f"exited with code {code}"
+        return code, why, stopped_at
+
+    def _ask_scheduler(self, trial_id: str, seen: int) -> tuple[int | None, int]:
+        """Ask the rule at every intermediate result since the ``seen`` it was last asked at,
+        however many came meanwhile: where it stops the trial (None: it goes on), and how
+        many results it has now seen."""
+        if self.scheduler is None:
+            return None, seen
+        curve = self._curve(read_results(self.workdir / trial_id / "results.jsonl"))
+        if len(curve) <= seen:
+            return None, seen
+        others = self._others(trial_id)
+        return next((n for n in range(seen + 1, len(curve) + 1)
+                     if self.scheduler.should_stop(curve[:n], others, trial_id)), None), len(curve)
+
+    def _curve(self, reports: list[dict]) -> list[float]:
+        """The intermediate results as scores (higher better), which is how the rules read them."""
+        return [self.objective.sign * float(default_value(r["value"])) for r in reports if r["type"] == "intermediate"]
+
+    def _others(self, trial_id: str) -> list[tuple[str, list[float], bool]]:
+        """Every other trial's curve in the working directory (every worker's on this
+        machine), and whether it completed."""
+        curves = []
+        for path in self.workdir.glob("*/results.jsonl"):
+            if path.parent.name != trial_id:
+                reports = read_results(path)
+                curves.append((path.parent.name, self._curve(reports), any(r["type"] == "final" for r in reports)))
+        return curves
+
+
+def _exit_code(process: subprocess.Popen, seconds: float) -> int | None:
+    try:
+        return process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def files_made_absolute(command: str, base: Path) -> list[str]:
+    """``command``'s words, those naming a file under ``base`` made absolute: a trial runs
+    in a directory of its own. absolute(), not resolve(): a venv's python is a symlink out
+    of the venv."""
+    return [str((base / word).absolute()) if (base / word).is_file() else word for word in shlex.split(command)]
+
+
+def read_results(path: Path) -> list[dict]:
+    """The complete lines of a trial's result file (one may be half written)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().split("\n")[:-1] if line]

@@ -1,0 +1,103 @@
+"""What a trained or untrained network measures: its size, its multiply-accumulates, its
+latency, and BatchNorm statistics that describe its final weights."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int) -> None:
+    """Set every BatchNorm's running statistics to their exact average over ``x`` in batches.
+
+    Training keeps exponential averages (momentum 0.1) that still remember the early
+    weights; after a short recipe they describe a network that no longer exists, and
+    eval-mode accuracy can fall to chance while the training loss is low. One pass in
+    train mode with cumulative averaging (``momentum=None``) measures the final weights,
+    as one-shot NAS recalibrates its sub-networks (Guo et al. 2020). The batches follow
+    ``x``'s order, so the result is deterministic; a short last batch is left out where a
+    full one exists, since every batch weighs the same in the average.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    batches = torch.arange(len(x), device=x.device).split(batch_size)
+    if len(batches) > 1 and len(batches[-1]) < batch_size:
+        batches = batches[:-1]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    was_training = model.training
+    model.train()
+    for idx in batches:
+        model(x[idx])
+    model.train(was_training)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
+    """Multiply-accumulates of convolutions and linear layers for one input, the quantity
+    NASNet and NAS-Bench-201 report as "FLOPs"."""
+    total = 0
+
+    def conv_hook(module: nn.Conv2d, _inp, out: torch.Tensor) -> None:
+        nonlocal total
+        kernel = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+        total += out.numel() // out.shape[0] * kernel
+
+    def linear_hook(module: nn.Linear, _inp, out: torch.Tensor) -> None:
+        nonlocal total
+        total += out.numel() // out.shape[0] * module.in_features
+
+    handles = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    handles += [m.register_forward_hook(linear_hook) for m in model.modules() if isinstance(m, nn.Linear)]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return total
+
+
+@torch.no_grad()
+def measure_latency(model: nn.Module, input_shape: Sequence[int], batch: int, device: str = "cpu",
+                    warmup: int = 5, repeats: int = 30) -> tuple[float, float]:
+    """Median forward time (ms) of ``model`` on a batch of ``batch`` zeros on ``device``, and
+    the interquartile range of the repeats: the noise a reward built on it carries.
+
+    ``warmup`` forwards first (allocator, kernel selection, caches), then ``repeats`` timed
+    ones, each waited for on CUDA. The median shrugs off the odd interrupted repeat; the
+    machine's other load does not go away, so latencies compare only within one run.
+    """
+    was_training = model.training
+    model.eval().to(device)
+    x = torch.zeros(batch, *input_shape, device=device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    times = []
+    try:
+        for i in range(warmup + repeats):
+            sync()
+            start = time.perf_counter()
+            model(x)
+            sync()
+            if i >= warmup:
+                times.append(1000 * (time.perf_counter() - start))
+    finally:
+        model.train(was_training)
+    q1, median, q3 = statistics.quantiles(times, n=4)
+    return median, q3 - q1

@@ -1,0 +1,157 @@
+"""The search driver: one loop, three ways to keep evaluations going.
+
+* ``sequential`` (``parallel=1``): the agent's own ``learn``, one evaluation at a time
+  through the env.
+* ``asynchronous`` (``parallel=N``, agents that propose whole architectures: the NAS
+  baselines, the planner, REINFORCE, Dreamer, and plugins with ``propose`` / ``observe``):
+  the agent proposes as soon as a worker is free, so a slow child never holds the others
+  back (:class:`AsyncSearch`).
+* ``lock_step`` (``parallel=N``, agents that step a vector env: PPO, A2C, DQN): one env per
+  worker, stepped together (:mod:`rlnas.search.lockstep`).
+
+Whichever runs, the driver checkpoints at the agent's callbacks (after every result when
+asynchronous, with what is in flight), so a run killed at any moment resumes without
+repeating or dropping an evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rlnas.core import checkpoint
+from rlnas.envs.monitor import Budget, SearchCounts
+from rlnas.evaluators.stored import StoredEvaluator
+from rlnas.execution.pool import Pool
+from rlnas.search.lockstep import as_evaluation
+
+
+def proposes(agent: object) -> bool:
+    """Whether ``agent`` (an agent or its class) can search asynchronously: it hands over
+    whole architectures (``propose``) and learns from their scores (``observe``)."""
+    cls = agent if isinstance(agent, type) else type(agent)
+    return callable(getattr(cls, "propose", None)) and callable(getattr(cls, "learn_from", None))
+
+
+def strategy(agent_class: type, parallel: int) -> str:
+    """How a run of ``agent_class`` with ``parallel`` evaluations at once is driven; an
+    agent that can do neither asynchronous nor lock-step search is refused with ``parallel > 1``."""
+    if parallel == 1:
+        return "sequential"
+    if proposes(agent_class):
+        return "asynchronous"
+    if getattr(agent_class, "supports_vector_env", False):
+        return "lock_step"
+    raise ValueError(f"parallel={parallel} needs an agent that proposes whole architectures (as random, evolution, "
+                     f"planner, reinforce or dreamer_v2) or steps a vector env (as ppo, a2c or dqn); agent "
+                     f"{agent_class.name!r} does neither: use parallel=1")
+
+
+class Checkpoints:
+    """The run's checkpoint: the agent's whole state, the monitor's counters and what is in
+    flight, written atomically every ``every`` evaluations (or at every callback of an agent
+    whose work between two is costly: a one-shot search's epoch)."""
+
+    def __init__(self, path: Path | None, every: int, monitor: SearchCounts):
+        self.path, self.every, self.monitor = path, every, monitor
+        self._saved_at = len(monitor.evaluations)
+
+    def maybe_save(self, agent: Any) -> None:
+        if len(self.monitor.evaluations) - self._saved_at >= self.every or agent.checkpoint_each_callback:
+            self.save(agent)
+
+    def save(self, agent: Any, in_flight: Sequence[Sequence[int]] = ()) -> None:
+        if self.path is None:
+            return
+        m = self.monitor
+        checkpoint.save({"agent": agent.state_dict(), "in_flight": [list(d) for d in in_flight],
+                         "monitor": {"env_steps": m.env_steps, "episodes": m.episodes,
+                                     "wall_seconds": m.wall_seconds}}, self.path)
+        self._saved_at = len(m.evaluations)
+
+    def restore(self, agent: Any, stored: StoredEvaluator) -> list[list[int]]:
+        """Pick up a killed run: the agent and the counters from the checkpoint, the paid
+        evaluations from the store; returns what was in flight, to be evaluated again."""
+        if self.path is None or not self.path.is_file():
+            return []
+        state = checkpoint.load(self.path)
+        agent.load_state_dict(state["agent"])
+        self.monitor.restore(stored.store.history(stored.fingerprint, run=stored.run), **state["monitor"])
+        self._saved_at = len(self.monitor.evaluations)
+        return state.get("in_flight", [])
+
+
+class AsyncSearch:
+    """Drive an architecture-proposing agent with ``pool.workers`` evaluations in flight.
+
+    Before each proposal the agent's ``in_flight`` holds what is being evaluated, so an
+    agent that reads it proposes something else; a proposal of an architecture in flight
+    waits for that result (a free repeat), one already in the store is answered at once.
+    A result is committed, then replayed through the env (answered by the store, so the
+    monitor counts it once) and shown to the agent.
+    """
+
+    def __init__(self, agent: Any, pool: Pool, stored: StoredEvaluator):
+        self.agent, self.pool, self.stored = agent, pool, stored
+        self.space = agent.nas_env().space
+        self.waiting: dict[str, list[tuple[int, ...]]] = {}  # arch -> its proposals; the first is submitted
+
+    def in_flight(self) -> list[list[int]]:
+        """What is being evaluated, for the checkpoint: a resumed run evaluates it again."""
+        return [list(proposals[0]) for proposals in self.waiting.values()]
+
+    def learn(self, budget: Budget, callback: Callable[[Any], None] | None = None,
+              resumed: Sequence[Sequence[int]] = ()) -> None:
+        """Search until the budget is spent; ``resumed`` is :meth:`in_flight` of a killed
+        run's checkpoint. ``callback(agent)`` runs after every result, before anything new
+        is proposed: the driver checkpoints there."""
+        agent, pool = self.agent, self.pool
+        for decisions in resumed:
+            self._offer(tuple(decisions))
+        exhausted = False
+        while True:
+            repeats = 0  # proposals of what is in flight: they wait, and the agent learns nothing meanwhile
+            while pool.free and self._room(budget) and not exhausted:
+                decisions = agent.propose()
+                if decisions is None:
+                    exhausted = True  # the agent has nothing left to try
+                    break
+                repeats += self._offer(tuple(decisions)) == "waits"
+                if repeats >= pool.workers:
+                    break  # let a result change the agent before it proposes more of the same
+            if not self.waiting:
+                return
+            for outcome in pool.wait():
+                self.stored.record(as_evaluation(outcome))
+                self._settle(self.waiting.pop(outcome.key))
+                if callback is not None:
+                    callback(agent)
+
+    def _room(self, budget: Budget) -> bool:
+        """Whether another evaluation fits: done + in flight stays within the budget."""
+        env = self.agent.env
+        return env.within(budget) and (budget.evaluations is None
+                                       or len(env.evaluations) + len(self.waiting) < budget.evaluations)
+
+    def _offer(self, decisions: tuple[int, ...]) -> str:
+        """Send a proposal on its way: ``"submitted"`` (a new evaluation), ``"stored"``
+        (evaluated before: answered free, now) or ``"waits"`` (in flight: answered with it)."""
+        arch = self.space.to_string(decisions)
+        if arch in self.waiting:
+            self.waiting[arch].append(decisions)
+            return "waits"
+        if self.stored.lookup(arch) is not None:
+            self._settle([decisions])
+            return "stored"
+        self.waiting[arch] = [decisions]
+        self.agent.in_flight.add(decisions)
+        self.pool.submit(arch, "evaluate", arch)
+        return "submitted"
+
+    def _settle(self, proposals: list[tuple[int, ...]]) -> None:
+        """Replay each proposal through the env (the store answers it: the monitor counts the
+        first as this run's evaluation, the others as repeats) and show the agent its score."""
+        for decisions in proposals:
+            self.agent.in_flight.discard(decisions)
+            self.agent.learn_from(decisions, self.agent.play(decisions))

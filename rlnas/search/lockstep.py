@@ -1,0 +1,79 @@
+"""Lock-step: the driver's way of running agents that step a vector env (PPO, A2C, DQN)
+with several evaluations at once.
+
+One NASEnv per worker, stepped together (``AutoresetMode.SAME_STEP``); the architectures a
+step completes are evaluated at once on the pool, and the step waits for the slowest of
+them. Workers idle while their envs are mid-cell (``parallel/busy_fraction`` shows the
+cost; docs/benchmarks.md measures it). An episode whose architecture the budget does not
+pay for is cut instead of evaluated (``truncated``, reward 0, ``info["over_budget"]``), so
+the budget is exact; agents stop at the budget, before learning from a cut episode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from copy import deepcopy
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector.utils import concatenate
+
+from rlnas.core.store import Evaluation
+from rlnas.evaluators.base import failed
+from rlnas.evaluators.stored import StoredEvaluator
+from rlnas.execution.pool import Outcome, Pool
+
+
+class LockStepEnvs(gym.vector.SyncVectorEnv):
+    """NASEnvs stepped together, their evaluations done at once.
+
+    Before a step, ``settle(archs)`` gets the distinct architectures the step completes; it
+    evaluates those the budget still pays for (on the pool, :func:`evaluate_all`), commits
+    them to the store and returns them; the sub-envs' terminal steps then find them there.
+    """
+
+    def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], settle: Callable[[list[str]], list[str]]):
+        super().__init__(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        self.settle = settle
+
+    def step(self, actions):
+        actions = np.asarray(actions)
+        completing = {}  # sub-env -> the architecture its action completes
+        for i, (env, action) in enumerate(zip(self.envs, actions, strict=True)):
+            nas, action = env.unwrapped, int(action)
+            if len(nas.decisions) + 1 == nas.space.num_decisions and action in nas.space.legal_choices(nas.decisions):
+                completing[i] = nas.space.to_string((*nas.decisions, action))
+        paid = set(self.settle(list(dict.fromkeys(completing.values()))))
+
+        infos: dict[str, Any] = {}
+        for i, (env, action) in enumerate(zip(self.envs, actions, strict=True)):
+            if i in completing and completing[i] not in paid:
+                cut = {"action_mask": np.zeros(self.single_action_space.n, np.int8), "over_budget": True}
+                result = (self._env_obs[i], 0.0, False, True, cut)
+            else:
+                result = env.step(action)
+            self._env_obs[i], self._rewards[i], self._terminations[i], self._truncations[i], info = result
+            if self._terminations[i] or self._truncations[i]:
+                infos = self._add_info(infos, {"final_obs": self._env_obs[i], "final_info": info}, i)
+                self._env_obs[i], info = env.reset()
+            infos = self._add_info(infos, info, i)
+        self._observations = concatenate(self.single_observation_space, self._env_obs, self._observations)
+        return (deepcopy(self._observations), np.copy(self._rewards), np.copy(self._terminations),
+                np.copy(self._truncations), infos)
+
+
+def evaluate_all(pool: Pool, stored: StoredEvaluator, archs: Sequence[str]) -> None:
+    """Evaluate on ``pool`` those of ``archs`` the store lacks, at once, and commit them; a
+    call that failed for good is recorded as a failed evaluation."""
+    for arch in archs:
+        if stored.lookup(arch) is None:
+            pool.submit(arch, "evaluate", arch)
+    while pool.in_flight:
+        for outcome in pool.wait():
+            stored.record(as_evaluation(outcome))
+
+
+def as_evaluation(outcome: Outcome) -> Evaluation:
+    """A pool's outcome of ``evaluate`` as the evaluation it is, or a failed one saying why."""
+    return outcome.value if outcome.error is None else failed(outcome.key, outcome.error)

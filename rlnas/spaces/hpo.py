@@ -1,0 +1,368 @@
+"""Hyperparameter search spaces in NNI's JSON format, as a :class:`~rlnas.spaces.SearchSpace`.
+
+NNI made this format the common one (its project was archived in 2024); a space written
+for NNI loads here unchanged::
+
+    {"lr":         {"_type": "loguniform", "_value": [1e-4, 1e-1]},
+     "batch_size": {"_type": "choice",     "_value": [32, 64, 128]},
+     "optimizer":  {"_type": "choice",     "_value": [
+         {"_name": "sgd", "momentum": {"_type": "uniform", "_value": [0.0, 0.99]}},
+         {"_name": "adam"}]}}
+
+The ten types keep NNI's semantics (:meth:`HPOSpace.sample_parameters` draws from them
+exactly), and a trial receives the dict NNI would hand it: a nested choice's value is the
+chosen option's dict, ``{"_name": "sgd", "momentum": 0.9}``.
+
+For an agent, every hyperparameter is one decision over a finite grid, so every agent
+(masks included) runs on it unchanged:
+
+* ``choice``: its options; ``randint [lower, upper)``: its integers, or ``levels`` of them
+  evenly spread when there are more;
+* ``quniform`` and ``qloguniform``: exactly the values they can take,
+  ``clip(round(x / q) * q, low, high)``;
+* ``uniform`` / ``loguniform``: ``levels`` points from low to high, evenly / log-spaced;
+* ``normal`` and ``lognormal``: the ``levels`` quantiles at ``(i + 1/2) / levels`` (equal
+  probability between neighbours; an unbounded range has no ends to space evenly), rounded
+  to multiples of ``q`` for ``qnormal`` / ``qlognormal``.
+
+Decisions come in the order the space lists its keys, depth first: a nested choice's
+sub-hyperparameters come right after it, option by option. One that its parent did not
+choose is left out of the parameter dict, and its step has a single legal action (0), as
+the mask shows. The canonical string of a point, the store's key, is its parameter dict as
+JSON with sorted keys.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import yaml
+
+from rlnas.core.settings import MISSING, Range, setting
+from rlnas.spaces.base import Decisions, SearchSpace, SpaceConfig
+
+# _type -> the names of its _value's numbers (choice takes a list of options instead)
+ARGUMENTS = {
+    "randint": ("lower", "upper"),
+    "uniform": ("low", "high"),
+    "quniform": ("low", "high", "q"),
+    "loguniform": ("low", "high"),
+    "qloguniform": ("low", "high", "q"),
+    "normal": ("mu", "sigma"),
+    "qnormal": ("mu", "sigma", "q"),
+    "lognormal": ("mu", "sigma"),
+    "qlognormal": ("mu", "sigma", "q"),
+}
+TYPES = ("choice", *ARGUMENTS)
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """One decision: ``key`` in its dict, at ``path`` (for messages), active when the
+    choice at index ``parent`` took option ``option`` (``parent`` is None at top level)."""
+
+    path: str
+    key: str
+    type: str
+    grid: tuple  # what each action sets it to; for a choice, the options (dicts for nested ones)
+    parent: int | None
+    option: int | None
+
+
+def load_search_space(source: str | Path | Mapping) -> dict:
+    """A search space from a dict or a ``.json`` / ``.yaml`` file, as a plain dict."""
+    if isinstance(source, Mapping):
+        return dict(source)
+    path = Path(source)
+    if path.suffix not in (".json", ".yaml", ".yml"):
+        raise ValueError(f"search space {str(path)!r}: expected a .json, .yaml or .yml file")
+    if not path.is_file():
+        raise FileNotFoundError(f"search space {str(path)!r}: no such file")
+    text = path.read_text()
+    try:
+        space = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise ValueError(f"search space {str(path)!r} is not valid {path.suffix[1:].upper()}: {err}") from err
+    if not isinstance(space, dict):
+        raise ValueError(f"search space {str(path)!r}: expected a mapping of names to "
+                         f"{{'_type': ..., '_value': ...}}, got {type(space).__name__}")
+    return space
+
+
+@dataclass
+class HPOConfig(SpaceConfig):
+    # A path from the command line; a dict from Python (or a saved model's config) is the space itself.
+    search_space: Any = setting(MISSING, "a .json or .yaml file in NNI's search-space format (from Python, "
+                                         "the space itself as a dict)")
+    levels: int = setting(16, "grid points of each range (uniform, loguniform, normal, ...); q types and "
+                              "choices take their exact values", Range(2, integer=True))
+
+
+class HPOSpace(SearchSpace):
+    """An NNI-format search space; ``levels`` is the grid's resolution for ranges."""
+
+    Config = HPOConfig
+    name = "hpo"
+
+    def __init__(self, search_space: str | Path | Mapping | None = None, *, config: HPOConfig | None = None,
+                 **settings: Any):
+        if search_space is not None:
+            settings["search_space"] = search_space
+        super().__init__(config=config, **settings)
+        self.spec, self.levels = load_search_space(self.config.search_space), self.config.levels
+        if not self.spec:
+            raise ValueError("search space is empty: give at least one hyperparameter")
+        self.params: list[Hyperparameter] = []
+        self._size = self._add_level(self.spec, "", None, None)
+        self.num_decisions = len(self.params)
+        self.max_choices = max(len(p.grid) for p in self.params)
+
+    # -- reading the space ----------------------------------------------------------------
+    def _add_level(self, spec: Mapping, prefix: str, parent: int | None, option: int | None) -> int:
+        """Add the hyperparameters of one dict level; return how many points it holds."""
+        size = 1
+        for key, entry in spec.items():
+            if key == "_name":
+                continue
+            path = f"{prefix}{key}"
+            kind, value = _entry(path, entry)
+            index = len(self.params)
+            if kind == "choice":
+                self.params.append(Hyperparameter(path, key, kind, tuple(value), parent, option))
+                points = 0  # a nested option's sub-hyperparameters follow its choice, option by option
+                for i, o in enumerate(value):
+                    points += self._add_level(o, f"{path} > {o['_name']} > ", index, i) if isinstance(o, dict) else 1
+                size *= points
+            else:
+                grid = _grid(path, kind, value, self.levels)
+                self.params.append(Hyperparameter(path, key, kind, grid, parent, option))
+                size *= len(grid)
+        return size
+
+    # -- SearchSpace ----------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def decision_names(self) -> list[str]:
+        return [p.path for p in self.params]
+
+    def choice_names(self, step: int) -> list[str]:
+        return [_show(v) for v in self.params[step].grid]
+
+    def active(self, prefix: Sequence[int]) -> list[bool]:
+        """Which of the first ``len(prefix) + 1`` hyperparameters the decisions so far use."""
+        flags: list[bool] = []
+        for step in range(min(len(prefix) + 1, self.num_decisions)):
+            p = self.params[step]
+            flags.append(p.parent is None or (flags[p.parent] and prefix[p.parent] == p.option))
+        return flags
+
+    def legal_choices(self, prefix: Sequence[int]) -> range:
+        step = len(prefix)
+        return range(len(self.params[step].grid)) if self.active(prefix)[step] else range(1)
+
+    def illegal_message(self, step: int, choice: int, prefix: Sequence[int]) -> str:
+        if not self.active(prefix)[step]:
+            p = self.params[step]
+            return (f"hpo: {p.path} is not used (its choice {self.params[p.parent].path} took another option): "
+                    f"its only legal action is 0, got {choice}")
+        return super().illegal_message(step, choice, prefix)
+
+    def parameters(self, arch: str) -> dict[str, Any]:
+        """The parameter dict a trial receives for the canonical string ``arch``."""
+        return self.to_parameters(self.from_string(arch))
+
+    def to_parameters(self, decisions: Sequence[int]) -> dict[str, Any]:
+        decisions = self.validate(decisions)
+        flags = self.active(decisions[:-1])
+        levels: dict[int | None, dict[str, Any]] = {None: {}}
+        for step, (p, choice) in enumerate(zip(self.params, decisions, strict=True)):
+            if not flags[step]:
+                continue
+            value = p.grid[choice]
+            if isinstance(value, dict):  # a nested choice: its chosen option's dict, filled in below
+                value = levels[step] = {"_name": value["_name"]}
+            levels[p.parent][p.key] = value
+        return levels[None]
+
+    def to_string(self, decisions: Sequence[int]) -> str:
+        return json.dumps(self.to_parameters(decisions), sort_keys=True, separators=(",", ":"))
+
+    def from_string(self, arch: str) -> Decisions:
+        try:
+            params = json.loads(arch)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"hpo: {arch!r} is not a JSON parameter dict: {err}") from err
+        if not isinstance(params, dict):
+            raise ValueError(f"hpo: {arch!r} is not a JSON parameter dict")
+        return self.from_parameters(params)
+
+    def from_parameters(self, params: Mapping[str, Any]) -> Decisions:
+        """The decisions of a parameter dict whose every value is on the grid; raises
+        naming the first key that is missing, unknown or off the grid."""
+        decisions: list[int] = []
+        dicts: dict[int | None, Mapping[str, Any]] = {None: params}
+        for step, p in enumerate(self.params):
+            if not self.active(decisions)[step]:
+                decisions.append(0)
+                continue
+            here = dicts[p.parent]
+            if p.key not in here:
+                raise ValueError(f"hpo: parameter {p.path} is missing")
+            choice = _grid_index(p, here[p.key])
+            if isinstance(p.grid[choice], dict):
+                dicts[step] = here[p.key]
+            decisions.append(choice)
+        for parent, here in dicts.items():
+            known = {p.key for p in self.params
+                     if p.parent == parent and (parent is None or p.option == decisions[parent])}
+            unknown = sorted(set(here) - known - ({"_name"} if parent is not None else set()))
+            if unknown:
+                where = "" if parent is None else f" under {self.params[parent].path}"
+                raise ValueError(f"hpo: unknown parameter {unknown[0]!r}{where}; the space has "
+                                 f"{', '.join(sorted(known)) or 'none there'}")
+        return tuple(decisions)
+
+    # -- NNI's own distributions ----------------------------------------------------------
+    def sample_parameters(self, rng: np.random.Generator) -> dict[str, Any]:
+        """A point drawn as NNI's random tuner draws it (off the grid for ranges)."""
+        return _sample_level(self.spec, rng)
+
+
+# ---------------------------------------------------------------------------------------
+def _entry(path: str, entry: Any) -> tuple[str, list]:
+    """Check one ``{"_type": ..., "_value": ...}``; return the type and its value."""
+    if not isinstance(entry, Mapping) or "_type" not in entry or "_value" not in entry:
+        raise ValueError(f"search space: {path}: expected {{'_type': ..., '_value': ...}}, got {entry!r}")
+    extra = sorted(set(entry) - {"_type", "_value"})
+    if extra:
+        raise ValueError(f"search space: {path}: unknown key {extra[0]!r}; an entry has only '_type' and '_value'")
+    kind, value = entry["_type"], entry["_value"]
+    if kind not in TYPES:
+        raise ValueError(f"search space: {path}: unknown _type {kind!r}; allowed: {', '.join(TYPES)}")
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"search space: {path}: _value of {kind} must be a list, got {value!r}")
+    if kind == "choice":
+        _check_options(path, value)
+        return kind, list(value)
+    names = ARGUMENTS[kind]
+    if len(value) != len(names) or not all(_is_number(v) for v in value):
+        raise ValueError(f"search space: {path}: _value of {kind} is [{', '.join(names)}] "
+                         f"({len(names)} numbers), got {list(value)!r}")
+    args = dict(zip(names, value, strict=True))
+    if kind == "randint":
+        if not all(float(v).is_integer() for v in value):
+            raise ValueError(f"search space: {path}: randint's lower and upper must be integers, got {list(value)!r}")
+        value = [int(v) for v in value]
+    if "low" in args and not args["low"] < args["high"]:
+        raise ValueError(f"search space: {path}: {kind} needs low < high, got low={args['low']}, high={args['high']}")
+    if kind == "randint" and not value[0] < value[1]:
+        raise ValueError(f"search space: {path}: randint needs lower < upper (upper is excluded), got {value!r}")
+    if kind.startswith(("loguniform", "qloguniform")) and args["low"] <= 0:
+        raise ValueError(f"search space: {path}: {kind} needs low > 0 (it is log-spaced), got low={args['low']}")
+    if "sigma" in args and args["sigma"] <= 0:
+        raise ValueError(f"search space: {path}: {kind} needs sigma > 0, got sigma={args['sigma']}")
+    if "q" in args and args["q"] <= 0:
+        raise ValueError(f"search space: {path}: {kind} needs q > 0, got q={args['q']}")
+    return kind, list(value)
+
+
+def _check_options(path: str, options: Sequence) -> None:
+    if not options:
+        raise ValueError(f"search space: {path}: a choice needs at least one option")
+    names = []
+    for i, option in enumerate(options):
+        if isinstance(option, Mapping):
+            if not isinstance(option.get("_name"), str):
+                raise ValueError(f"search space: {path}: option {i} is a nested space and needs a '_name' "
+                                 f"(a string naming it), got {option!r}")
+            names.append(option["_name"])
+    if len(set(names)) < len(names):
+        raise ValueError(f"search space: {path}: the nested options' _name values must differ, got {names}")
+    values = [json.dumps(o, sort_keys=True) for o in options]
+    if len(set(values)) < len(values):
+        raise ValueError(f"search space: {path}: a choice's options must differ, got {list(options)!r}")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _tidy(x: float) -> float:
+    """12 significant digits: 0.1 * 3 is 0.3 here, so strings and dicts stay canonical."""
+    return float(f"{x:.12g}")
+
+
+def _quantised(values: np.ndarray, q: float, low: float = -math.inf, high: float = math.inf) -> tuple:
+    return tuple(dict.fromkeys(_tidy(min(max(round(v / q) * q, low), high)) for v in values))
+
+
+def _grid(path: str, kind: str, value: list, levels: int) -> tuple:
+    if kind == "randint":
+        lower, upper = value
+        return tuple(dict.fromkeys(round(float(v)) for v in np.linspace(lower, upper - 1, min(levels, upper - lower))))
+    if kind in ("quniform", "qloguniform"):
+        low, high, q = value
+        steps = np.arange(round(low / q), round(high / q) + 1) * q
+        return _quantised(steps, q, low, high)
+    if kind == "uniform":
+        return tuple(_tidy(v) for v in np.linspace(value[0], value[1], levels))
+    if kind == "loguniform":
+        return tuple(_tidy(v) for v in np.geomspace(value[0], value[1], levels))
+    mu, sigma = value[:2]
+    normal = np.array([NormalDist(mu, sigma).inv_cdf((i + 0.5) / levels) for i in range(levels)])
+    points = np.exp(normal) if kind.endswith("lognormal") else normal
+    if kind.startswith("q"):
+        return _quantised(points, value[2])
+    return tuple(_tidy(v) for v in points)
+
+
+def _grid_index(p: Hyperparameter, value: Any) -> int:
+    """Which action sets ``p`` to ``value``; raises listing the values the grid holds."""
+    for i, option in enumerate(p.grid):
+        if isinstance(option, dict):
+            found = isinstance(value, Mapping) and value.get("_name") == option["_name"]
+        elif _is_number(option) and _is_number(value):  # 0.001 written by hand is 1e-3 on the grid
+            found = math.isclose(option, value, rel_tol=1e-9, abs_tol=1e-12)
+        else:
+            found = type(option) is type(value) and option == value
+        if found:
+            return i
+    shown = ", ".join(_show(v) for v in p.grid[:20]) + (", ..." if len(p.grid) > 20 else "")
+    raise ValueError(f"hpo: {p.path}={value!r} is not one of its values: {shown}")
+
+
+def _show(value: Any) -> str:
+    return value["_name"] if isinstance(value, dict) else str(value)
+
+
+def _sample_level(spec: Mapping, rng: np.random.Generator) -> dict[str, Any]:
+    return {key: _sample(entry, rng) for key, entry in spec.items() if key != "_name"}
+
+
+def _sample(entry: Mapping, rng: np.random.Generator) -> Any:
+    kind, value = entry["_type"], entry["_value"]
+    if kind == "choice":
+        option = value[int(rng.integers(len(value)))]
+        return {"_name": option["_name"], **_sample_level(option, rng)} if isinstance(option, dict) else option
+    if kind == "randint":
+        return int(rng.integers(value[0], value[1]))
+    if kind in ("uniform", "quniform"):
+        x = rng.uniform(value[0], value[1])
+    elif kind in ("loguniform", "qloguniform"):
+        x = math.exp(rng.uniform(math.log(value[0]), math.log(value[1])))
+    else:
+        x = rng.normal(value[0], value[1])
+        x = math.exp(x) if kind.endswith("lognormal") else x
+    if not kind.startswith("q"):
+        return float(x)
+    low, high = (value[0], value[1]) if "uniform" in kind else (-math.inf, math.inf)
+    return _tidy(min(max(round(x / value[2]) * value[2], low), high))
