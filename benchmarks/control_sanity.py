@@ -27,34 +27,16 @@ import torch
 
 from rlnas.agents import make_agent
 from rlnas.core.logger import Logger
-from rlnas.envs.monitor import Budget
+from rlnas.core.registry import AGENTS
+from rlnas.envs.monitor import Budget, SearchMonitor, VectorSearchMonitor
 
-# RL-Zoo's tuned CartPole-v1 settings (rl-baselines3-zoo hyperparams/{ppo,a2c,dqn}.yml)
-SETTINGS = {
-    "ppo": dict(steps=100_000, n_envs=8, ours=dict(policy="mlp", hidden_sizes=(64, 64), learning_rate=1e-3,
-                                                    n_steps=32, batch_size=256, n_epochs=20, gamma=0.98,
-                                                    gae_lambda=0.8, clip_range=0.2, ent_coef=0.0, anneal=True)),
-    "a2c": dict(steps=500_000, n_envs=8, ours=dict(policy="mlp", hidden_sizes=(64, 64), learning_rate=7e-4,
-                                                    n_steps=5, gamma=0.99, gae_lambda=1.0, ent_coef=0.0)),
-    "dqn": dict(steps=50_000, n_envs=1, ours=dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000,
-                                                   learning_starts=1000, gamma=0.99, target_update_interval=10,
-                                                   train_freq=256, gradient_steps=128, exploration_fraction=0.16,
-                                                   exploration_final_eps=0.04, hidden_sizes=(256, 256))),
-    # the paper's Rainbow: noisy nets explore, no epsilon
-    "rainbow": dict(steps=50_000, n_envs=1, ours=dict(learning_rate=1e-3, gamma=0.99, v_min=0.0, v_max=100.0,
-                                                       learning_starts=1000, target_update_interval=500,
-                                                       buffer_size=50_000, batch_size=64, train_freq=1,
-                                                       gradient_steps=1, hidden_sizes=(128, 128),
-                                                       exploration_initial_eps=0.0, exploration_final_eps=0.0)),
-    # Dreamer scaled down for a 4-dimensional observation: papers' losses and schedule, small
-    # networks, a high train ratio (one update per 10 steps), faster learning rates.
-    **{name: dict(steps=100_000, n_envs=1, stop_at_target=True,
-                  ours=dict(deter_size=128, hidden_size=128, units=128, stoch_size=16 if v == 2 else 30,
-                            classes=16 if v == 2 else 1, batch_size=16, seq_len=32, train_every=10, train_steps=1,
-                            prefill=2000, gamma=0.99, model_lr=1e-3, actor_lr=3e-4, critic_lr=3e-4,
-                            free_nats=1.0, kl_scale=1.0, entropy=1e-3, buffer_size=100_000))
-       for v, name in ((1, "dreamer_v1"), (2, "dreamer_v2"))},
-}
+# Each agent's "cartpole" preset: RL-Zoo's tuned CartPole-v1 settings for PPO, A2C and DQN
+# (rl-baselines3-zoo hyperparams/{ppo,a2c,dqn}.yml), the paper's Rainbow (noisy nets explore,
+# no epsilon), Dreamer scaled down for a 4-dimensional observation. Here: the budget and envs.
+SETTINGS = {"ppo": dict(steps=100_000, n_envs=8), "a2c": dict(steps=500_000, n_envs=8),
+            "dqn": dict(steps=50_000, n_envs=1), "rainbow": dict(steps=50_000, n_envs=1),
+            "dreamer_v1": dict(steps=100_000, n_envs=1, stop_at_target=True),
+            "dreamer_v2": dict(steps=100_000, n_envs=1, stop_at_target=True)}
 
 
 class Reached(Exception):
@@ -97,8 +79,9 @@ def run_ours(algo: str, seed: int) -> dict:
     envs = gym.make("CartPole-v1") if algo.startswith("dreamer") else gym.make_vec(
         "CartPole-v1", num_envs=cfg["n_envs"], vectorization_mode="sync",
         vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
-    agent = make_agent(algo, envs, seed=seed, **cfg["ours"], preset=None)
-    agent.env.logger = log = EpisodeReturns()
+    log = EpisodeReturns()
+    monitor = SearchMonitor(envs, logger=log) if algo.startswith("dreamer") else VectorSearchMonitor(envs, logger=log)
+    agent = make_agent(algo, monitor, seed=seed, preset="cartpole")
 
     def stop_at_target(_agent) -> None:
         if cfg.get("stop_at_target") and first_reach(log.history) is not None:
@@ -117,7 +100,7 @@ def run_sb3(algo: str, seed: int) -> dict:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
-    cfg, ours = SETTINGS[algo], SETTINGS[algo]["ours"]
+    cfg, ours = SETTINGS[algo], vars(AGENTS.get(algo).Config.make(None, "cartpole"))
     envs = make_vec_env("CartPole-v1", n_envs=cfg["n_envs"], seed=seed)
     history: list[tuple[int, float]] = []
 

@@ -59,7 +59,7 @@ def main() -> None:
         for env_id, space, evaluator in (
             ("rlnas/NB201-v0", nb201, TabularEvaluator()),
             ("rlnas/NASNet-v0", make_space("nasnet"),
-             CallableEvaluator(make_space("nasnet"), lambda arch: 0.0, name="zero")),
+             CallableEvaluator(make_space("nasnet"), lambda arch: 0.0, label="zero")),
         ):
             actions = episodes_of_actions(space, 500, seed=1)
             env = gym.make(env_id, evaluator=evaluator, store=Path(tmp) / f"{space.name}.sqlite")

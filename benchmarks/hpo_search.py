@@ -26,11 +26,10 @@ import numpy as np
 import torch
 
 from rlnas.agents import make_agent
-from rlnas.config import agent_config
 from rlnas.envs import NASEnv
+from rlnas.envs.monitor import Budget
 from rlnas.evaluators import CallableEvaluator
 from rlnas.spaces.hpo import HPOSpace, load_search_space
-from rlnas.envs.monitor import Budget
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = ROOT / "examples" / "digits_svc.json"
@@ -86,7 +85,7 @@ def one_run(task: tuple[str, int, int]) -> dict:
         val, test = [r["default"] for r in results], [r["test_acc"] for r in results]
     else:
         space = HPOSpace(SPACE)
-        agent = make_agent(method, NASEnv(space, CallableEvaluator(space, score, name="digits_svc")), seed=seed)
+        agent = make_agent(method, NASEnv(space, CallableEvaluator(space, score, label="digits_svc")), seed=seed)
         agent.learn(Budget(evaluations=trials, patience=5000))
         val = [e.score for e in agent.env.evaluations]
         test = [e.metrics.get("test_acc", np.nan) for e in agent.env.evaluations]

@@ -2,8 +2,8 @@
 ``reward=constrained`` finds a cell within 1 point of the most accurate cell within the target.
 
 Each (table, agent, seed) is the search ``python train.py agent=NAME reward=constrained
-reward.target.params=TARGET budget.evaluations=BUDGET seed=SEED`` makes (conf/agent and
-conf/reward settings; no runner around it). Per (table, agent) it prints the fraction of
+reward.target.params=TARGET budget.evaluations=BUDGET seed=SEED`` makes, built and driven
+in memory. Per (table, agent) it prints the fraction of
 runs whose best cell within the target has a validation accuracy at most ``--tolerance``
 points below the table's best within it (95 % Wilson interval), that best cell's mean
 validation accuracy, and seconds per run.
@@ -15,33 +15,25 @@ validation accuracy, and seconds per run.
 from __future__ import annotations
 
 import argparse
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import torch
-from nb201_search import PATIENCE, load_table, wilson
-from omegaconf import OmegaConf
+from nb201_search import load_table, search_overrides, wilson
 
-from rlnas.agents import make_agent
-from rlnas.config import CONF, agent_config
+from rlnas.cli.train import compose
 from rlnas.networks.costs import nb201_costs
-from rlnas.envs import NASEnv
-from rlnas.envs.monitor import Budget
-from rlnas.search.rewards import make_reward
+from rlnas.search.build import build
+from rlnas.search.runner import drive
 
 
 def one_run(task: tuple[str | None, str, float, int, int]) -> dict:
     path, name, target, budget, seed = task
-    torch.set_num_threads(1)
-    settings = OmegaConf.to_container(OmegaConf.create((CONF / "reward" / "constrained.yaml").read_text()))
-    reward = make_reward(**{**settings, "target": {"params": target}})
-    start = time.perf_counter()
-    agent = make_agent(name, NASEnv("nb201", load_table(path), reward=reward), seed=seed)
-    agent.learn(Budget(evaluations=budget, patience=PATIENCE))
-    within = [e.score for e in agent.env.evaluations if e.metrics["params"] <= target]
-    return {"best_within": max(within, default=0.0), "seconds": time.perf_counter() - start}
+    search = build(compose([*search_overrides(path, name, seed, []), "reward=constrained",
+                            f"reward.target.params={target}", f"budget.evaluations={budget}"]))
+    drive(search)
+    within = [e.score for e in search.monitor.evaluations if e.metrics["params"] <= target]
+    return {"best_within": max(within, default=0.0), "seconds": search.monitor.wall_seconds}
 
 
 def main() -> None:

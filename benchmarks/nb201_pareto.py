@@ -11,8 +11,8 @@ whatever reward steered it. Per (table, method) it prints, over seeds:
   would cover nearly all of the area, so nothing would tell searches apart;
 * the fraction of the true front's cells the search evaluated.
 
-Methods: ``random``; our agents under ``reward=scalarized`` (conf/reward/scalarized.yaml:
-one configuration for every table) and Dreamer V2 under ``reward=constrained`` at four
+Methods: ``random``; our agents under ``reward=scalarized`` (its defaults: one
+configuration for every table) and Dreamer V2 under ``reward=constrained`` at four
 targets (0.25, 0.5, 0.75 and 1 M parameters, a quarter of the budget each, the fronts
 joined); Optuna's ``NSGAIISampler`` and its multi-objective ``TPESampler`` (MOTPE), both
 asked for the six edges define-by-run, told (accuracy, parameters), repeats told again free.
@@ -26,39 +26,27 @@ from __future__ import annotations
 import argparse
 import time
 from concurrent.futures import ProcessPoolExecutor
-from functools import cache
 from pathlib import Path
 
 import numpy as np
-import torch
-import yaml
-from omegaconf import OmegaConf
+from nb201_search import load_table, search_overrides
 
-from rlnas.agents import make_agent
-from rlnas.config import CONF, agent_config
+from rlnas.cli.train import compose
 from rlnas.networks.costs import nb201_costs
-from rlnas.envs import NASEnv
-from rlnas.evaluators import TabularEvaluator
-from rlnas.envs.monitor import Budget
+from rlnas.search.build import build
 from rlnas.search.pareto import hypervolume, pareto_front
-from rlnas.search.rewards import Reward, make_reward
+from rlnas.search.runner import drive
 from rlnas.spaces import NB201Space
 
-PATIENCE = yaml.safe_load((CONF / "config.yaml").read_text())["budget"]["patience"]
-SCALARIZED = OmegaConf.to_container(OmegaConf.create((CONF / "reward" / "scalarized.yaml").read_text()))
 TARGETS = (2.5e5, 5e5, 7.5e5, 1e6)
 METHODS = ("random", "evolution", "ppo", "dreamer_v2", "dreamer_v2-constrained", "nsga2", "motpe")
 
 
-@cache
-def load_table(path: str | None) -> TabularEvaluator:
-    return TabularEvaluator(path)
-
-
-def agent_points(path: str | None, name: str, seed: int, budget: int, reward: Reward) -> list[tuple[float, float]]:
-    agent = make_agent(name, NASEnv("nb201", load_table(path), reward=reward), seed=seed)
-    agent.learn(Budget(evaluations=budget, patience=PATIENCE))
-    return [(e.score, e.metrics["params"]) for e in agent.env.evaluations]
+def agent_points(path: str | None, name: str, seed: int, budget: int, *reward: str) -> list[tuple[float, float]]:
+    """The search train.py makes with ``reward`` (its overrides), built and driven in memory."""
+    search = build(compose([*search_overrides(path, name, seed, []), f"budget.evaluations={budget}", *reward]))
+    drive(search)
+    return [(e.score, e.metrics["params"]) for e in search.monitor.evaluations]
 
 
 def optuna_points(path: str | None, sampler_name: str, seed: int, budget: int) -> list[tuple[float, float]]:
@@ -83,17 +71,16 @@ def optuna_points(path: str | None, sampler_name: str, seed: int, budget: int) -
 
 def one_run(task: tuple[str | None, str, int, int]) -> dict:
     path, method, seed, budget = task
-    torch.set_num_threads(1)
     start = time.perf_counter()
     if method in ("nsga2", "motpe"):
         points = optuna_points(path, method, seed, budget)
     elif method == "dreamer_v2-constrained":
         points = [p for target in TARGETS for p in agent_points(
-            path, "dreamer_v2", seed, budget // len(TARGETS), make_reward("constrained", target={"params": target}))]
+            path, "dreamer_v2", seed, budget // len(TARGETS), "reward=constrained", f"reward.target.params={target}")]
     elif method == "random":
-        points = agent_points(path, method, seed, budget, Reward())
+        points = agent_points(path, method, seed, budget)
     else:
-        points = agent_points(path, method, seed, budget, make_reward(**SCALARIZED))
+        points = agent_points(path, method, seed, budget, "reward=scalarized")
     return {"points": points, "seconds": time.perf_counter() - start}
 
 

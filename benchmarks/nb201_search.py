@@ -18,75 +18,53 @@ one line per agent, one panel per table) into ``--plot``.
         [--first-seed 0] [--budgets 50 100 150] [--parallel 1 4 8] [--jobs 2] [--plot docs/nb201_anytime.png]
         [--set KEY=VALUE ...]
 
-``--parallel N`` runs the search as ``train.py parallel=N`` makes it, with N equal workers
-simulated in the run's process (rlnas.parallel.SimulatedPool): every proposal is made with
+Every run is the search ``train.py agent=NAME seed=S evaluator.table=PATH`` makes, built
+and driven in memory by the same code (rlnas.search.build and runner.drive), with the
+agent's ``nas`` preset: one configuration per agent for every table; ``--set KEY=VALUE``
+overrides one of its settings to measure another. ``--parallel N`` is ``parallel=N
+backend=inline``: N equal workers simulated in the run's process, every proposal made with
 N - 1 results still out, which is what proposing ahead costs, measured without N cores.
 
 ``--table`` repeats (default: the bundled CIFAR-10 table). ``--jobs`` runs seeds side by
 side, one process and one torch thread each; every run depends on its seed alone, so the
-numbers are the same for any ``--jobs``. Agents run with conf/agent/<name>.yaml, the
-settings train.py uses: one configuration per agent for every table; ``--set`` overrides a
-hyperparameter (YAML value) to measure another setting.
+numbers are the same for any ``--jobs``.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from concurrent.futures import ProcessPoolExecutor
-from functools import cache
 from pathlib import Path
 
 import numpy as np
-import torch
-import yaml
 
-from rlnas.agents import agent_class, available_agents, make_agent
-from rlnas.agents.architecture_agent import proposes
-from rlnas.config import CONF, agent_config
-from rlnas.envs import NASEnv
-from rlnas.evaluators import StoredEvaluator, TabularEvaluator
-from rlnas.envs.monitor import Budget, VectorSearchMonitor
-from rlnas.parallel import AsyncSearch, LockStepEnvs, SimulatedPool, evaluate_all
-from rlnas.core.store import EvaluationStore
+from rlnas.agents import available_agents
+from rlnas.cli.train import compose
+from rlnas.evaluators import TabularEvaluator
+from rlnas.search.build import build
+from rlnas.search.runner import drive
 
-PATIENCE = yaml.safe_load((CONF / "config.yaml").read_text())["budget"]["patience"]
 Z95 = 1.959964
 
 
-@cache
 def load_table(path: str | None) -> TabularEvaluator:
     return TabularEvaluator(path)
 
 
-def one_run(task: tuple[str | None, str, int, int, dict, int]) -> dict:
-    """Validation and test accuracy of every distinct evaluation, in the order paid for."""
-    path, name, budget, seed, overrides, parallel = task
-    torch.set_num_threads(1)
-    hparams, limit = {**agent_config(name), **overrides}, Budget(evaluations=budget, patience=PATIENCE)
-    start = time.perf_counter()
-    if parallel == 1:
-        agent = make_agent(name, NASEnv("nb201", load_table(path)), seed=seed, **hparams, preset=None)
-        agent.learn(limit)
-    else:  # `parallel` equal workers, simulated: the search the runner makes with parallel=N
-        stored = StoredEvaluator(load_table(path), EvaluationStore(":memory:"))
-        pool = SimulatedPool(stored.inner, parallel)
-        if proposes(agent_class(name)):
-            agent = make_agent(name, NASEnv("nb201", stored), seed=seed, **hparams, preset=None)
-            AsyncSearch(agent, pool, stored).learn(limit)
-        else:
-            def settle(archs: list[str]) -> list[str]:
-                paid = monitor.affordable(archs, limit)
-                evaluate_all(pool, stored, paid)
-                return paid
+def search_overrides(path: str | None, name: str, seed: int, sets: list[str], parallel: int = 1) -> list[str]:
+    """train.py's overrides for one run of agent ``name`` on the table at ``path``, in memory."""
+    return [f"agent={name}", f"seed={seed}", *(f"agent.{kv}" for kv in sets), f"parallel={parallel}",
+            "backend=inline", "pareto.cost=null", "quiet=true", *([f"evaluator.table={path}"] if path else [])]
 
-            monitor = VectorSearchMonitor(LockStepEnvs([lambda: NASEnv("nb201", stored)] * parallel, settle))
-            agent = make_agent(name, monitor, seed=seed, **hparams, preset=None)
-            agent.learn(limit)
-    seconds = time.perf_counter() - start
-    evaluations = agent.env.evaluations
+
+def one_run(task: tuple[str | None, str, int, int, list[str], int]) -> dict:
+    """Validation and test accuracy of every distinct evaluation, in the order paid for."""
+    path, name, budget, seed, sets, parallel = task
+    search = build(compose([*search_overrides(path, name, seed, sets, parallel), f"budget.evaluations={budget}"]))
+    drive(search)
+    evaluations = search.monitor.evaluations
     return {"val": [e.score for e in evaluations], "test": [e.metrics["test_acc"] for e in evaluations],
-            "seconds": seconds}
+            "seconds": search.monitor.wall_seconds}
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:
@@ -160,15 +138,14 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=None, help="PNG of regret against evaluations")
     parser.add_argument("--parallel", nargs="*", type=int, default=[1],
                         help="architectures in flight (simulated equal workers); a row per value")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="hyperparameter overrides")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="the agent's settings (agent.KEY)")
     args = parser.parse_args()
-    overrides = {key: yaml.safe_load(value) for key, _, value in (kv.partition("=") for kv in args.set)}
 
     tables = args.table or [None]
     names = args.agents or list(available_agents())
     rows = [(name, n) for name in names for n in args.parallel]
     horizon = max(args.budgets)
-    tasks = [(path, name, horizon, seed, overrides, n) for path in tables for name, n in rows
+    tasks = [(path, name, horizon, seed, args.set, n) for path in tables for name, n in rows
              for seed in range(args.first_seed, args.first_seed + args.seeds)]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = iter(pool.map(one_run, tasks))

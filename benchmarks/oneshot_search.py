@@ -2,12 +2,11 @@
 
 Per search space and seed:
 
-* DARTS, GDAS and SNAS (conf/agent/<name>.yaml; ``--epochs`` overrides) train their mixed
+* DARTS, GDAS and SNAS (their ``nas`` presets; ``--epochs`` overrides) train their mixed
   supernet and derive one cell, which is then trained stand-alone by the supernet
-  evaluator's retrain recipe (conf/evaluator/supernet.yaml: ``retrain``) and scored on
-  the test split;
-* REINFORCE and Dreamer V2 search on the supernet evaluator (conf/evaluator/supernet.yaml,
-  in this process) for as long as the one-shot searches took on average in that space,
+  evaluator's retrain recipe (its ``retrain`` settings) and scored on the test split;
+* REINFORCE and Dreamer V2 search on the supernet evaluator (its defaults, hosted in this
+  process) for as long as the one-shot searches took on average in that space,
   then the ``top_k`` cells with the best supernet scores are retrained by the same recipe
   and the one with the best stand-alone validation accuracy counts (train.py's headline).
 
@@ -27,20 +26,22 @@ import time
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from rlnas.agents import make_agent
 from rlnas.agents.darts import parameter_free_fraction
-from rlnas.config import CONF, agent_config, build_evaluator, build_retrain, to_dict
+from rlnas.core.context import RunContext
+from rlnas.core.registry import BACKENDS
+from rlnas.core.store import Evaluation
 from rlnas.envs import NASEnv
 from rlnas.envs.monitor import Budget, SearchMonitor
-from rlnas.runner import retrain_best
+from rlnas.evaluators import SupernetEvaluator
+from rlnas.search.build import retrainer
+from rlnas.search.report import retrain_best
 from rlnas.spaces import make_space
-from rlnas.core.store import Evaluation
 
 ONE_SHOT = ("darts", "gdas", "snas")
 SAMPLED = ("reinforce", "dreamer_v2")
-SUPERNET = OmegaConf.merge(OmegaConf.load(CONF / "evaluator" / "supernet.yaml"), {"device": "cpu", "backend": "inline"})
+INLINE = RunContext(backend=BACKENDS.config("inline"))
 
 
 class TimeUp(Exception):
@@ -51,8 +52,7 @@ def one_shot(space_name: str, method: str, seed: int, epochs: int | None, retrai
     """The derived cell, trained stand-alone (the env's evaluator is the retrain recipe),
     and the search's own seconds (its epochs, without that training)."""
     space = make_space(space_name)
-    hparams = {**agent_config(method), **({"epochs": epochs} if epochs else {})}
-    agent = make_agent(method, NASEnv(space, retrainer), seed=seed, **hparams, preset=None)
+    agent = make_agent(method, NASEnv(space, retrainer), seed=seed, **({"epochs": epochs} if epochs else {}))
     agent.learn(Budget(evaluations=1))
     return agent.env.evaluations[-1], sum(r["seconds"] for r in agent.history)
 
@@ -60,7 +60,7 @@ def one_shot(space_name: str, method: str, seed: int, epochs: int | None, retrai
 def sampled(space_name: str, method: str, seed: int, seconds: float) -> tuple[SearchMonitor, float]:
     """What the search scored on the supernet within ``seconds``, and the seconds it took."""
     space = make_space(space_name)
-    evaluator = build_evaluator({**to_dict(SUPERNET), "seed": seed}, space)
+    evaluator = SupernetEvaluator(space, seed=seed, run=INLINE)
     agent = make_agent(method, NASEnv(space, evaluator), seed=seed)
     start = time.perf_counter()
 
@@ -86,9 +86,9 @@ def main() -> None:
 
     for space_name in args.spaces:
         space = make_space(space_name)
-        top_k, retrainer = build_retrain(SUPERNET, space)
+        top_k, retrain = retrainer(SupernetEvaluator(space, run=INLINE), INLINE)
         print(f"\n{space_name} on digits, {args.seeds} seeds; stand-alone retrain: "
-              f"{to_dict(SUPERNET.retrain)}\n")
+              f"{SupernetEvaluator(space).config.retrain}\n")
         print("| method | test acc. of the cell (%) | search s | cells scored | parameter-free ops |")
         print("|---|---:|---:|---:|---:|")
         one_shot_seconds = []
@@ -96,14 +96,14 @@ def main() -> None:
             rows = []
             for seed in range(args.seeds):
                 if method in ONE_SHOT:
-                    evaluation, seconds = one_shot(space_name, method, seed, args.epochs, retrainer)
+                    evaluation, seconds = one_shot(space_name, method, seed, args.epochs, retrain)
                     arch, test_acc, scored = evaluation.arch, evaluation.metrics["test_acc"], 1
                     one_shot_seconds.append(seconds)
                 else:
                     budget = float(np.mean(one_shot_seconds)) if one_shot_seconds else 60.0
                     monitor, seconds = sampled(space_name, method, seed, budget)
                     # train.py's headline: of the top_k retrained, the best stand-alone validation accuracy
-                    chosen = max(retrain_best(monitor, top_k, retrainer), key=lambda r: r["val_acc"])
+                    chosen = max(retrain_best(monitor.evaluations, top_k, retrain), key=lambda r: r["val_acc"])
                     arch, test_acc, scored = chosen["arch"], chosen["test_acc"], len(monitor.evaluations)
                 rows.append((test_acc, seconds, scored, parameter_free_fraction(space, space.from_string(arch))))
             acc, sec, scored, free = (np.array(col, dtype=float) for col in zip(*rows, strict=True))

@@ -1,5 +1,5 @@
 """Wall time of a search whose evaluations train children from scratch, at parallel=1 and
-parallel=N: what ``evaluator.workers`` buys on this machine.
+parallel=N: what more workers buy on this machine.
 
     python benchmarks/parallel_scaling.py                        # 40 NASNet children on digits, CPU
     python benchmarks/parallel_scaling.py --device cuda --parallel 1 4
@@ -37,7 +37,7 @@ def train_report(*overrides: str) -> dict:
 
 def one_run(agent: str, parallel: int, evaluations: int, device: str, backend: str) -> dict:
     return train_report(f"agent={agent}", "env=nasnet", "evaluator=scratch", f"parallel={parallel}",
-                        f"evaluator.backend={backend}", f"device={device}", f"budget.evaluations={evaluations}")
+                        f"backend={backend}", f"device={device}", f"budget.evaluations={evaluations}")
 
 
 def main() -> None:

@@ -23,8 +23,9 @@ import time
 import numpy as np
 import torch
 
+from rlnas.core.context import RunContext
 from rlnas.evaluators import ScratchEvaluator
-from rlnas.networks import recalibrate_batchnorm
+from rlnas.networks.measure import recalibrate_batchnorm
 from rlnas.spaces import NASNetSpace
 
 
@@ -43,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
 
     space = NASNetSpace()
-    evaluator = ScratchEvaluator(space, epochs=args.epochs, threads=args.threads)
+    evaluator = ScratchEvaluator(space, epochs=args.epochs, run=RunContext(threads=args.threads))
     rng = np.random.default_rng(args.seed)
     archs = [space.to_string(space.sample(rng)) for _ in range(args.cells)]
     val = evaluator.data.valid

@@ -22,8 +22,8 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 
 from rlnas.evaluators import ScratchEvaluator
+from rlnas.evaluators.supernet import SupernetTrainer
 from rlnas.spaces import NB201Space
-from rlnas.supernet import SupernetTrainer
 
 
 def main() -> None:

@@ -11,11 +11,13 @@ package (SVG text stays text, so the ops can be searched and edited).
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -102,16 +104,57 @@ def draw_cells(space: SearchSpace, arch: str, stem: str | Path, engine: str = "a
     return paths
 
 
-def _layout(cell: CellGraph) -> dict[str, tuple[float, float]]:
-    """Columns by longest path from the inputs; nodes of a column spread vertically."""
+DX, DY = 2.6, 1.1  # data units between columns, and between rows of a column
+DPI = 150
+
+
+def _layers(cell: CellGraph) -> dict[str, int]:
+    """Each node's column: the longest path to it from the inputs (nodes come in topological order)."""
     depth = {n: 0 for n, (_, kind) in cell.nodes.items() if kind == "input"}
-    for n in cell.nodes:  # nodes are listed in topological order
+    for n in cell.nodes:
         if n not in depth:
             depth[n] = 1 + max((depth[s] for s, d, _ in cell.edges if d == n), default=0)
-    columns: dict[int, list[str]] = {}
-    for n, d in depth.items():
-        columns.setdefault(d, []).append(n)
-    return {n: (2.4 * d, 1.3 * (i - (len(col) - 1) / 2)) for d, col in columns.items() for i, n in enumerate(col)}
+    return depth
+
+
+def _routes(cell: CellGraph) -> tuple[dict[str, tuple[float, float]], list[list[tuple[float, float]]]]:
+    """Node positions and one polyline per edge (Sugiyama's layered layout): an edge that
+    skips columns runs through a slot of its own in each column it crosses, so no edge leaves
+    the drawing or runs through a node; parallel edges bow apart. Each column is ordered by
+    the mean row of what feeds it, which uncrosses most edges."""
+    depth = _layers(cell)
+    slots: dict[int, list[tuple]] = {}  # column -> its nodes, and the edges passing through it
+    for n in cell.nodes:
+        slots.setdefault(depth[n], []).append(("node", n))
+    for e, (src, dst, _) in enumerate(cell.edges):
+        for col in range(depth[src] + 1, depth[dst]):
+            slots[col].append(("pass", e, col))
+
+    def before(e: int, col: int) -> tuple:  # where edge e comes from into column col
+        src = cell.edges[e][0]
+        return ("node", src) if depth[src] == col - 1 else ("pass", e, col - 1)
+
+    def feed(item: tuple, col: int, row: dict[tuple, int]) -> float:  # the mean row of what feeds it
+        edges = [item[1]] if item[0] == "pass" else [e for e, (_, d, _) in enumerate(cell.edges) if d == item[1]]
+        return sum(row[before(e, col)] for e in edges) / len(edges) if edges else row[item]
+
+    for _ in range(4):  # barycentre sweeps
+        row = {item: i for items in slots.values() for i, item in enumerate(items)}
+        for col in sorted(slots)[1:]:
+            slots[col].sort(key=partial(feed, col=col, row=row))
+    point = {item: (DX * col, -DY * (i - (len(items) - 1) / 2)) for col, items in slots.items()
+             for i, item in enumerate(items)}
+    parallels: Counter[tuple[str, str]] = Counter()
+    routes = []
+    for e, (src, dst, _) in enumerate(cell.edges):
+        inner = [point[("pass", e, col)] for col in range(depth[src] + 1, depth[dst])]
+        twins = sum(1 for s, d, _ in cell.edges if (s, d) == (src, dst))
+        if twins > 1 and not inner:  # parallel edges bow apart, each through a bend of its own
+            (x1, y1), (x2, y2) = point[("node", src)], point[("node", dst)]
+            inner = [((x1 + x2) / 2, (y1 + y2) / 2 + 0.45 * DY * (parallels[src, dst] - (twins - 1) / 2))]
+        parallels[src, dst] += 1
+        routes.append([point[("node", src)], *inner, point[("node", dst)]])
+    return {n: point[("node", n)] for n in cell.nodes}, routes
 
 
 def _figure(**kwargs):
@@ -125,48 +168,75 @@ def _figure(**kwargs):
     return fig
 
 
+def cell_figure(cells: list[CellGraph]):
+    """The cells drawn with matplotlib, one panel each: nodes as boxes, edges as arrows along
+    their routes, each op written on its edge where it crosses no other edge or label."""
+    layouts = [_routes(cell) for cell in cells]
+    width = max(x for pos, _ in layouts for x, _ in pos.values()) + 2.6
+    heights = [2 * max(abs(y) for route in [*routes, list(pos.values())] for _, y in route) + 1.8
+               for pos, routes in layouts]
+    fig = _figure(figsize=(1.2 * width, 0.95 * sum(heights)), dpi=DPI)  # drawn at the dpi it is saved at:
+    # arrows end at node borders measured in pixels
+    axes = fig.subplots(len(cells), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
+    for ax, cell, (pos, routes), height in zip(axes, cells, layouts, heights, strict=True):
+        ax.set_xlim(-1.3, max(x for x, _ in pos.values()) + 1.3)
+        ax.set_ylim(-height / 2, height / 2)
+        ax.set_title(cell.title, fontsize=10)
+        ax.axis("off")
+        boxes = {n: ax.text(*pos[n], label, ha="center", va="center", fontsize=9, zorder=3, gid="node",
+                            bbox={"boxstyle": "round,pad=0.4", "fc": COLOURS[kind], "ec": "0.3"})
+                 for n, (label, kind) in cell.nodes.items()}
+        fig.canvas.draw()  # places the boxes, so that arrows can end at their borders
+        for e, ((src, dst, _), route) in enumerate(zip(cell.edges, routes, strict=True)):
+            for k, (a, b) in enumerate(itertools.pairwise(route)):
+                ax.annotate("", xy=b, xytext=a, zorder=1, gid=f"edge {e}", arrowprops={
+                    "arrowstyle": "-|>" if k == len(route) - 2 else "-", "color": "0.35", "shrinkA": 0,
+                    "shrinkB": 0, "patchA": boxes[src].get_bbox_patch() if k == 0 else None,
+                    "patchB": boxes[dst].get_bbox_patch() if k == len(route) - 2 else None})
+        _place_labels(fig, ax, cell, routes, list(boxes.values()))
+    return fig
+
+
+def _place_labels(fig, ax, cell: CellGraph, routes: list[list[tuple[float, float]]], boxes: list) -> None:
+    """Each op on its edge at the first spot (along its segments, middle first) where it
+    overlaps no node, no label placed before and no other edge."""
+    renderer = fig.canvas.get_renderer()
+    to_px = ax.transData.transform
+    taken = [b.get_window_extent(renderer).expanded(1.05, 1.2) for b in boxes]
+    segments = [(e, to_px(a), to_px(b)) for e, route in enumerate(routes) for a, b in itertools.pairwise(route)]
+    for e, ((_, _, op), route) in enumerate(zip(cell.edges, routes, strict=True)):
+        if not op:
+            continue
+        spots = [(a, b, t) for t in (0.5, 0.35, 0.65, 0.25, 0.75, 0.15, 0.85) for a, b in itertools.pairwise(route)]
+        text = ax.text(0, 0, op, fontsize=7, ha="center", va="center", zorder=2, gid=f"op {e}",
+                       bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.9})
+        best = None
+        for a, b, t in spots:
+            text.set_position((a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])))
+            box = text.get_window_extent(renderer).expanded(1.05, 1.1)
+            clashes = sum(box.overlaps(other) for other in taken) + sum(
+                _crosses(box, p, q) for f, p, q in segments if f != e)
+            if best is None or clashes < best[0]:
+                best = (clashes, text.get_position())
+            if clashes == 0:
+                break
+        text.set_position(best[1])
+        taken.append(text.get_window_extent(renderer).expanded(1.05, 1.1))
+
+
+def _crosses(box, p, q, samples: int = 24) -> bool:
+    """Whether the segment from ``p`` to ``q`` (pixels) passes through ``box``."""
+    return any(box.contains(p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1]))
+               for t in (i / samples for i in range(samples + 1)))
+
+
 def _draw_with_matplotlib(cells: list[CellGraph], paths: tuple[Path, Path]) -> None:
     import matplotlib
 
-    layouts = [_layout(cell) for cell in cells]
-    width = max(max(x for x, _ in pos.values()) for pos in layouts) + 2.4
-    heights = [max(y for _, y in pos.values()) - min(y for _, y in pos.values()) + 2.6 for pos in layouts]
-    fig = _figure(figsize=(1.1 * width, 1.0 * sum(heights)))
-    axes = fig.subplots(len(cells), 1, squeeze=False, gridspec_kw={"height_ratios": heights})
-    boxes = []
-    for ax, cell, pos in zip(axes[:, 0], cells, layouts, strict=True):
-        boxes.append({n: ax.text(*pos[n], label, ha="center", va="center", fontsize=9, zorder=3,
-                                 bbox={"boxstyle": "round,pad=0.4", "fc": COLOURS[kind], "ec": "0.3"})
-                      for n, (label, kind) in cell.nodes.items()})
-        xs, ys = [x for x, _ in pos.values()], [y for _, y in pos.values()]
-        ax.set_xlim(min(xs) - 1.2, max(xs) + 1.2)
-        ax.set_ylim(min(ys) - 1.3, max(ys) + 1.3)
-        ax.set_aspect("equal")  # arcs bend in display space; equal axes keep the labels on them
-        ax.set_title(cell.title, fontsize=10)
-        ax.axis("off")
-    fig.tight_layout()
-    fig.canvas.draw()  # places the node boxes, so that arrows can end at their borders
-    for ax, cell, pos, box in zip(axes[:, 0], cells, layouts, boxes, strict=True):
-        parallels = Counter((s, d) for s, d, _ in cell.edges)
-        seen: Counter[tuple[str, str]] = Counter()
-        for e, (src, dst, op) in enumerate(cell.edges):
-            (x1, y1), (x2, y2) = pos[src], pos[dst]
-            k, parallel = seen[src, dst], parallels[src, dst]
-            seen[src, dst] += 1
-            # parallel edges fan out; an edge that skips columns bends round the nodes between
-            span = round(abs(x2 - x1) / 2.4)
-            rad = 0.35 * (k - (parallel - 1) / 2) + (0.3 * (span - 1) * (-1) ** e if parallel == 1 else 0.0)
-            ax.annotate("", xy=(x2, y2), xytext=(x1, y1), zorder=1,
-                        arrowprops={"arrowstyle": "-|>", "color": "0.35", "shrinkA": 2, "shrinkB": 2,
-                                    "patchA": box[src].get_bbox_patch(), "patchB": box[dst].get_bbox_patch(),
-                                    "connectionstyle": f"arc3,rad={rad}"})
-            if op:  # at the arc's middle: the chord's midpoint moved rad / 2 along its normal
-                ax.text((x1 + x2) / 2 + rad / 2 * (y2 - y1), (y1 + y2) / 2 - rad / 2 * (x2 - x1), op,
-                        fontsize=7, ha="center", va="center", zorder=2,
-                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
+    fig = cell_figure(cells)
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         for path in paths:
-            fig.savefig(path, dpi=150)
+            fig.savefig(path, dpi=DPI)
 
 
 def draw_front(points: list[tuple[float, float]], front: list[tuple[float, float]], cost: str,

@@ -86,3 +86,32 @@ def test_asking_for_graphviz_without_it_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="graphviz's dot is not on the PATH"):
         draw_cells(NB201Space(), NB201_ARCH, tmp_path / "cell", engine="graphviz")
+
+
+@pytest.mark.parametrize("space, arch", [(NB201Space(), NB201_ARCH), (NASNetSpace(), NASNET_ARCH),
+                                         (NB201Space(), NB201Space().to_string((3, 3, 3, 1, 2, 3)))])
+def test_every_edge_and_label_is_inside_the_figure_and_readable(space, arch):
+    """Before, matplotlib bent the longest arcs out of the figure (the NB201 in-to-out edge
+    and its label were cut off) and NASNet's labels sat where edges crossed."""
+    from rlnas.drawing import cell_figure
+
+    fig = cell_figure(cell_graphs(space, arch))
+    fig.canvas.draw()
+    renderer, frame = fig.canvas.get_renderer(), fig.bbox
+    for ax, cell in zip(fig.axes, cell_graphs(space, arch), strict=True):
+        texts = [t for t in ax.texts if t.get_gid() in ("node",) or str(t.get_gid()).startswith("op ")]
+        edges = [a for a in ax.texts if str(a.get_gid()).startswith("edge ")]
+        labels = {int(t.get_gid().split()[1]): t.get_window_extent(renderer) for t in texts
+                  if t.get_gid().startswith("op ")}
+        assert sorted(labels) == [e for e, (_, _, op) in enumerate(cell.edges) if op]  # every op written
+        nodes = [t.get_window_extent(renderer) for t in texts if t.get_gid() == "node"]
+        for box in [*labels.values(), *nodes, *(a.arrow_patch.get_window_extent(renderer) for a in edges)]:
+            assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+        for e, box in labels.items():
+            others = [b for f, b in labels.items() if f != e] + nodes
+            assert not any(box.overlaps(other) for other in others), cell.edges[e]
+            for edge in edges:  # no other edge runs through a label
+                if int(edge.get_gid().split()[1]) != e:
+                    (x0, y0), (x1, y1) = ax.transData.transform([edge.xyann, edge.xy])
+                    assert not any(box.contains(x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+                                   for t in [i / 50 for i in range(51)]), (cell.edges[e], edge.get_gid())

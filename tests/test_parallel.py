@@ -68,6 +68,9 @@ def test_scratch_on_nasnet_in_parallel(tmp_path, backend):
     report = report_of(tmp_path)
     assert 0.0 < report["best_search_score"] <= 1.0
     assert 0.0 < report["busy_fraction"] <= 1.0  # training children kept the workers busy some of the time
+    # the workers keep the best network trained, as one process does (before, none was kept)
+    saved = checkpoint.load(report["best_model"])
+    assert saved["arch"] == report["best_arch"] and saved["metrics"] == report["best_metrics"]
 
 
 def test_a_killed_worker_is_replaced_and_its_evaluation_retried(tmp_path):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from rlnas.core import checkpoint
 from rlnas.core.context import RunContext
@@ -216,3 +217,13 @@ def test_the_examples_run_as_the_readme_says(tmp_path, example, evaluations):
     for score, metrics in rows:  # validation accuracies; the SVC adds its test accuracy, the MLP one per epoch
         assert 0.0 < score <= 1.0
         assert 0.0 < metrics["test_acc"] <= 1.0 if example == "digits_svc" else len(metrics["intermediate"]) == 20
+
+
+def test_a_command_hydra_would_read_as_a_boolean_stays_a_command(tmp_path):
+    """``evaluator.command=true`` is the shell's ``true`` (it exits 0 and reports nothing);
+    before, Hydra made it the boolean True and the run was refused."""
+    (tmp_path / "space.json").write_text(json.dumps(SPACE))
+    proc = train("agent=random", "env=hpo", f"env.search_space={tmp_path / 'space.json'}", "evaluator=trial",
+                 "evaluator.command=true", "budget.evaluations=2", f"hydra.run.dir={tmp_path / 'run'}")
+    assert "failed        2 of 2 evaluations; the first: trial reported no final result" in proc.stdout
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["evaluator"]["command"] == "true"

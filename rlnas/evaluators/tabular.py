@@ -19,6 +19,7 @@ from rlnas.networks.costs import nb201_costs
 from rlnas.spaces import NB201_TABLE, NB201Space, SearchSpace
 
 TABLE_COLUMNS = ("arch_index", "arch_str", "val_acc", "test_acc")
+_PARSED: dict[str, dict[str, tuple[int, float, float]]] = {}  # each table once per process, whoever reads it
 
 
 class NB201Evaluator(Evaluator):
@@ -66,7 +67,9 @@ class TabularEvaluator(NB201Evaluator):
                     f"with columns {','.join(TABLE_COLUMNS)}")
             raw = path.read_bytes()
         self.fingerprint = f"tabular:{hashlib.sha256(raw).hexdigest()[:12]}"
-        self._rows = self._parse(raw)
+        if self.fingerprint not in _PARSED:
+            _PARSED[self.fingerprint] = self._parse(raw)
+        self._rows = _PARSED[self.fingerprint]
         self.best_arch = max(self._rows, key=lambda a: self._rows[a][1])
 
     def _parse(self, raw: bytes) -> dict[str, tuple[int, float, float]]:

@@ -3,11 +3,13 @@ pictures beside them (the best cell, the Pareto front)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from rlnas.core.store import Evaluation
 from rlnas.drawing import draw_cells, draw_front
 from rlnas.evaluators.base import Evaluator
 from rlnas.search.build import TENSORBOARD, Search
@@ -105,12 +107,13 @@ def draw_pareto_front(search: Search, log: bool = True) -> Path:
     return png
 
 
-def retrain_best(search: Search, top_k: int, retrainer: Evaluator) -> list[dict[str, Any]]:
+def retrain_best(evaluations: Sequence[Evaluation], top_k: int, retrainer: Evaluator,
+                 quiet: bool = True) -> list[dict[str, Any]]:
     """Retrain the ``top_k`` best-scoring architectures stand-alone: a proxy's ranking is
     only a guess, and the stand-alone test accuracy is the number that counts."""
-    ranked = sorted((e for e in search.monitor.evaluations if "failed" not in e.metrics), key=lambda e: -e.score)
+    ranked = sorted((e for e in evaluations if "failed" not in e.metrics), key=lambda e: -e.score)
     final = []
-    for e in tqdm(ranked[:top_k], disable=search.config.quiet, desc="retraining the best stand-alone", unit="arch"):
+    for e in tqdm(ranked[:top_k], disable=quiet, desc="retraining the best stand-alone", unit="arch"):
         retrained = retrainer.evaluate(e.arch)
         final.append({"arch": e.arch, "search_score": e.score, "val_acc": retrained.metrics["val_acc"],
                       "test_acc": retrained.metrics["test_acc"], "params": retrained.metrics["params"]})

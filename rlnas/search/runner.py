@@ -49,8 +49,9 @@ def run(cfg: DictConfig | dict, run_dir: str | Path, resume: bool = False) -> di
     try:
         drive(search, resume)
         top_k, retrainer = search.retrain
-        final = retrain_best(search, top_k, StoredEvaluator(retrainer, search.stored.store, search.config.run_id)) \
-            if retrainer else None
+        final = None if retrainer is None else retrain_best(
+            search.monitor.evaluations, top_k, StoredEvaluator(retrainer, search.stored.store, search.config.run_id),
+            search.config.quiet)
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: {command()} resume={search.run_dir}", file=sys.stderr)
         raise
