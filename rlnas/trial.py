@@ -17,11 +17,11 @@ runner owns in ``RLNAS_RESULT_FILE``; each report is one JSON line there. Nothin
 over a network. A result is a number, or a dict of metrics whose ``"default"`` is the
 score (as in NNI). A trial ends with the search: if the process that started it is killed
 outright (SIGKILL), the trial's process group is killed within a second
-(:mod:`rlnas.execution.lifeline`), so nothing holds a GPU the resumed search needs.
+(:mod:`rlnas.core.lifeline`), so nothing holds a GPU the resumed search needs.
 
 Outside a search (no ``RLNAS_PARAMETERS``) the script still runs: ``get_next_parameter()``
 returns ``{}`` and reports are printed, so the script keeps its own defaults. This module
-imports only the standard library and :mod:`rlnas.execution.lifeline` (importing the ``rlnas``
+imports only the standard library and :mod:`rlnas.core.lifeline` (importing the ``rlnas``
 package registers its Gymnasium envs, about 0.2 s of a trial's start).
 """
 
@@ -33,7 +33,7 @@ import signal
 from functools import cache
 from typing import Any
 
-from rlnas.execution import lifeline
+from rlnas.core import lifeline
 
 PARAMETERS, RESULT_FILE, TRIAL_ID, SEED = "RLNAS_PARAMETERS", "RLNAS_RESULT_FILE", "RLNAS_TRIAL_ID", "RLNAS_SEED"
 PARENT = "RLNAS_PARENT_PID"  # the process running the evaluation: the trial ends when it does

@@ -31,6 +31,7 @@ def nb201_env(table):
     return NASEnv("nb201", table)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BASELINES)
 def test_same_seed_same_search_through_the_runner(tmp_path, name):
     def sequence(run_dir):

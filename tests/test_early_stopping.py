@@ -124,6 +124,7 @@ def test_early_stopping_under_minimize_stops_the_high_curves(tmp_path, monkeypat
     assert stops == {0.5: 2, 1.0: 2}
 
 
+@pytest.mark.slow
 def test_a_search_with_early_stopping_reports_what_it_spent(tmp_path):
     (tmp_path / "space.json").write_text(json.dumps(SPACE))
     run_dir = tmp_path / "run"
@@ -141,6 +142,7 @@ def test_a_search_with_early_stopping_reports_what_it_spent(tmp_path):
         assert m["stopped_at"] < 10 and score == m["intermediate"][m["stopped_at"] - 1]
 
 
+@pytest.mark.slow
 def test_a_resource_budget_counts_the_epochs_trials_spent(tmp_path):
     (tmp_path / "space.json").write_text(json.dumps(SPACE))
     run_dir = tmp_path / "run"

@@ -114,6 +114,7 @@ def test_a_value_that_is_no_finite_number_fails_and_says_what_it_was(nasnet, val
     assert result.metrics["failed"] == f"the function's value is {shown}, not a finite number"
 
 
+@pytest.mark.slow
 def test_scratch_good_cell_beats_all_pooling_cell():
     space = NASNetSpace()
     evaluator = ScratchEvaluator(space)
@@ -152,6 +153,7 @@ COLLAPSED_AT_ONE_EPOCH = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", COLLAPSED_AT_ONE_EPOCH)
 def test_scratch_score_measures_the_network_after_one_epoch(arch):
     """Eval-mode accuracy agrees with what the trained weights do on batch statistics, well

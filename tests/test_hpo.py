@@ -215,6 +215,7 @@ def test_hpo_env_is_registered_and_masks_the_unused_step():
     assert reward == pytest.approx(0.8) == learning_rate_bowl(info["parameters"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("agent", ["random", "ppo"])
 def test_train_searches_a_search_space_file(tmp_path, agent):
     (tmp_path / "space.json").write_text(json.dumps(SPACE))
@@ -239,6 +240,7 @@ def test_an_objective_may_return_metrics_with_the_score_as_default():
     (2, "fails_above_half", "RuntimeError: CUDA out of memory (pretend) at x="),
     (1, "nan_above_half", "the function's value is nan, not a finite number"),
 ])
+@pytest.mark.slow
 def test_an_objective_that_raises_fails_that_evaluation_and_the_search_goes_on(tmp_path, parallel, objective, why):
     """One evaluation at a time or two, alike: the run used to stop at the first exception
     when sequential (and would meet it again on resume) while workers recorded it. A nan

@@ -201,6 +201,7 @@ def nb201_env(reward_op=3):
     ("rainbow", {}, 1800),
     ("dreamer_v2", {"updates_per_evaluation": 6}, 900),
 ])
+@pytest.mark.slow
 def test_agents_learn_a_known_objective(name, hparams, steps):
     """Reward = fraction of edges that are nor_conv_3x3; chance is 0.2, the optimum 1.0."""
     agent = make_agent(name, nb201_env(), seed=0, **hparams)

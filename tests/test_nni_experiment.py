@@ -89,6 +89,7 @@ def test_a_config_that_is_not_one_is_named(tmp_path):
         command(tmp_path / "missing.yml")
 
 
+@pytest.mark.slow
 def test_rlnas_nni_runs_an_nni_experiment_minimizing_with_median_stopping(tmp_path):
     config = {**V2, "maxTrialNumber": 4, "trialConcurrency": 1}
     path = experiment(tmp_path, config)

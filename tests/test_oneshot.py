@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -21,9 +20,10 @@ from rlnas.data.datasets import load_digits
 from rlnas.envs import NASEnv
 from rlnas.envs.monitor import Budget
 from rlnas.networks.relaxations import entmax15, gumbel_softmax, relax, sparsemax
-from rlnas.spaces import NASNetSpace, NB201Space
 from rlnas.networks.supernet import Supernet
+from rlnas.spaces import NASNetSpace, NB201Space
 from tests.test_train import ROOT, train
+from tests.waiting import wait_until
 
 D = torch.float64
 
@@ -236,13 +236,15 @@ def test_bad_settings_are_refused_with_what_is_allowed():
         agent("snas", warmup=3)
 
 
+@pytest.mark.slow
 def test_a_one_shot_search_counts_its_epochs_in_the_progress_bar(tmp_path):
     """Before, the bar counted evaluations: 1/200 after a 50-epoch search."""
     proc = train("agent=darts", "agent.epochs=2", "agent.channels=4", f"hydra.run.dir={tmp_path}")
-    assert "2/2 [" in proc.stderr and "epoch/s" in proc.stderr or "s/epoch" in proc.stderr
+    assert "2/2 [" in proc.stderr and ("epoch/s" in proc.stderr or "s/epoch" in proc.stderr)
     assert "/200" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_train_py_darts_report_tensorboard_and_resume_after_sigkill(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -250,11 +252,8 @@ def test_train_py_darts_report_tensorboard_and_resume_after_sigkill(tmp_path):
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={killed}"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # kill it in the middle of the schedule
-        if (killed / "checkpoint.pt").exists() and checkpoint.load(killed / "checkpoint.pt")["agent"]["epoch"] >= 2:
-            break
-        time.sleep(0.05)
+    wait_until(lambda: (killed / "checkpoint.pt").exists()  # kill it in the middle of the schedule
+               and checkpoint.load(killed / "checkpoint.pt")["agent"]["epoch"] >= 2, 120, "epoch 2's checkpoint")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     epoch_at_kill = checkpoint.load(killed / "checkpoint.pt")["agent"]["epoch"]

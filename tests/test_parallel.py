@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from functools import partial
 
 import numpy as np
@@ -27,6 +26,7 @@ from rlnas.search.driver import AsyncSearch
 from rlnas.search.lockstep import LockStepEnvs, evaluate_all
 from rlnas.spaces import NB201Space
 from tests.test_train import ROOT, stored_archs, train
+from tests.waiting import wait_until
 
 
 def report_of(run_dir):
@@ -41,6 +41,7 @@ def failed_rows(run_dir):
 
 @pytest.mark.parametrize("agent,backend", [("evolution", "process"), ("local_search", "process"),
                                            ("tpe", "process"), ("evolution", "ray")])
+@pytest.mark.slow
 def test_tabular_nb201_in_parallel(tmp_path, agent, backend):
     if backend == "ray":
         pytest.importorskip("ray")
@@ -56,6 +57,7 @@ def test_tabular_nb201_in_parallel(tmp_path, agent, backend):
     assert report["best_search_score"] == pytest.approx(max(table.evaluate(a).score for a in archs))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["process", "ray"])
 def test_scratch_on_nasnet_in_parallel(tmp_path, backend):
     if backend == "ray":
@@ -73,6 +75,7 @@ def test_scratch_on_nasnet_in_parallel(tmp_path, backend):
     assert saved["arch"] == report["best_arch"] and saved["metrics"] == report["best_metrics"]
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_replaced_and_its_evaluation_retried(tmp_path):
     marker = tmp_path / "died"
     run_dir = tmp_path / "run"
@@ -83,6 +86,7 @@ def test_a_killed_worker_is_replaced_and_its_evaluation_retried(tmp_path):
     assert len(archs) == 20 == len(set(archs)) and not failed_rows(run_dir)
 
 
+@pytest.mark.slow
 def test_an_evaluation_that_kills_every_worker_is_recorded_as_failed():
     space = NB201Space()
     pool = ProcessPool(partial(CallableEvaluator, space, "tests.objectives:dies_on_none_first"), workers=2)
@@ -113,16 +117,15 @@ def sigkill_train_once_stored(run_dir, stored: int, *args, env=None) -> list[str
     checkpoint has evaluations in flight, and return what the store holds."""
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (
-            (run_dir / "checkpoint.pt").exists() and len(stored_archs(run_dir)) >= stored
-            and checkpoint.load(run_dir / "checkpoint.pt").get("in_flight")):  # at times one alone is in flight
-        time.sleep(0.02)
+    wait_until(lambda: (run_dir / "checkpoint.pt").exists() and len(stored_archs(run_dir)) >= stored
+               and checkpoint.load(run_dir / "checkpoint.pt").get("in_flight"),  # at times one alone is in flight
+               120, f"{stored} evaluations stored and a checkpoint with evaluations in flight")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     return stored_archs(run_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("agent", ["evolution", "reinforce"])
 def test_runner_sigkilled_with_evaluations_in_flight_resumes_exactly(tmp_path, agent):
     before = sigkill_train_once_stored(tmp_path, 8, f"agent={agent}", "evaluator=function",
@@ -207,6 +210,7 @@ def test_lock_step_envs_evaluate_at_once_and_hold_the_budget():
     assert monitor.affordable([first, "new"], budget) == [first]  # paid cells stay free, new ones do not fit
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("agent,backend", [("ppo", "process"), ("dqn", "process"), ("a2c", "ray")])
 def test_vector_env_agents_run_in_lock_step_on_the_workers(tmp_path, agent, backend):
     if backend == "ray":
@@ -221,6 +225,7 @@ def test_vector_env_agents_run_in_lock_step_on_the_workers(tmp_path, agent, back
     assert len(pids) == 21 and len(set(pids)) >= 2  # every evaluation on a worker, not in the runner
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("agent", ["reinforce", "dreamer_v2"])
 def test_step_by_step_agents_propose_asynchronously(tmp_path, agent):
     overrides = [f"agent.{k}={v}" for k, v in TINY_DREAMER.items()] if agent == "dreamer_v2" else []

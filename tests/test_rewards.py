@@ -84,6 +84,7 @@ def test_env_returns_the_reward_and_keeps_the_score_in_info():
     assert reward == pytest.approx(0.84892 * (1_073_466 / 5e5) ** -0.07)
 
 
+@pytest.mark.slow
 def test_constrained_run_keeps_raw_scores_and_pays_nothing_again(tmp_path):
     train("agent=random", "budget.evaluations=30", f"hydra.run.dir={tmp_path / 'plain'}")
     store = tmp_path / "plain" / "evaluations.sqlite"
@@ -100,6 +101,7 @@ def test_constrained_run_keeps_raw_scores_and_pays_nothing_again(tmp_path):
     assert "within the targets" in proc.stdout
 
 
+@pytest.mark.slow
 def test_a_target_nothing_meets_still_runs_and_says_why(tmp_path):
     proc = train("agent=random", "budget.evaluations=10", "reward=constrained", "reward.target.params=5e4",
                  f"hydra.run.dir={tmp_path}")

@@ -124,6 +124,7 @@ def test_the_host_checkpoints_every_evaluation_and_a_new_one_continues_from_it(n
     assert (ours.score, ours.metrics) == (theirs.score, theirs.metrics)
 
 
+@pytest.mark.slow
 def test_the_supernet_lives_in_a_worker_process_by_default(nb201, tmp_path):
     evaluator = SupernetEvaluator(nb201, train_steps=1, warmup_epochs=0, run=RunContext(run_dir=tmp_path))
     try:
@@ -137,6 +138,7 @@ def test_the_supernet_lives_in_a_worker_process_by_default(nb201, tmp_path):
         evaluator.close()
 
 
+@pytest.mark.slow
 def test_killed_worker_is_restarted_and_the_pending_request_answered(nb201, tmp_path):
     host = ProcessPool(partial(TrainerHost, nb201, SupernetConfig(mode="enas", train_steps=400, warmup_epochs=0),
                                checkpoint_path=tmp_path / "supernet.pt"), 1)
@@ -167,6 +169,7 @@ def scores(run_dir):
         return dict(db.execute("SELECT arch, score FROM evaluations"))
 
 
+@pytest.mark.slow
 def test_oneshot_scores_are_the_same_on_parallel_workers(nb201, tmp_path):
     """Frozen weights, one warm-up per worker from the same seed: parallel=2 scores every
     architecture as one process does."""

@@ -7,11 +7,12 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 import torch
+
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,6 +30,7 @@ def stored_archs(run_dir):
         return [row[0] for row in db.execute("SELECT arch FROM evaluations ORDER BY seq")]
 
 
+@pytest.mark.slow
 def test_main_command_report_summary_and_tensorboard(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -72,6 +74,7 @@ def test_main_command_report_summary_and_tensorboard(tmp_path):
     assert [i.step for i in events.Images("search/pareto_front")] == [25, 50, 60]
 
 
+@pytest.mark.slow
 def test_pareto_options_cost_reference_and_none(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -117,6 +120,7 @@ def test_impossible_values_fail_before_any_work(tmp_path, args, message):
     assert not (tmp_path / "evaluations.sqlite").exists()
 
 
+@pytest.mark.slow
 def test_multirun(tmp_path):
     train("--multirun", "agent=random,evolution", "seed=0,1", "budget.evaluations=15", "quiet=true",
           f"hydra.sweep.dir={tmp_path}")
@@ -131,11 +135,8 @@ def kill_midway(args, run_dir, at_least, budget):
     evaluations, and return the stored architectures."""
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if (run_dir / "checkpoint.pt").exists() and len(stored_archs(run_dir)) >= at_least:
-            break
-        time.sleep(0.05)
+    wait_until(lambda: (run_dir / "checkpoint.pt").exists() and len(stored_archs(run_dir)) >= at_least, 120,
+               f"a checkpoint and {at_least} evaluations stored")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     before = stored_archs(run_dir)
@@ -149,6 +150,7 @@ SLOW = ["env=nb201", "evaluator=function", "evaluator.fn=tests.objectives:slow_t
 
 @pytest.mark.parametrize("agent", ["evolution", "local_search", "tpe", "planner", "reinforce", "ppo", "a2c", "dqn",
                                    "rainbow"])
+@pytest.mark.slow
 def test_sigkill_then_resume(tmp_path, agent):
     args = [f"agent={agent}", *SLOW]
     killed, whole = tmp_path / "killed", tmp_path / "whole"
@@ -212,6 +214,7 @@ PLUGIN = {
 }
 
 
+@pytest.mark.slow
 def test_plugin_agent_installed_from_another_package(tmp_path):
     source, site = tmp_path / "plugin", tmp_path / "site"
     source.mkdir()
@@ -231,6 +234,7 @@ def test_plugin_agent_installed_from_another_package(tmp_path):
     assert proc.returncode != 0 and "agent 'first_choice' does neither: use parallel=1" in proc.stderr
 
 
+@pytest.mark.slow
 def test_user_table_by_path(tmp_path):
     import gzip
     from importlib import resources
@@ -248,6 +252,7 @@ def test_user_table_by_path(tmp_path):
         assert {row[0] for row in db.execute("SELECT score FROM evaluations")} == {0.5}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("agent", ["evolution", "ppo"])  # PPO steps the env under torch.no_grad()
 def test_nasnet_with_the_scratch_evaluator(tmp_path, agent):
     train(f"agent={agent}", "env=nasnet", "evaluator=scratch", "evaluator.epochs=1", "budget.evaluations=2",
@@ -267,6 +272,7 @@ def test_nasnet_with_the_scratch_evaluator(tmp_path, agent):
     ["env=nasnet", "evaluator=function", "evaluator.fn=tests.objectives:nasnet_sep_conv_share",
      "budget.evaluations=3"],
 ])
+@pytest.mark.slow
 def test_model_free_agents_and_peers_through_train_py(tmp_path, env_args):
     train("--multirun", "agent=ppo,a2c,dqn,rainbow,local_search,tpe,planner", *env_args, "quiet=true",
           f"hydra.sweep.dir={tmp_path}")
@@ -276,15 +282,14 @@ def test_model_free_agents_and_peers_through_train_py(tmp_path, env_args):
     assert all(r["evaluations"] == budget and r["best_arch"] for r in reports.values())
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_how_to_resume(tmp_path):
     # A suite started in the background inherits SIGINT ignored; give train.py a terminal's default.
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "agent=evolution", *SLOW,
                              f"hydra.run.dir={tmp_path}"], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (tmp_path / "checkpoint.pt").exists():
-        time.sleep(0.05)
+    wait_until((tmp_path / "checkpoint.pt").exists, 60, "the first checkpoint")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and f"python train.py resume={tmp_path}" in err
@@ -302,6 +307,7 @@ def stored_rows(run_dir):
                 db.execute("SELECT arch, evaluator, metrics FROM evaluations ORDER BY seq")]
 
 
+@pytest.mark.slow
 def test_supernet_search_then_stand_alone_retrain(tmp_path):
     """On the process backend; the Ray pool's scores are tested against one process in
     test_supernet.py, and a train.py run on Ray in test_parallel.py and test_trial.py."""
@@ -318,6 +324,7 @@ def test_supernet_search_then_stand_alone_retrain(tmp_path):
     assert (tmp_path / "supernet.pt").is_file()
 
 
+@pytest.mark.slow
 def test_supernet_run_killed_then_resumed_loses_nothing(tmp_path):
     args = [*SUPERNET, "budget.evaluations=40", "evaluator.retrain.top_k=0", "checkpoint_every=3"]
     before = kill_midway(args, tmp_path, at_least=15, budget=40)

@@ -21,6 +21,7 @@ from rlnas.spaces import NB201Space
 from rlnas.spaces.hpo import HPOSpace
 from tests.test_parallel import failed_rows, report_of, sigkill_train_once_stored
 from tests.test_train import ROOT, stored_archs, train
+from tests.waiting import wait_until
 
 SPACE = {"mode": {"_type": "choice", "_value": ["ok", "crash", "hang", "silent"]},
          "x": {"_type": "quniform", "_value": [0, 1, 0.25]}}
@@ -83,6 +84,7 @@ def test_minimize_scores_minus_the_value_and_keeps_the_value(tmp_path):
         TrialEvaluator(HPOSpace(SPACE), SCRIPT, optimize_mode="min")
 
 
+@pytest.mark.slow
 def test_a_minimizing_search_never_rewards_a_crash_above_a_result(tmp_path):
     """Every score of a loss is negative: a failure that earned 0 would be the best of all."""
     (tmp_path / "space.json").write_text(json.dumps({**SPACE, "mode": {"_type": "choice", "_value": ["ok", "crash"]}}))
@@ -119,6 +121,7 @@ def test_bad_trial_settings_are_refused():
         TrialEvaluator(HPOSpace(SPACE), SCRIPT, timeout=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("parallel,backend", [(1, "process"), (2, "process"), (2, "ray")])
 def test_a_search_over_trials_completes_its_budget_through_failures(tmp_path, parallel, backend):
     if backend == "ray":
@@ -146,8 +149,18 @@ def running(pid: int) -> bool:
         return False
 
 
+def exists(pid: int) -> bool:
+    """Whether process ``pid`` exists at all, a zombie included (so: not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 @pytest.mark.parametrize("stop,parallel", [(signal.SIGINT, 1), (signal.SIGTERM, 1), (signal.SIGTERM, 2),
                                            (signal.SIGKILL, 1), (signal.SIGKILL, 2)])
+@pytest.mark.slow
 def test_ctrl_c_or_kill_mid_trial_leaves_no_trial_running(tmp_path, stop, parallel):
     """A trial runs in its own session, so the terminal's SIGINT (or a cluster's SIGTERM)
     reaches only the runner: it must take its trials down with it (jobs holding GPUs), the
@@ -161,29 +174,23 @@ def test_ctrl_c_or_kill_mid_trial_leaves_no_trial_running(tmp_path, stop, parall
                              "quiet=true", f"hydra.run.dir={tmp_path / 'run'}"],
                             cwd=ROOT, env={**os.environ, "RLNAS_TEST_PIDFILE": str(pidfile)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None and \
-            len(pidfile.read_text().split() if pidfile.is_file() else []) < parallel:
-        time.sleep(0.1)
+    def written() -> list[str]:  # the pids written whole, each ends its line
+        return pidfile.read_text().split("\n")[:-1] if pidfile.is_file() else []
+
+    wait_until(lambda: proc.poll() is not None or len(written()) >= parallel, 120, f"{parallel} trials started")
     assert proc.poll() is None, proc.communicate()[0]  # the search is still running its trials
-    time.sleep(0.2)  # each pid is written whole
-    trial_pids = [int(pid) for pid in pidfile.read_text().split()]
+    trial_pids = [int(pid) for pid in written()]
     proc.send_signal(stop)
     out = proc.communicate(timeout=60)[0]
     if stop == signal.SIGKILL:
         assert proc.returncode == -stop
-        deadline = time.monotonic() + 15  # each looks once a second
-        while time.monotonic() < deadline and any(running(pid) for pid in trial_pids):
-            time.sleep(0.1)
-        assert not any(running(pid) for pid in trial_pids)
+        wait_until(lambda: not any(running(pid) for pid in trial_pids), 15, "the trials to end")  # each looks every s
         return
     assert proc.returncode == 128 + stop and "continue with: python train.py resume=" in out
-    time.sleep(0.5)  # a worker's trial is reaped by the worker as it exits
-    for pid in trial_pids:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)  # gone, and reaped
+    wait_until(lambda: not any(exists(pid) for pid in trial_pids), 15, "the trials to be reaped")  # gone, and reaped
 
 
+@pytest.mark.slow
 def test_runner_sigkilled_mid_trial_resumes_without_losing_or_repeating_one(tmp_path):
     space = {"x": {"_type": "quniform", "_value": [0, 1, 0.05]}}
     (tmp_path / "space.json").write_text(json.dumps(space))
@@ -205,6 +212,7 @@ def test_runner_sigkilled_mid_trial_resumes_without_losing_or_repeating_one(tmp_
     assert interrupted <= set(after[len(before):])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("example,evaluations", [("digits_svc", 4), ("digits_mlp", 2)])
 def test_the_examples_run_as_the_readme_says(tmp_path, example, evaluations):
     run_dir = tmp_path / "run"

@@ -4,7 +4,7 @@ answers travel over ``multiprocessing`` pipes.
 
 A worker stopped mid-call (the pool closing on Ctrl-C or SIGTERM) unwinds, so that what it
 runs cleans up on the way out (a trial takes its script down with it). A worker whose
-parent is SIGKILLed stops the same way within a second (:mod:`rlnas.execution.lifeline`).
+parent is SIGKILLed stops the same way within a second (:mod:`rlnas.core.lifeline`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from rlnas.execution import lifeline
+from rlnas.core import lifeline
 from rlnas.execution.pool import Pool, answer
 
 SPAWN = mp.get_context("spawn")
