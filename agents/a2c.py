@@ -1,26 +1,18 @@
 """A2C: synchronous advantage actor-critic (Mnih et al. 2016), read top to bottom.
 
 Each iteration collects ``n_steps`` from every env (agents/on_policy.py) and takes one
-gradient step on the whole rollout:
+gradient step on the whole rollout, with RMSprop as in SB3 (alpha 0.99, eps 1e-5):
 
     L = -E[A * log pi(a|s)] + vf_coef * E[(V - R)^2] - ent_coef * E[H]
 
-with n-step returns (``gae_lambda=1``, the default, is A2C's plain n-step advantage) and
-RMSprop as in SB3 (alpha 0.99, eps 1e-5).
-
-``normalize_advantage_decay`` d > 0 divides the advantages by a running scale instead of
-their batch's spread (``normalize_advantage``):
-
-    s_k = d * s_{k-1} + (1 - d) * mean(A_k^2)      (s_1 = mean(A_1^2))
-    A  <- A / sqrt(s_k)
-
-(:func:`~rlnas.agents.on_policy.scale_by_running_rms`, which says why).
+``normalize_advantage_decay`` d > 0 divides the advantages by a running scale,
+``A / sqrt(s_k)`` with ``s_k = d s_{k-1} + (1 - d) mean(A_k^2)``, instead of their batch's spread.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -33,11 +25,9 @@ from rlnas.envs.monitor import Budget
 
 @dataclass
 class A2CConfig(ActorCriticConfig):
-    """Defaults are SB3's (an MLP policy). ``nas``: an LSTM controller whose critic has an
-    LSTM of its own, centred on the mean return; one update per NB201 architecture; lr
-    0.01, gradients clipped at norm 1; advantages divided by a running root mean square
-    (decay 0.95), so that the entropy bonus (0.03) is weighed against them in units of their
-    recent size (docs/benchmarks.md, "Every agent on NB201"). ``cartpole``: RL-Zoo's."""
+    """SB3's defaults. ``nas``: an LSTM controller with a centred critic LSTM of its own, one
+    update per NB201 cell, advantages on a running scale (docs/benchmarks.md, "Every agent on
+    NB201"). ``cartpole``: RL-Zoo's."""
 
     PRESETS: ClassVar[dict] = {
         "nas": dict(policy="lstm", hidden_sizes=[64], learning_rate=0.01, n_steps=6, gamma=1.0, ent_coef=0.03,
@@ -61,6 +51,7 @@ class A2CConfig(ActorCriticConfig):
 class A2C(ActorCriticAgent):
     Config = A2CConfig
     name = "a2c"
+    checkpointed = (*ActorCriticAgent.checkpointed, "advantage_square")
     config: A2CConfig
 
     def __init__(self, env, config: A2CConfig | None = None, seed: int = 0, device: str = "cpu", **settings):
@@ -98,10 +89,3 @@ class A2C(ActorCriticAgent):
             if callback is not None:
                 callback(self)
         return self
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "advantage_square": self.advantage_square}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.advantage_square = state.get("advantage_square")

@@ -1,12 +1,6 @@
-"""Agents that propose whole architectures: the NAS baselines, and what lets any agent
-search in parallel.
-
-Random search and regularized evolution think in complete cells, not in steps; they still
-go through the env like every other agent, one decision per step, so the store, the
-budget and the logs see them exactly as they see an RL controller. REINFORCE and Dreamer
-think in steps but can also propose a whole cell (:class:`Proposer`), which is how a
-parallel run keeps several of their architectures in flight.
-"""
+"""Agents that propose whole architectures: the NAS baselines think in cells but build them
+through the env one decision per step, so the store, budget and logs see them as they see
+an RL controller; :class:`Proposer` lets step agents (REINFORCE, Dreamer) search in parallel."""
 
 from __future__ import annotations
 
@@ -21,15 +15,9 @@ from rlnas.spaces import Decisions, SearchSpace
 
 
 class Proposer:
-    """What an agent adds to search in parallel: it hands over whole architectures
-    (``propose() -> Decisions | None``: the next one to build, None when there is nothing
-    left to try) and learns from their scores as they come back (the search driver's
-    asynchronous strategy, :mod:`rlnas.search.driver`).
-
-    Mixed into an :class:`~rlnas.agents.base.Agent` on a :class:`~rlnas.envs.NASEnv`. While
-    a parallel run is on, ``in_flight`` holds what other workers are evaluating; an agent
-    that reads it spends no proposal waiting on them.
-    """
+    """What an agent adds to search in parallel: ``propose()`` the next cell (None when
+    nothing is left to try) and ``observe`` scores as they come back; ``in_flight`` holds
+    what other workers are evaluating."""
 
     in_flight: set[Decisions]
     held: list[Decisions]  # failures built before any real result, not yet observed
@@ -50,10 +38,9 @@ class Proposer:
         return float(reward)
 
     def learn_from(self, decisions: Decisions, score: float) -> None:
-        """Observe the score of the cell :meth:`play` just built; a failure before any real
-        result is in has no scale to be scored on (the store answers it 0, above every loss),
-        so it is held, as in flight, until the first real result, then built again (free:
-        the store answers it with the lowest real score) and observed."""
+        """Observe the cell :meth:`play` just built. A failure before any real result has no
+        scale to be scored on: it is held until one comes, then rebuilt (free: the store
+        answers it with the lowest real score) and observed."""
         if self.failed and self.env.best is None:
             self.held.append(decisions)
             self.in_flight.add(decisions)
@@ -74,9 +61,7 @@ class Proposer:
 
 
 class ArchitectureAgent(Proposer, Agent):
-    """An agent that thinks in whole cells and needs a :class:`~rlnas.envs.NASEnv`
-    underneath (it reads ``env.unwrapped.space``). Its :meth:`learn` proposes, plays the
-    proposal through the env, and observes the score, one architecture at a time."""
+    """An agent that thinks in whole cells on a NASEnv: propose, play, observe, one at a time."""
 
     def __init__(self, env: gym.Env, config: AgentConfig | None = None, seed: int = 0, device: str = "cpu",
                  **settings):
@@ -95,8 +80,7 @@ class ArchitectureAgent(Proposer, Agent):
         return self
 
     def unseen_random(self, seen: Container[Decisions]) -> Decisions:
-        """A random cell neither in ``seen`` nor in flight on another worker (the caller
-        makes sure one is left)."""
+        """A random cell neither in ``seen`` nor in flight (the caller makes sure one is left)."""
         while (decisions := self.space.sample(self.rng)) in seen or decisions in self.in_flight:
             pass
         return decisions
@@ -107,8 +91,7 @@ class ArchitectureAgent(Proposer, Agent):
 
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None,
                 deterministic: bool = False, episode_start: bool = False) -> int:
-        """Deterministic: the decision of the best architecture found so far at the step the
-        observation points to. Otherwise uniform over the legal choices."""
+        """Deterministic: the best architecture so far's decision; else uniform over legal ones."""
         step = self.step_of(obs)
         best = self.env.best  # the monitor tracks the best architecture evaluated so far
         if deterministic and best is not None and step < self.space.num_decisions:

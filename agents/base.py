@@ -1,10 +1,6 @@
-"""The contract every agent keeps, and nothing more.
-
-An agent is built from an env (it reads the spaces) and its settings (a
-:class:`AgentConfig`), ``learn``s within a :class:`~rlnas.envs.monitor.Budget`,
-``predict``s an action, and ``save``s / ``load``s its whole state, random generators
-included, so a resumed run makes the same choices an uninterrupted one would have made.
-"""
+"""The contract every agent keeps: built from an env and an :class:`AgentConfig`, it
+``learn``s within a budget, ``predict``s an action, and ``save``s / ``load``s its whole state,
+generators included, so a resumed run makes the choices an uninterrupted one would."""
 
 from __future__ import annotations
 
@@ -30,8 +26,7 @@ NAS = "nas"  # the preset train.py and make_agent use: the settings tuned for NA
 
 @dataclass
 class AgentConfig(Component):
-    """An agent's settings (the ``agent`` config group). Defaults are the paper's or the
-    library's (SB3's); ``PRESETS["nas"]`` holds what differs for NAS episodes."""
+    """An agent's settings: the paper's or SB3's defaults; ``PRESETS["nas"]`` for NAS episodes."""
 
     group: ClassVar[str] = "agent"
 
@@ -40,24 +35,16 @@ class Agent(ABC):
     """Base class of every agent, built-in or plugin.
 
     Args:
-        env: any Gymnasium env, wrapped in a :class:`SearchMonitor` unless it is one; or a
-            vector env (``AutoresetMode.SAME_STEP``), wrapped in a :class:`VectorSearchMonitor`.
-        config: the agent's settings (its ``Config``; default: the class's defaults).
-        seed: seeds the agent's own generators (and the env at its first reset).
-        device: torch device for agents with networks.
-        settings: override single settings of ``config``.
-
-    Subclasses declare their settings as a ``Config`` dataclass (:class:`AgentConfig`) and
-    read them from ``self.config``.
+        env: a Gymnasium env (wrapped in a :class:`SearchMonitor`) or a same-step-autoreset
+            vector env (wrapped in a :class:`VectorSearchMonitor`).
+        config: the agent's ``Config`` (default: its defaults); ``settings`` override single keys.
+        seed: seeds the agent's generators and the env's first reset.
     """
 
     Config: ClassVar[type[AgentConfig]] = AgentConfig
     name: ClassVar[str] = ""
-    #: True for agents that step every sub-env of a vector env (PPO, A2C, DQN): a parallel
-    #: run hands them one env per worker, in lock-step (rlnas.search.lockstep).
-    supports_vector_env: ClassVar[bool] = False
-    #: True for agents whose work between two callbacks is costly (a one-shot search's epoch
-    #: of supernet training): the runner checkpoints at every callback, not every N evaluations.
+    supports_vector_env: ClassVar[bool] = False  # steps a vector env: parallel runs go in lock-step
+    checkpointed: ClassVar[tuple[str, ...]] = ()  # attributes a checkpoint holds, beside the generator ``rng``
     checkpoint_each_callback: ClassVar[bool] = False
 
     def __init__(self, env: gym.Env, config: AgentConfig | None = None, seed: int = 0, device: str = "cpu",
@@ -81,37 +68,42 @@ class Agent(ABC):
 
     @abstractmethod
     def learn(self, budget: Budget, callback: Callback | None = None) -> Agent:
-        """Interact with ``self.env`` until the budget is spent.
-
-        ``callback(self)`` is called whenever the agent's state alone determines what it
-        does next (after an update, say); the runner checkpoints there.
-        """
+        """Interact with ``self.env`` until the budget is spent, calling ``callback(self)``
+        wherever the agent's state alone decides what comes next (the runner checkpoints there)."""
 
     @abstractmethod
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None,
                 deterministic: bool = False, episode_start: bool = False) -> int:
-        """Choose an action for one observation, honouring ``action_mask`` if given.
-
-        Call it once per step; ``episode_start=True`` at an episode's first step. Recurrent
-        agents (LSTM policies, REINFORCE's controller, Dreamer's RSSM) carry their state
-        between calls and start afresh there; the others ignore it (SB3's convention).
-        """
+        """An action for one observation, honouring ``action_mask``; recurrent agents carry
+        their state between calls and start afresh at ``episode_start`` (SB3's convention)."""
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly where the agent stopped."""
-        return {"rng": self.rng.bit_generator.state}
+        """Everything needed to continue exactly where the agent stopped: ``rng`` and the
+        :attr:`checkpointed` attributes (torch generators, modules and optimizers by their state)."""
+        state = {"rng": self.rng.bit_generator.state}
+        for name in self.checkpointed:
+            value = getattr(self, name)
+            state[name] = (value.get_state() if isinstance(value, torch.Generator) else
+                           value.state_dict() if hasattr(value, "state_dict") else value)
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
+        for name in self.checkpointed:
+            value = getattr(self, name)
+            if isinstance(value, torch.Generator):
+                value.set_state(state[name])
+            elif hasattr(value, "load_state_dict"):
+                value.load_state_dict(state[name])
+            elif name in state:  # a plain value an older checkpoint lacks keeps its fresh one
+                setattr(self, name, state[name])
 
     def progress(self) -> tuple[int, int, str] | None:
-        """``(done, total, unit)`` for an agent whose work is not counted in evaluations (a
-        one-shot search's epochs); None for the others, which the budget measures."""
+        """``(done, total, unit)`` where work is not counted in evaluations (one-shot epochs)."""
         return None
 
     def search_report(self) -> dict[str, Any]:
-        """What the run's report.json adds under ``search`` (a one-shot search's epochs, say);
-        nothing by default."""
+        """What report.json adds under ``search`` (a one-shot search's epochs, say)."""
         return {}
 
     def reset_env(self) -> tuple[Any, dict]:
@@ -128,10 +120,7 @@ class Agent(ABC):
 
 def make_agent(name: str, env: gym.Env, seed: int = 0, device: str = "cpu", preset: str | None = NAS,
                **settings: Any) -> Agent:
-    """The agent registered as ``name`` on ``env``, with its ``preset`` (``"nas"``, the
-    setting ``train.py agent=name`` uses, is the default; None: the paper's or library's
-    defaults) and then ``settings``. An unknown name, preset or setting is refused with
-    what exists."""
+    """The agent ``name`` on ``env``: ``preset`` (``"nas"`` as train.py; None: published defaults), ``settings``."""
     cls = AGENTS.get(name)
     if preset == NAS and NAS not in cls.Config.PRESETS:
         preset = None  # an agent without NAS tuning: its defaults are the NAS setting
@@ -139,8 +128,7 @@ def make_agent(name: str, env: gym.Env, seed: int = 0, device: str = "cpu", pres
 
 
 def as_vector_env(env: gym.Env | gym.vector.VectorEnv) -> gym.vector.VectorEnv:
-    """A vector env as is; a single env as a vector env of one (same-step autoreset), so
-    agents written for vector envs take either."""
+    """A vector env as is; a single env as a vector env of one (same-step autoreset)."""
     if isinstance(env, gym.vector.VectorEnv):
         return env
     return gym.vector.SyncVectorEnv([lambda: env], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)

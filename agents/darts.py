@@ -1,35 +1,21 @@
 """Differentiable one-shot NAS on the weight-sharing supernet: DARTS, GDAS and SNAS.
 
-Every edge of the supernet (:mod:`rlnas.networks.supernet`) becomes a mixture of all its ops,
-weighted by a relaxation of learnable architecture logits alpha (:mod:`rlnas.networks.relaxations`):
-softmax for DARTS (Liu et al. 2019), a straight-through Gumbel-softmax sample for GDAS
-(Dong & Yang 2019: one path forward, the soft sample's gradient backward), a relaxed Gumbel
-sample for SNAS (Xie et al. 2019), or a sparse map (sparsemax, 1.5-entmax). The search
-alternates two updates, on two halves of the dataset's training split (DARTS Algorithm 1):
+Every supernet edge mixes all its ops, weighted by a relaxation of learnable logits alpha:
+softmax for DARTS (Liu et al. 2019), a straight-through Gumbel-softmax sample for GDAS (Dong
+& Yang 2019), a relaxed Gumbel sample for SNAS (Xie et al. 2019), or a sparse map. Each step
+alternates two updates on two halves of the training split (DARTS Algorithm 1):
 
-1. architecture step, on a batch of the second half (Adam on alpha):
+1. architecture (Adam on alpha, second half): first order ``g = dL_val(w, alpha)/dalpha``;
+   second order ``g = dL_val(w', alpha)/dalpha - xi (dL_train(w+) - dL_train(w-))/dalpha / (2 eps)``
+   with ``w' = w - xi dL_train/dw``, ``w+- = w +- eps dL_val(w')/dw'``, ``eps = 0.01 / ||dL_val/dw'||``
+   (the finite-difference Hessian-vector product of DARTS eq. 8);
+2. weights (SGD with momentum, cosine learning rate, first half).
 
-   * first order:  g = dL_val(w, alpha) / dalpha
-   * second order: g = dL_val(w', alpha) / dalpha - xi (dL_train(w+, alpha) - dL_train(w-, alpha)) / dalpha / (2 eps)
-     with the one-step unrolled weights w' = w - xi dL_train(w, alpha) / dw (xi: the weights'
-     learning rate), w+- = w +- eps dL_val(w', alpha) / dw' and eps = 0.01 / ||dL_val / dw'||:
-     the finite-difference Hessian-vector product of DARTS eq. 8;
-
-2. weight step, on a batch of the first half (SGD with momentum on w, cosine learning rate).
-
-After the last epoch the discrete cell is derived: for NB201 the strongest op per edge; for
-NASNet, as DARTS, each block keeps its two inputs whose strongest op weighs most and that op
-on each, combined by addition. The derived cell is built through the env like any agent's,
-so the run's evaluator scores it (the NB201 table, stand-alone training with
-``evaluator=scratch``, ...), the store keeps it and the report shows it.
-
-Failure modes are logged, not hidden: per epoch, the entropy of the architecture weights
-(normalised, 1 = uniform) and the fraction of parameter-free ops in the derived cell. DARTS
-on NB201 is known to collapse onto skip connections (Dong & Yang 2020); this is where it shows.
-
-Checkpoints are taken after every epoch. An epoch's batches and Gumbel noise are drawn from
-a generator seeded by (seed, epoch), so a run killed mid-epoch and resumed redoes that epoch
-exactly and ends where an uninterrupted run ends.
+The derived cell (NB201: the strongest op per edge; NASNet: per block the two inputs whose
+strongest op weighs most, added) is built through the env, so the run's evaluator scores
+it. Each epoch logs the weights' entropy and the derived cell's parameter-free share, where
+a collapse onto skip connections shows. An epoch's batches and noise come from (seed,
+epoch), so a run resumed mid-epoch redoes that epoch exactly.
 """
 
 from __future__ import annotations
@@ -92,10 +78,7 @@ def _grad(loss: torch.Tensor, inputs: Sequence[torch.Tensor], retain_graph: bool
 def unrolled_gradient(train_loss: Callable[[], torch.Tensor], valid_loss: Callable[[], torch.Tensor],
                       weights: Sequence[torch.Tensor], alphas: Sequence[torch.Tensor], xi: float,
                       r: float = 0.01) -> list[torch.Tensor]:
-    """DARTS' second-order architecture gradient (eq. 7-8): the gradient through one unrolled
-    SGD step of the weights, its Hessian-vector product by central finite differences.
-    ``train_loss()`` and ``valid_loss()`` evaluate the model at the current ``weights`` and
-    ``alphas``; the weights are back as they were on return."""
+    """DARTS' second-order gradient (eq. 7-8); the weights are back as they were on return."""
     original = [w.detach().clone() for w in weights]
     step = _grad(train_loss(), weights)
     with torch.no_grad():
@@ -120,11 +103,9 @@ def unrolled_gradient(train_loss: Callable[[], torch.Tensor], valid_loss: Callab
 
 @dataclass
 class DARTSConfig(AgentConfig):
-    """DARTS's settings (Liu et al. 2019; GDAS and SNAS change the relaxation and its
-    temperature). The supernet is the supernet evaluator's size, trained on its data.
-    ``nas``: the papers' settings except ``arch_lr``: digits gives 8 architecture steps an
-    epoch where CIFAR-10's half split gives 390, so 3e-4 (the papers') would leave alpha
-    where it started; 0.01 lets it move about as far in 400 steps as theirs does in 19,500."""
+    """DARTS's settings (Liu et al. 2019). ``nas``: ``arch_lr`` 0.01, since digits gives 8
+    architecture steps an epoch where CIFAR-10 gives 390: at the papers' 3e-4 alpha would
+    not move."""
 
     PRESETS: ClassVar[dict] = {"nas": {"arch_lr": 0.01}}
     relaxation: str = setting("softmax", "how architecture logits become op weights", OneOf(RELAXATIONS))
@@ -160,13 +141,12 @@ class DARTSConfig(AgentConfig):
 
 
 class DifferentiableSearch(ArchitectureAgent):
-    """One-shot search by gradient descent on architecture logits; see the module docstring
-    and :class:`DARTSConfig`."""
+    """One-shot search by gradient descent on architecture logits."""
 
     Config = DARTSConfig
     config: DARTSConfig
-    #: an epoch of supernet training lies between two callbacks: checkpoint at each
-    checkpoint_each_callback = True
+    checkpoint_each_callback = True  # an epoch lies between two callbacks
+    checkpointed = ("supernet", "alpha", "w_optimizer", "a_optimizer", "epoch", "history")
 
     def __init__(self, env: gym.Env, config: DARTSConfig | None = None, seed: int = 0, device: str = "cpu",
                  **settings: Any):
@@ -186,8 +166,8 @@ class DifferentiableSearch(ArchitectureAgent):
         self.supernet = Supernet(self.space, data.input_shape[0], data.num_classes, c.channels,
                                  c.cells_per_stage).to(self.device)
         generator = torch.Generator().manual_seed(seed)
-        self.alpha = {name: nn.Parameter((1e-3 * torch.randn(shape, generator=generator)).to(self.device))
-                      for name, shape in self.supernet.mixture_shapes().items()}
+        self.alpha = nn.ParameterDict({name: nn.Parameter((1e-3 * torch.randn(shape, generator=generator)).to(
+            self.device)) for name, shape in self.supernet.mixture_shapes().items()})
         self.w_optimizer = torch.optim.SGD(self.supernet.parameters(), lr=c.lr, momentum=c.momentum,
                                            weight_decay=c.weight_decay)
         self.a_optimizer = torch.optim.Adam(self.alpha.values(), lr=c.arch_lr, betas=(0.5, 0.999),
@@ -210,8 +190,7 @@ class DifferentiableSearch(ArchitectureAgent):
     # -- one epoch ----------------------------------------------------------------------
     def loss(self, x: torch.Tensor, y: torch.Tensor, tau: float, generator: torch.Generator,
              arch_grad: bool = True) -> torch.Tensor:
-        """Cross-entropy of the supernet, every edge mixed by freshly relaxed weights (a new
-        Gumbel sample each call); ``arch_grad=False`` keeps alpha out of the graph."""
+        """The supernet's cross-entropy under freshly relaxed weights (no alpha graph if not ``arch_grad``)."""
         with torch.set_grad_enabled(arch_grad and torch.is_grad_enabled()):
             weights = {k: relax(a, self.config.relaxation, tau, generator) for k, a in self.alpha.items()}
         self.supernet.weigh(weights)
@@ -262,9 +241,7 @@ class DifferentiableSearch(ArchitectureAgent):
             return {k: expected(a, self.config.relaxation) for k, a in self.alpha.items()}
 
     def derive(self, weights: dict[str, torch.Tensor] | None = None) -> Decisions:
-        """The discrete cell from ``weights`` (default: the expected weights now): NB201 the
-        strongest op per edge; NASNet per block the two inputs whose strongest op weighs
-        most, with those ops, added."""
+        """The discrete cell from ``weights`` (default: the expected weights now)."""
         weights = self.expected_weights() if weights is None else weights
         if isinstance(self.space, NB201Space):
             return self.space.validate(weights["cell"].argmax(-1).tolist())
@@ -322,8 +299,7 @@ class DifferentiableSearch(ArchitectureAgent):
 
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None,
                 deterministic: bool = False, episode_start: bool = False) -> int:
-        """The derived cell's decision at the step ``obs`` points to: a one-shot search has one
-        answer, not a policy to sample."""
+        """The derived cell's decision at ``obs``'s step: one answer, not a policy to sample."""
         return self.derive()[min(self.step_of(obs), self.space.num_decisions - 1)]
 
     def progress(self) -> tuple[int, int, str]:
@@ -333,34 +309,16 @@ class DifferentiableSearch(ArchitectureAgent):
         return {"relaxation": self.config.relaxation, "order": self.config.order, "epochs": self.epoch,
                 "derived": self.space.to_string(self.derive()), "history": self.history}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "supernet": self.supernet.state_dict(),
-                "alpha": {k: a.detach().clone() for k, a in self.alpha.items()},
-                "w_optimizer": self.w_optimizer.state_dict(), "a_optimizer": self.a_optimizer.state_dict(),
-                "epoch": self.epoch, "history": self.history}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.supernet.load_state_dict(state["supernet"])
-        with torch.no_grad():
-            for k, a in self.alpha.items():
-                a.copy_(state["alpha"][k])
-        self.w_optimizer.load_state_dict(state["w_optimizer"])
-        self.a_optimizer.load_state_dict(state["a_optimizer"])
-        self.epoch, self.history = state["epoch"], list(state["history"])
-
 
 class DARTS(DifferentiableSearch):
-    """DARTS (Liu et al. 2019): softmax over each edge's ops, first order by default
-    (``order=2`` for the unrolled gradient)."""
+    """DARTS (Liu et al. 2019): softmax over each edge's ops; ``order=2`` unrolls."""
 
     name = "darts"
 
 
 @dataclass
 class GDASConfig(DARTSConfig):
-    """GDAS (Dong & Yang 2019): one path per forward pass, a straight-through Gumbel-softmax
-    sample, its temperature falling linearly from 10 to 0.1 as in the paper."""
+    """GDAS (Dong & Yang 2019): a straight-through Gumbel-softmax path, tau 10 -> 0.1."""
 
     PRESETS: ClassVar[dict] = {"nas": {"arch_lr": 0.01}}
     relaxation: str = redefault(DARTSConfig, "relaxation", "gumbel_hard")
@@ -375,9 +333,8 @@ class GDAS(DifferentiableSearch):
 
 @dataclass
 class SNASConfig(DARTSConfig):
-    """SNAS (Xie et al. 2019): every op weighted by a relaxed Gumbel-softmax sample, its
-    temperature annealed exponentially from the paper's initial 1 (to 0.03). Updates
-    alternate on two halves as DARTS's do (the paper updates both on one loss)."""
+    """SNAS (Xie et al. 2019): a relaxed Gumbel-softmax sample, tau 1 -> 0.03 exponentially;
+    updates alternate on two halves as DARTS's do (the paper uses one loss)."""
 
     PRESETS: ClassVar[dict] = {"nas": {"arch_lr": 0.01}}
     relaxation: str = redefault(DARTSConfig, "relaxation", "gumbel")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -35,14 +35,14 @@ from rlnas.core.settings import (
     UNIT,
     Range,
     check,
+    redefault,
     setting,
 )
 from rlnas.envs.monitor import Budget
 
 
 class NoisyLinear(nn.Module):
-    """y = (mu_w + sigma_w * eps_w) x + (mu_b + sigma_b * eps_b) with factorised noise
-    eps_w = f(eps_out) f(eps_in)^T, f(x) = sign(x) sqrt(|x|); ``reset_noise`` draws new eps."""
+    """y = (mu_w + sigma_w eps_w) x + mu_b + sigma_b eps_b, eps_w = f(eps_out) f(eps_in)^T, f = sign sqrt|.|."""
 
     def __init__(self, in_features: int, out_features: int, sigma0: float = 0.5):
         super().__init__()
@@ -68,8 +68,7 @@ class NoisyLinear(nn.Module):
 
 
 class QNetwork(nn.Module):
-    """MLP torso, then one head (Q or its atoms) or dueling value and advantage heads;
-    noisy layers in the heads when ``noisy``. Returns Q (B, A) and, for C51, log p (B, A, atoms)."""
+    """MLP torso, then Q (or C51 atoms) heads, dueling and noisy on request: (Q, log p or None)."""
 
     def __init__(self, obs_dim: int, num_actions: int, hidden: list[int], dueling: bool, noisy: bool,
                  n_atoms: int, sigma0: float):
@@ -113,8 +112,7 @@ def masked_argmax(q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 
 def td_target(returns: torch.Tensor, discounts: torch.Tensor, dones: torch.Tensor, q_next_target: torch.Tensor,
               q_next_online: torch.Tensor | None, next_masks: torch.Tensor | None) -> torch.Tensor:
-    """n-step TD target R + (1 - done) gamma^n Q_target(s', a*), a* = masked argmax over the
-    next state's legal actions of Q_online (double Q) or of Q_target (plain DQN)."""
+    """R + (1 - done) gamma^n Q_target(s', a*), a* the masked argmax of Q_online (double) or Q_target."""
     chooser = q_next_target if q_next_online is None else q_next_online
     next_actions = masked_argmax(chooser, next_masks)
     next_values = q_next_target.gather(1, next_actions[:, None]).squeeze(1)
@@ -123,11 +121,9 @@ def td_target(returns: torch.Tensor, discounts: torch.Tensor, dones: torch.Tenso
 
 def categorical_projection(next_probs: torch.Tensor, returns: torch.Tensor, discounts: torch.Tensor,
                            dones: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
-    """Project the target distribution of r + gamma^n z onto the fixed atoms (C51, Alg. 1).
-
-    Each atom z_j moves to Tz_j = clip(r + (1 - done) gamma^n z_j, v_min, v_max); its mass
-    p_j is split between the two atoms around it in proportion to closeness. (B, atoms) -> (B, atoms).
-    """
+    """Project r + gamma^n z onto the fixed atoms (C51, Alg. 1): atom z_j moves to
+    Tz_j = clip(r + (1 - done) gamma^n z_j, v_min, v_max), its mass split between the two
+    atoms around it in proportion to closeness."""
     v_min, v_max, n_atoms = support[0], support[-1], len(support)
     delta = (v_max - v_min) / (n_atoms - 1)
     tz = (returns[:, None] + ((1 - dones) * discounts)[:, None] * support[None]).clamp(v_min, v_max)
@@ -144,11 +140,9 @@ def categorical_projection(next_probs: torch.Tensor, returns: torch.Tensor, disc
 
 @dataclass
 class DQNConfig(AgentConfig):
-    """Defaults are SB3's with every extra off, the C51 support the paper's [-10, 10].
-    ``nas``: a search of 100 evaluations is 600 NB201 env steps, so exploration, learning
-    start and target updates are sized to it, and double Q with 3-step returns carries the
-    end-of-episode reward back to the first decisions sooner (docs/benchmarks.md, "Every
-    agent on NB201"). ``cartpole``: RL-Zoo's CartPole-v1 setting."""
+    """SB3's defaults with every extra off; C51's support the paper's [-10, 10]. ``nas``:
+    exploration and updates sized to a 600-step search, double Q and 3-step returns to carry
+    the final reward back sooner (docs/benchmarks.md, "Every agent on NB201")."""
 
     PRESETS: ClassVar[dict] = {
         "nas": dict(learning_rate=1e-3, buffer_size=50_000, learning_starts=60, batch_size=64, gamma=1.0,
@@ -198,6 +192,7 @@ class DQN(Agent):
     name = "dqn"
     config: DQNConfig
     supports_vector_env = True
+    checkpointed = ("q", "q_target", "optimizer", "generator", "buffer", "steps", "updates")
 
     def __init__(self, env, config: DQNConfig | None = None, seed: int = 0, device: str = "cpu", **settings):
         super().__init__(env, config, seed, device, **settings)
@@ -226,8 +221,7 @@ class DQN(Agent):
 
     # -- acting -------------------------------------------------------------------------
     def epsilon(self, budget_steps: int | None) -> float:
-        """Linear from initial to final over exploration_fraction of the step budget
-        (or over exploration_steps without one)."""
+        """Linear over exploration_fraction of the step budget (exploration_steps without one)."""
         c = self.config
         horizon = c.exploration_fraction * budget_steps if budget_steps else c.exploration_steps
         eps0, eps1 = c.exploration_initial_eps, c.exploration_final_eps
@@ -324,37 +318,19 @@ class DQN(Agent):
             self.buffer.update_priorities(batch["indices"], errors.detach().abs().cpu().numpy())
         self.updates += 1
         if self.updates % 100 == 0:
-            step = self.env.env_steps
-            self.logger.scalar(f"{self.name}/loss", loss.item(), step)
-            self.logger.scalar(f"{self.name}/q_values", q.mean().item(), step)
-            self.logger.scalar(f"{self.name}/td_error", errors.abs().mean().item(), step)
-            self.logger.scalar(f"{self.name}/epsilon", self.epsilon(budget.env_steps), step)
+            logged = {"loss": loss.item(), "q_values": q.mean().item(), "td_error": errors.abs().mean().item(),
+                      "epsilon": self.epsilon(budget.env_steps)}
             if weights is not None:
-                self.logger.scalar(f"{self.name}/priority_total", self.buffer.tree.total, step)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "q": self.q.state_dict(), "q_target": self.q_target.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-                "buffer": self.buffer.state(), "steps": self.steps, "updates": self.updates}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.q.load_state_dict(state["q"])
-        self.q_target.load_state_dict(state["q_target"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        self.buffer.load(state["buffer"])
-        self.steps, self.updates = state["steps"], state["updates"]
+                logged["priority_total"] = self.buffer.tree.total
+            for key, value in logged.items():
+                self.logger.scalar(f"{self.name}/{key}", value, self.env.env_steps)
 
 
 @dataclass
 class RainbowConfig(DQNConfig):
-    """Rainbow (Hessel et al. 2018): every extra on, the paper's settings where they apply
-    (no epsilon: noisy nets explore; alpha 0.5, beta 0.4 -> 1, sigma_0 0.5, 51 atoms,
-    3-step returns, Adam eps 1.5e-4). On NAS noise alone collapses: on NB201 the agent settles
-    on a few dozen cells and then replays them (45 distinct cells in 5,800 steps), so
-    ``nas`` keeps DQN's epsilon schedule on top, sized to the search as DQN's is; the
-    support is [0, 1], where accuracies lie. ``cartpole``: the paper's agent on CartPole."""
+    """Rainbow (Hessel et al. 2018): every extra on, the paper's settings (noisy nets
+    explore, no epsilon). ``nas`` keeps DQN's epsilon on top (noise alone settles on a few
+    dozen NB201 cells) and the support [0, 1], where accuracies lie."""
 
     PRESETS: ClassVar[dict] = {
         "nas": dict(learning_rate=1e-3, buffer_size=50_000, learning_starts=60, batch_size=64, gamma=1.0,
@@ -364,16 +340,16 @@ class RainbowConfig(DQNConfig):
         "cartpole": dict(learning_rate=1e-3, v_min=0.0, v_max=100.0, learning_starts=1000, target_update_interval=500,
                          buffer_size=50_000, batch_size=64, train_freq=1, hidden_sizes=[128, 128]),
     }
-    learning_starts: int = setting(1000, "env steps of pure exploration before the first update", INT_AT_LEAST_0)
-    target_update_interval: int = setting(8000, "env steps between hard target-network updates", INT_AT_LEAST_1)
-    exploration_initial_eps: float = setting(0.0, "epsilon at the start (the paper explores by noise alone)", UNIT)
-    exploration_final_eps: float = setting(0.0, "epsilon after the decay", UNIT)
-    double_q: bool = setting(True, "the target action from the online network, its value from the target's", SWITCH)
-    dueling: bool = setting(True, "Q = V + A - mean(A)", SWITCH)
-    prioritized: bool = setting(True, "proportional prioritized replay, beta annealed to 1", SWITCH)
-    n_step: int = setting(3, "steps of reward summed before bootstrapping", INT_AT_LEAST_1)
-    noisy: bool = setting(True, "factorised noisy layers in the heads", SWITCH)
-    distributional: bool = setting(True, "C51: a categorical return distribution", SWITCH)
+    learning_starts: int = redefault(DQNConfig, "learning_starts", 1000)
+    target_update_interval: int = redefault(DQNConfig, "target_update_interval", 8000)
+    exploration_initial_eps: float = redefault(DQNConfig, "exploration_initial_eps", 0.0)
+    exploration_final_eps: float = redefault(DQNConfig, "exploration_final_eps", 0.0)
+    double_q: bool = redefault(DQNConfig, "double_q", True)
+    dueling: bool = redefault(DQNConfig, "dueling", True)
+    prioritized: bool = redefault(DQNConfig, "prioritized", True)
+    n_step: int = redefault(DQNConfig, "n_step", 3)
+    noisy: bool = redefault(DQNConfig, "noisy", True)
+    distributional: bool = redefault(DQNConfig, "distributional", True)
 
 
 class Rainbow(DQN):

@@ -1,27 +1,17 @@
 """Dreamer V1 (Hafner et al. 2019, "Dream to Control") and V2 (Hafner et al. 2020,
-"Mastering Atari with Discrete World Models"): learn a world model from replayed
-sequences, then train an actor and a critic on trajectories imagined in its latent space.
+"Mastering Atari with Discrete World Models"): fit a world model to replayed sequences,
+then train an actor and a critic on trajectories imagined in its latent space.
 
-One loop, top to bottom:
-
-1. act in the env: filter the observation into the RSSM posterior, sample the actor's
-   action among the legal ones (``info["action_mask"]``), store the step;
-2. every ``train_every`` steps, ``train_steps`` times (the papers' schedule), or
+1. Act: filter the observation into the RSSM posterior, sample a legal action, store the step.
+2. Train ``train_steps`` times every ``train_every`` steps (the papers' schedule), or
    ``updates_per_evaluation`` times after each episode that built a new architecture (the
-   NAS schedule: a repeat costs no evaluation, teaches nothing, and is not even stored, so
-   compute follows the evaluations paid for): sample ``batch_size`` sequences of
-   ``seq_len`` steps, fit the world model (reconstruction + reward + continuation + KL,
-   with V2's KL balancing and free nats), imagine ``horizon`` steps from every posterior
-   state with the actor (legal actions predicted by the model's mask head), and
-   * critic: regress ``v(s_t)`` on the lambda-return ``R_t = r_t + d_t ((1 - lambda) v(s_{t+1})
-     + lambda R_{t+1})``, ``R_H = v(s_H)`` (V1 eq. 6), values from a slow target critic;
-   * actor: ``-w_t [rho log pi(a_t|s_t) sg(R_t - v(s_t)) + (1 - rho) R_t + eta H(pi(.|s_t))]``,
-     ``w_t`` the imagined probability of being alive, discounted. ``rho = 1`` (REINFORCE)
-     is V2's choice for discrete actions; ``rho = 0`` is V1's dynamics backpropagation,
-     the return's gradient flowing through the straight-through actions and the model.
-
-The two papers differ in their latents, KL form and settings, which are the defaults of
-:class:`DreamerV1Config` and :class:`DreamerConfig` (V2's).
+   NAS schedule: compute follows the evaluations paid for). An update fits the model
+   (reconstruction + reward + continuation + KL, with V2's balancing and free nats), imagines
+   ``horizon`` steps from every posterior state, and trains
+   * the critic on ``R_t = r_t + d_t ((1 - lambda) v(s_{t+1}) + lambda R_{t+1})``, ``R_H = v(s_H)``;
+   * the actor on ``-w_t [rho log pi(a_t|s_t) sg(R_t - v(s_t)) + (1 - rho) R_t + eta H]``, ``w_t``
+     the discounted probability of being alive; ``rho = 1`` is V2's REINFORCE, ``rho = 0``
+     V1's dynamics backpropagation through straight-through actions.
 """
 
 from __future__ import annotations
@@ -33,11 +23,11 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from rlnas.agents.architecture_agent import Proposer
 from rlnas.agents.base import Agent, AgentConfig, Callback
+from rlnas.agents.replay import SequenceReplay
 from rlnas.core.settings import (
     INT_AT_LEAST_0,
     INT_AT_LEAST_1,
@@ -57,15 +47,11 @@ from rlnas.world_models.world_model import WorldModel, mlp
 
 @dataclass
 class DreamerConfig(AgentConfig):
-    """Dreamer V2's published settings ("Mastering Atari with Discrete World Models",
-    Appendix, Atari: discrete actions). ``nas``: a search pays for 100-200 architectures
-    (600-10,000 steps), so the networks are smaller, the prefill ten NB201 episodes, and
-    training is scheduled per new architecture (evaluations are dear, updates cheap; a repeat
-    is free and teaches nothing), not per step; scores differ by a percent, so the reward
-    term is weighed 100 and the entropy bonus raised to 1e-2 (at the paper's 1e-3 the search
-    collapses); an NB201 episode is 6 decisions, so the horizon is 6 and gamma 1 (one
-    architecture per episode, its score the only reward). Measured in docs/benchmarks.md,
-    "Every agent on NB201". ``cartpole``: scaled down for a 4-dimensional observation."""
+    """Dreamer V2's published settings (its Appendix, Atari). ``nas``: a search pays for
+    100-200 architectures, so smaller networks, a ten-episode prefill, training per new
+    architecture; scores differ by a percent, so reward weight 100 and entropy 1e-2 (at 1e-3
+    the search collapses); horizon 6 and gamma 1 (an NB201 episode is 6 decisions, one
+    reward). Measured in docs/benchmarks.md, "Every agent on NB201"."""
 
     PRESETS: ClassVar[dict] = {
         "nas": dict(deter_size=128, hidden_size=128, stoch_size=16, classes=16, units=128, reward_scale=100.0,
@@ -115,11 +101,9 @@ class DreamerConfig(AgentConfig):
 
 @dataclass
 class DreamerV1Config(DreamerConfig):
-    """Dreamer V1's published settings ("Dream to Control", Appendix A: continuous control;
-    its 5,000-step prefill and train-every-1000 x 100 are a train ratio of 1:10). ``nas``:
-    as V2's, with V1's latents and KL; repeats stay on the step schedule (V2's 18 updates per
-    evaluation collapse V1's actor onto repeats, which then never train it) and the entropy
-    bonus is 3e-2 (V1 has none; at 1e-2 its search settles on a few cells)."""
+    """Dreamer V1's published settings ("Dream to Control", Appendix A). ``nas``: as V2's
+    with V1's latents and KL, on the step schedule (18 updates per evaluation collapse V1's
+    actor onto repeats) and entropy 3e-2 (at 1e-2 its search settles on a few cells)."""
 
     PRESETS: ClassVar[dict] = {
         "nas": dict(deter_size=128, hidden_size=128, units=128, reward_scale=100.0, model_lr=1e-3, actor_lr=3e-4,
@@ -152,11 +136,7 @@ class DreamerV1Config(DreamerConfig):
 
 def lambda_returns(rewards: torch.Tensor, values: torch.Tensor, discounts: torch.Tensor,
                    lambda_: float) -> torch.Tensor:
-    """``R_t = r_t + d_t ((1 - lambda) v_{t+1} + lambda R_{t+1})`` with ``R_H = v_H``.
-
-    ``rewards`` and ``discounts`` are ``(H, ...)`` (the transition out of step t),
-    ``values`` is ``(H + 1, ...)``; returns ``(H, ...)``.
-    """
+    """``R_t = r_t + d_t ((1 - lambda) v_{t+1} + lambda R_{t+1})``, ``R_H = v_H``, over ``(H, ...)``."""
     returns = []
     last = values[-1]
     for t in reversed(range(rewards.shape[0])):
@@ -165,53 +145,12 @@ def lambda_returns(rewards: torch.Tensor, values: torch.Tensor, discounts: torch
     return torch.stack(returns[::-1])
 
 
-class SequenceReplay:
-    """Steps in arrival order; ``sample`` draws windows of consecutive steps (episode
-    starts inside a window are marked by ``firsts``, where the RSSM resets)."""
-
-    def __init__(self, capacity: int, obs_dim: int, action_dim: int):
-        self.capacity, self.size, self.head = capacity, 0, 0
-        self.data = {"obs": np.zeros((capacity, obs_dim), np.float32), "actions": np.zeros(capacity, np.int64),
-                     "rewards": np.zeros(capacity, np.float32), "terminals": np.zeros(capacity, np.float32),
-                     "firsts": np.zeros(capacity, np.float32), "masks": np.ones((capacity, action_dim), np.float32)}
-        self.action_dim = action_dim
-
-    def add(self, obs: np.ndarray, action: int, reward: float, terminal: bool, first: bool,
-            mask: np.ndarray | None) -> None:
-        """``action`` is the one that led to ``obs`` (-1 at an episode's first step)."""
-        i = self.head
-        self.data["obs"][i], self.data["actions"][i], self.data["rewards"][i] = obs, action, reward
-        self.data["terminals"][i], self.data["firsts"][i] = terminal, first
-        self.data["masks"][i] = 1.0 if mask is None else mask
-        self.head, self.size = (i + 1) % self.capacity, min(self.size + 1, self.capacity)
-
-    def sample(self, batch: int, length: int, rng: np.random.Generator,
-               device: torch.device) -> dict[str, torch.Tensor]:
-        oldest = self.head if self.size == self.capacity else 0
-        starts = rng.integers(0, self.size - length + 1, batch)
-        idx = (oldest + starts[None, :] + np.arange(length)[:, None]) % self.capacity  # (T, B)
-        out = {k: torch.as_tensor(v[idx], device=device) for k, v in self.data.items()}
-        actions = out.pop("actions")
-        out["actions"] = F.one_hot(actions.clamp(min=0), self.action_dim).float() * (actions >= 0).unsqueeze(-1)
-        out["firsts"][0] = 1.0  # a window starts from the zero state, as an episode does
-        return out
-
-    def state(self) -> dict[str, Any]:
-        """The filled rows only (until the buffer wraps they are the first ``size``): a
-        checkpoint early in a search stays small whatever the capacity."""
-        return {"size": self.size, "head": self.head,
-                **{k: torch.as_tensor(v[:self.size]) for k, v in self.data.items()}}
-
-    def load(self, state: dict[str, Any]) -> None:
-        self.size, self.head = state["size"], state["head"]
-        for k in self.data:
-            self.data[k][:self.size] = state[k].numpy()
-
-
 class Dreamer(Proposer, Agent):
     """Dreamer on any env with a flat ``Box`` observation and a ``Discrete`` action space."""
 
     Config = DreamerConfig
+    checkpointed = ("model", "actor", "critic", "target", "model_opt", "actor_opt", "critic_opt", "generator",
+                    "replay", "steps", "updates")
     config: DreamerConfig
 
     def __init__(self, env: gym.Env, config: DreamerConfig | None = None, seed: int = 0, device: str = "cpu",
@@ -264,10 +203,9 @@ class Dreamer(Proposer, Agent):
 
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False,
                 episode_start: bool = False) -> int:
-        """One observation at a time, filtered into the RSSM state of the calls before
-        (``episode_start=True`` starts from the zero state). ``deterministic`` also takes the
-        posterior's mode instead of a sample, so that the same observations give the same
-        actions."""
+        """One observation at a time, filtered into the RSSM state of the calls before;
+        ``deterministic`` takes the posterior's mode too, so the same observations give the
+        same actions."""
         state, action = (None, None) if episode_start else self._predict
         state = self._filter(state, action, obs, sample=not deterministic)
         action = self._act(state, action_mask, deterministic)
@@ -306,17 +244,14 @@ class Dreamer(Proposer, Agent):
         return self._act(state, mask, deterministic=False)
 
     def _learn_from(self, episode: list[tuple]) -> None:
-        """The NAS schedule: an episode that built a new architecture is stored and trained
-        on ``updates_per_evaluation`` times (the monitor counts repeats; on an env without
-        architectures every episode is new). On the papers' schedule it was stored already."""
+        """The NAS schedule: store a new architecture's episode and train on it."""
         if self.config.updates_per_evaluation is not None and self.env.stale_episodes == 0:
             self._store(episode)
             self._train(self.config.updates_per_evaluation)
 
-    # -- proposing whole cells (parallel runs, rlnas.search.driver) --------------------------
+    # -- proposing whole cells (parallel runs) ------------------------------------------
     def propose(self) -> Decisions:
-        """Filter and act through a cell's previews as an episode would, without stepping
-        the env; the model's predicted score is kept for :meth:`observe` to log."""
+        """Act through a cell's previews as an episode would, without stepping the env."""
         env, decisions, action, state = self.nas_env(), [], None, None
         for _ in range(env.space.num_decisions):
             obs, mask = env.preview(decisions)
@@ -328,9 +263,7 @@ class Dreamer(Proposer, Agent):
         return tuple(decisions)
 
     def observe(self, decisions: Decisions, score: float) -> None:
-        """Learn from the cell's episode, rebuilt from its previews: what learn() stores
-        after the same episode. Proposals made before this result came back were acted
-        on by the actor as it was then."""
+        """Learn from the cell's episode, rebuilt from its previews as learn() stores it."""
         env, decisions = self.nas_env(), tuple(decisions)
         if decisions in self.predicted:
             self._log_surrogate(self.predicted.pop(decisions), score)
@@ -345,8 +278,7 @@ class Dreamer(Proposer, Agent):
         self._learn_from(episode)
 
     def _store(self, episode: list[tuple]) -> None:
-        """Move the episode's pending steps into the replay. On the papers' schedule, train
-        ``train_steps`` times every ``train_every`` steps."""
+        """Move the episode's pending steps into the replay, training on the papers' schedule."""
         hp = self.config
         for transition in episode:
             self.replay.add(*transition)
@@ -368,8 +300,7 @@ class Dreamer(Proposer, Agent):
         return self.model.reward(state.feature).item()
 
     def _log_surrogate(self, predicted: float, reward: float) -> None:
-        """How good the world model is as a surrogate: its predicted against the real
-        reward (the score) of every evaluated architecture, from the filtered final state."""
+        """How good the world model is as a surrogate: predicted against real score."""
         step = self.env.env_steps
         self.logger.scalar("world_model/predicted_score", predicted, step)
         self.logger.scalar("world_model/real_score", reward, step)
@@ -440,21 +371,6 @@ class Dreamer(Proposer, Agent):
         critic_loss = 0.5 * (weights * (self.critic(feats[:-1].detach()).squeeze(-1) - returns.detach()) ** 2).mean()
         imagined = {"imagined_return": returns[0].mean().item(), "actor_entropy": entropy.mean().item()}
         return actor_loss, critic_loss, imagined
-
-    # -- checkpoints --------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        nets = ("model", "actor", "critic", "target", "model_opt", "actor_opt", "critic_opt")
-        return {**super().state_dict(), **{n: getattr(self, n).state_dict() for n in nets},
-                "generator": self.generator.get_state(), "replay": self.replay.state(),
-                "steps": self.steps, "updates": self.updates}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        for n in ("model", "actor", "critic", "target", "model_opt", "actor_opt", "critic_opt"):
-            getattr(self, n).load_state_dict(state[n])
-        self.generator.set_state(state["generator"])
-        self.replay.load(state["replay"])
-        self.steps, self.updates = state["steps"], state["updates"]
 
 
 class DreamerV1(Dreamer):

@@ -1,7 +1,5 @@
-"""What PPO and A2C share: the actor-critic agent skeleton, rollout collection over a vector
-env, and generalized advantage estimation; and, with REINFORCE, the running advantage scale.
-Each algorithm's file keeps its own update rule.
-"""
+"""What PPO and A2C share (the actor-critic skeleton, rollouts over a vector env, GAE) and,
+with REINFORCE, the running advantage scale; each algorithm's file keeps its update rule."""
 
 from __future__ import annotations
 
@@ -47,14 +45,9 @@ class ActorCriticConfig(AgentConfig):
 
 def scale_by_running_rms(advantages: torch.Tensor, square: float | None,
                          decay: float) -> tuple[torch.Tensor, float]:
-    """``A / sqrt(s_k)`` with ``s_k = decay * s_{k-1} + (1 - decay) * mean(A_k^2)`` (``s_1 =
-    mean(A_1^2)``); returns the scaled advantages and ``s_k``, which the caller keeps (and saves).
-
-    A NAS episode's steps share one return, so a batch of one episode has no spread to
-    normalise by. Without a scale an entropy bonus is weighed against advantages in
-    accuracy units, whose size depends on the table and on how far the search has got; with
-    it, against advantages in units of their recent size.
-    """
+    """``A / sqrt(s_k)``, ``s_k = decay * s_{k-1} + (1 - decay) * mean(A_k^2)``, ``s_1 = mean(A_1^2)``;
+    returns the scaled advantages and ``s_k``. A NAS episode's steps share one return, so a
+    batch has no spread to normalise by; this puts advantages in units of their recent size."""
     mean_square = (advantages**2).mean().item()
     square = mean_square if square is None else decay * square + (1 - decay) * mean_square
     return advantages / (square**0.5 + 1e-8), square
@@ -62,14 +55,10 @@ def scale_by_running_rms(advantages: torch.Tensor, square: float | None,
 
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, ended: torch.Tensor, last_values: torch.Tensor,
                 gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generalized advantage estimation (Schulman et al. 2016), over (T, N) tensors.
-
-    ``ended[t]`` marks transitions that end an episode (its next state is not bootstrapped);
-    ``last_values`` are V of the states after the last step. Returns (advantages, returns):
+    """GAE (Schulman et al. 2016) over (T, N) tensors; returns (A, R):
 
         delta_t = r_t + gamma * V(s_{t+1}) * (1 - ended_t) - V(s_t)
-        A_t     = delta_t + gamma * lam * (1 - ended_t) * A_{t+1}
-        R_t     = A_t + V(s_t)
+        A_t     = delta_t + gamma * lam * (1 - ended_t) * A_{t+1},   R_t = A_t + V(s_t)
     """
     advantages = torch.zeros_like(rewards)
     running = torch.zeros_like(last_values)
@@ -100,15 +89,12 @@ class Rollout:
 class ActorCriticAgent(Agent):
     """Skeleton of PPO and A2C: a policy, a vector env, and :meth:`collect`.
 
-    ``center_values``: the critic learns ``V(s) - m``, with ``m`` the mean of every return
-    its targets held so far. A critic starts near 0, and a NAS episode returns an accuracy
-    near 0.8 with a spread of a few points, so without it every early cell looks good by
-    about +0.8 and is reinforced whatever it scored, until the critic catches up (a dozen
-    updates). Returns stay in their own units (no scaling, unlike PopArt), so the value
-    loss weighs the same.
-    """
+    ``center_values``: the critic learns ``V(s) - m``, ``m`` the mean return so far. A NAS
+    return is an accuracy near 0.8 and a critic starts near 0, so without it every early
+    cell looks good by about +0.8 until the critic catches up."""
 
     supports_vector_env = True
+    checkpointed = ("policy", "optimizer", "generator", "updates", "return_mean", "return_count")
     config: ActorCriticConfig
 
     def __init__(self, env: gym.Env, config: ActorCriticConfig | None = None, seed: int = 0, device: str = "cpu",
@@ -135,8 +121,7 @@ class ActorCriticAgent(Agent):
         return critic + self.return_mean
 
     def _observe_returns(self, returns: torch.Tensor) -> float:
-        """Fold a rollout's returns into ``m``; the change of ``m``, by which the values
-        recorded while acting shift to stay the critic's output in the new units."""
+        """Fold a rollout's returns into ``m``; return the change of ``m``."""
         if not self.config.center_values:
             return 0.0
         before = self.return_mean
@@ -153,8 +138,7 @@ class ActorCriticAgent(Agent):
 
     @torch.no_grad()
     def collect(self, budget: Budget) -> Rollout | None:
-        """Step all envs ``n_steps`` times with the current policy; ``None`` if the budget
-        ran out first (the partial rollout is not learned from)."""
+        """Step all envs ``n_steps`` times; None if the budget ran out first."""
         if self._next is None:
             obs, info = self.envs.reset(seed=self.seed)
             self._next = (self._tensor(obs.reshape(self.num_envs, -1)), torch.ones(self.num_envs, device=self.device),
@@ -197,10 +181,7 @@ class ActorCriticAgent(Agent):
 
     def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor, masks: torch.Tensor | None,
                          starts: torch.Tensor | None = None, initial_state=None):
-        """Log-probabilities, entropies and values of ``actions`` under the current policy.
-
-        MLP: any batch shape. LSTM: (T, B) sequences, replayed from ``initial_state`` and
-        reset where ``starts`` flags an episode's first step."""
+        """Log-probabilities, entropies and values of ``actions`` (LSTM: (T, B) sequences)."""
         if not self.policy.recurrent:
             logits, values, _ = self.policy(obs)
             dist = masked_categorical(logits, masks)
@@ -214,8 +195,7 @@ class ActorCriticAgent(Agent):
 
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False,
                 episode_start: bool = False) -> int:
-        """One observation at a time; pass ``episode_start=True`` at an episode's first step
-        to reset the LSTM state (ignored by the MLP policy)."""
+        """One observation at a time; ``episode_start=True`` resets the LSTM state."""
         if episode_start or self._predict_state is None:
             self._predict_state = self.policy.initial_state(1)
         with torch.no_grad():
@@ -223,19 +203,6 @@ class ActorCriticAgent(Agent):
             mask = None if action_mask is None else self._tensor(action_mask, torch.bool).reshape(1, -1)
             dist = masked_categorical(logits, mask)
         return int(dist.probs.argmax()) if deterministic else int(sample(dist, self.generator))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(), "updates": self.updates,
-                "return_mean": self.return_mean, "return_count": self.return_count}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.policy.load_state_dict(state["policy"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        self.updates = state["updates"]
-        self.return_mean, self.return_count = state.get("return_mean", 0.0), state.get("return_count", 0)
 
     def log_update(self, stats: dict[str, float]) -> None:
         for key, value in stats.items():

@@ -1,34 +1,22 @@
 """Model-predictive search: plan in a learned reward model, pay only for the plan's best.
 
-The world model is a Gaussian process on the decisions and their pairs
-(:class:`~rlnas.world_models.pairwise_gp.PairwiseGP`), conditioned on everything evaluated
-before every evaluation. The plan is Thompson sampling (Thompson 1933; for NAS, e.g.
-Kandasamy et al. 2018): draw one function from the posterior, score every candidate cell
-with it, and pay for the best one not yet evaluated. A cell is chosen with the posterior
-probability that it is the best, so the search exploits where the model is sure and
-explores where it is not. ``temperature`` shrinks the draw towards the posterior mean
-(1: Thompson sampling; 0: the mean's best): a draw at full spread explores more than a
-search of 50-100 evaluations can pay for, one at 0 stays in the first basin it finds.
+The model is a Gaussian process on the decisions and their pairs
+(:class:`~rlnas.world_models.pairwise_gp.PairwiseGP`), refit before every proposal. The
+plan is Thompson sampling (Kandasamy et al. 2018): draw a function from the posterior
+(shrunk towards its mean by ``temperature``: at 1 it explores more than 100 evaluations can
+pay for, at 0 it stays in the first basin), score every candidate, pay for the best unseen.
 
-* The first ``n_init`` cells are a Latin hypercube over the decisions (every choice of a
-  decision as often as the others), which tells the model what each choice is worth
-  sooner than the same number of random cells.
-* The model sees scores floored at their ``floor_quantile``: the search cares about the
-  top, and a model this simple spends itself on the broken cells otherwise (a tenth of
-  NB201 scores 10 %).
-* The model sees each choice twice: as itself and as its class (an op's: none,
-  parameter-free, convolution; :func:`choice_classes`), with the prior variance split
-  between the two. An evaluation then teaches it about every op of the same class on that
-  decision, and it finds the region of the best cells sooner (docs/benchmarks.md,
-  "The planner").
-* On NB201 the model also knows each cell's SynFlow (:mod:`rlnas.networks.proxies`), a
-  score of the untrained network that needs no data, as its rank on normal quantiles with a
-  weight of prior scale ``proxy_scale``. It comes from the network, not from any table, and
-  it gets the search to the best cells sooner (docs/benchmarks.md, "The planner").
-* Candidates are every cell of a space with at most ``enumerate_up_to`` of them (NB201's
-  15,625: a draw scores them all in milliseconds); in a larger space (NASNet), every
-  neighbour of the ``top_k`` best evaluated plus ``random_candidates`` random cells, and
-  ``planning_rounds`` of hill climbing in the drawn function from its ``beam`` best.
+* The first ``n_init`` cells are a Latin hypercube: every choice as often as the others.
+* Scores are floored at their ``floor_quantile``: the search cares about the top, and a
+  tenth of NB201 scores 10 %.
+* Each choice is seen as itself and as its class (none, parameter-free, convolution), so
+  one evaluation teaches about every op of its class on that decision.
+* On NB201 the model also knows each cell's SynFlow rank (:mod:`rlnas.networks.proxies`),
+  a data-free score of the untrained network.
+* Candidates are every cell of a space with at most ``enumerate_up_to``; in a larger one,
+  the neighbours of the ``top_k`` best plus random cells, hill-climbed in the draw.
+
+How each setting was chosen: docs/benchmarks.md, "The planner".
 """
 
 from __future__ import annotations
@@ -51,8 +39,7 @@ from rlnas.world_models.pairwise_gp import PairwiseGP
 
 @dataclass
 class PlannerConfig(AgentConfig):
-    """Scales are in standardised-score units. One setting for every NB201 table
-    (docs/benchmarks.md, "The planner": how each was chosen)."""
+    """Scales in standardised-score units; one setting for every NB201 table."""
 
     n_init: int = setting(10, "cells of the Latin-hypercube start", INT_AT_LEAST_1)
     unary_scale: float = setting(1.4142, "prior scale of a choice's own worth; with class_scale, a prior variance "
@@ -150,8 +137,7 @@ class ModelPredictiveSearch(ArchitectureAgent):
 
 
 def latin_hypercube(space: SearchSpace, n: int, rng: np.random.Generator) -> list[Decisions]:
-    """``n`` cells in which every legal choice of a decision appears equally often (up to
-    one), in a random pairing across decisions: the categorical Latin hypercube."""
+    """The categorical Latin hypercube: every legal choice of a decision equally often."""
     cells: list[list[int]] = [[] for _ in range(n)]
     for _ in range(space.num_decisions):
         order = rng.permutation(n)
@@ -162,9 +148,7 @@ def latin_hypercube(space: SearchSpace, n: int, rng: np.random.Generator) -> lis
 
 
 def choice_classes(space: SearchSpace) -> list[list[int]]:
-    """Each decision's choices by class (D, max_choices): an op's class
-    (:func:`rlnas.networks.ops.op_class`) where the decision picks an op, the choice itself elsewhere
-    (a cell's inputs, a combination, a hyperparameter's values), where no coarser class exists."""
+    """Each decision's choices by class (D, max_choices): an op's class, else the choice itself."""
     ops = set(getattr(space, "ops", ()))
     rows = []
     for step in range(space.num_decisions):
@@ -175,12 +159,8 @@ def choice_classes(space: SearchSpace) -> list[list[int]]:
 
 
 def synflow_feature(space: NB201Space) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Cells (N, D) -> their SynFlow rank on normal quantiles (N,), from the shipped table.
-
-    The rank, not the value: log SynFlow spans 20 orders of magnitude with a long low tail
-    (cells whose ops are mostly ``none``), and on that scale a linear term spends itself on
-    the tail; normal quantiles give the top cells the spread (docs/benchmarks.md, "The planner").
-    """
+    """Cells (N, D) -> their SynFlow rank on normal quantiles (N,): log SynFlow spans 20
+    orders of magnitude with a long low tail, on which a linear term would spend itself."""
     values = nb201_synflow()
     cells = torch.tensor(space.all_cells())  # in mixed-radix order: cell k has index k
     _, tie, count = np.unique([values[space.to_string(c)] for c in cells.tolist()],

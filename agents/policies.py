@@ -1,8 +1,4 @@
-"""Networks and distributions shared by the actor-critic agents (PPO, A2C).
-
-Action masks are applied where the distribution is made, so sampling, log-probabilities
-and entropy all see only the legal actions.
-"""
+"""Networks and masked distributions of the actor-critic agents."""
 
 from __future__ import annotations
 
@@ -14,10 +10,7 @@ from torch import nn
 
 
 class Categorical:
-    """torch.distributions.Categorical's arithmetic (the same operations, so the same
-    floats and gradients) without its argument checking and broadcasting, which cost more
-    than the sums at the batch sizes of one env step. ``probs`` is made on first use, as
-    torch makes it, so the autograd graph, and with it a run, is the same."""
+    """torch's Categorical arithmetic without its argument checks, which cost more than the sums."""
 
     def __init__(self, logits: torch.Tensor):
         self.logits = logits - logits.logsumexp(-1, keepdim=True)
@@ -37,8 +30,7 @@ class Categorical:
 
 
 def masked_categorical(logits: torch.Tensor, mask: torch.Tensor | None) -> Categorical:
-    """Categorical over the legal actions: illegal logits become the most negative float,
-    so their probability is exactly 0 and the entropy stays finite (no 0 * -inf)."""
+    """Illegal logits become the most negative float: probability 0, entropy finite."""
     if mask is not None:
         logits = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
     return Categorical(logits)
@@ -59,8 +51,7 @@ def mlp(sizes: list[int], out: int, out_gain: float) -> nn.Sequential:
 
 
 def sample(dist: Categorical, generator: torch.Generator) -> torch.Tensor:
-    """One action per row, drawn from the agent's own generator (checkpointed with it), so
-    a resumed run draws what an uninterrupted one would have."""
+    """One action per row, from the agent's checkpointed generator (resumes draw the same)."""
     return torch.multinomial(dist.probs.detach().cpu(), 1, generator=generator).squeeze(-1).to(dist.probs.device)
 
 
@@ -68,9 +59,8 @@ State = tuple[torch.Tensor, torch.Tensor]
 
 
 class LSTMController(nn.Module):
-    """The NAS controller of Zoph & Le: observation -> tanh(linear) -> LSTM cell -> logits.
-    Its state carries the decisions made so far. One time step for a batch of envs; the
-    state is zeroed where ``starts`` flags an episode's first step (``None`` state: zeros)."""
+    """Zoph & Le's NAS controller: obs -> tanh(linear) -> LSTM cell -> logits, one step for a
+    batch of envs; the state is zeroed where ``starts`` flags an episode's first step."""
 
     def __init__(self, obs_dim: int, num_actions: int, hidden_size: int, head_gain: float = 0.01):
         super().__init__()
@@ -93,15 +83,9 @@ class LSTMController(nn.Module):
 
 
 class ActorCritic(nn.Module):
-    """Separate actor and critic MLPs (SB3's default for PPO and A2C), or the LSTM
-    controller with a value head on its hidden state (``shared_lstm``, Zoph & Le's
-    controller), or with a critic LSTM of its own (sb3-contrib's RecurrentPPO default), so
-    that the value loss does not move the state the policy reads.
-
-    ``forward`` takes one time step for a batch of envs, plus (for the LSTM) the state and
-    the flags of envs whose episode starts at this step. With a critic LSTM the state is
-    the actor's and the critic's side by side on the last axis, so it slices per env as one.
-    """
+    """Separate actor and critic MLPs (SB3's default), or the LSTM controller with a value
+    head on its state (``shared_lstm``) or a critic LSTM of its own (RecurrentPPO's default;
+    the two states side by side on the last axis, so they slice per env as one)."""
 
     def __init__(self, obs_dim: int, num_actions: int, hidden: list[int], recurrent: bool = False,
                  shared_lstm: bool = False):

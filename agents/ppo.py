@@ -1,14 +1,13 @@
 """PPO-clip (Schulman et al. 2017), read top to bottom.
 
-Each iteration collects ``n_steps`` from every env (agents/on_policy.py: rollout and GAE),
-then takes ``n_epochs`` passes of minibatch steps on
+Each iteration collects ``n_steps`` from every env (agents/on_policy.py), then takes
+``n_epochs`` passes of minibatch steps on
 
     L = -E[min(r A, clip(r, 1 - eps, 1 + eps) A)] + vf_coef * E[(V - R)^2] - ent_coef * E[H]
 
-with r = pi(a|s) / pi_old(a|s), advantages normalised per minibatch, optional value
-clipping, gradient-norm clipping, and learning rate and clip range annealed linearly to 0
-over the budget's env steps (SB3's ``lin_`` schedules). With the LSTM policy a minibatch
-is a set of whole env sequences, replayed from the rollout's initial state.
+with r = pi(a|s) / pi_old(a|s), optional value clipping, and learning rate and clip range
+annealed linearly to 0 (SB3's ``lin_`` schedules). With the LSTM policy a minibatch is a
+set of whole env sequences, replayed from the rollout's initial state.
 """
 
 from __future__ import annotations
@@ -27,13 +26,9 @@ from rlnas.envs.monitor import Budget
 
 @dataclass
 class PPOConfig(ActorCriticConfig):
-    """Defaults are SB3's (an MLP policy). ``nas``: NAS episodes (6 decisions on NB201, 50
-    on NASNet, one reward at the end) take an LSTM controller (Zoph & Le) with a critic
-    LSTM of its own, gamma 1, an update after every NB201 architecture (n_steps 6) on
-    Monte-Carlo advantages (lambda 1) left unnormalised (six steps of one episode share one
-    return), lr 0.01, entropy 0.005, gradients clipped at norm 5, and a critic centred on
-    the mean return; measured against the alternatives in docs/benchmarks.md, "Every agent
-    on NB201". ``cartpole``: RL-Zoo's CartPole-v1 setting."""
+    """SB3's defaults. ``nas``: an LSTM controller (Zoph & Le) with a centred critic LSTM,
+    gamma 1, an update per NB201 cell on unnormalised Monte-Carlo advantages (one episode's
+    steps share one return) (docs/benchmarks.md, "Every agent on NB201"). ``cartpole``: RL-Zoo's."""
 
     PRESETS: ClassVar[dict] = {
         "nas": dict(policy="lstm", hidden_sizes=[64], learning_rate=0.01, n_steps=6, batch_size=6, n_epochs=4,

@@ -1,5 +1,4 @@
-"""Random search without replacement: the baseline every NAS method must beat
-(Li & Talwalkar 2019; Yu et al. 2020)."""
+"""Random search without replacement, the baseline to beat (Li & Talwalkar 2019)."""
 
 from __future__ import annotations
 

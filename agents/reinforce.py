@@ -1,23 +1,15 @@
 """REINFORCE with an LSTM controller (Williams 1992; Zoph & Le 2017).
 
-The controller reads the observation at each step (for a NASEnv: the decisions so far
-and which one comes next), carries an LSTM state through the episode, and samples from
-a softmax over the legal actions. After ``batch_episodes`` episodes it ascends
+The controller samples each decision from a softmax over the legal actions, carrying an
+LSTM state through the episode. After ``batch_episodes`` episodes it ascends
 
     sum_t (G_t - b) * grad log pi(a_t | s_t)  +  entropy_coef * sum_t grad H(pi(. | s_t))
 
-where G_t is the return from step t (for NAS: the child's score) and b an exponential
-moving average of past episode returns, the variance-reducing baseline of Zoph & Le.
-``normalize_advantage_decay`` d > 0 divides ``G_t - b`` by the root of a running mean of
-its square, kept across episodes (:func:`~rlnas.agents.on_policy.scale_by_running_rms`), so
-that the entropy bonus weighs the same against it on every table. The first episode's
-advantage is 0 (b starts at its return), so the scale starts at 0 and the next few
-episodes' scaled advantages are large, about ``(1 - d)^-1/2``; Adam bounds the steps they
-take.
-Defaults follow NATS-Bench's REINFORCE baseline (Adam, lr 0.01, EMA momentum 0.9), with an
-entropy bonus of 0.01: at 1e-4 (ENAS) the controller collapses onto a few cells within the
-first hundred episodes and then only replays them (measured on NB201). The ``nas`` preset
-takes lr 0.02, the running scale at d 0.95, and a bonus of 0.1 against scaled advantages.
+with b an exponential moving average of past returns (Zoph & Le's baseline). With
+``normalize_advantage_decay`` d > 0, ``G_t - b`` is divided by a running RMS of it, so the
+entropy bonus weighs the same on every table. Defaults follow NATS-Bench's baseline (Adam,
+lr 0.01, momentum 0.9) with an entropy bonus of 0.01: at ENAS's 1e-4 the controller
+collapses onto a few cells within a hundred episodes.
 """
 
 from __future__ import annotations
@@ -41,8 +33,7 @@ from rlnas.spaces import Decisions
 
 @dataclass
 class ReinforceConfig(AgentConfig):
-    """``nas``: chosen on seeds 0-39 of the C10 and C100 tables, checked on seeds 40-79
-    against regularized evolution (docs/benchmarks.md, "Every agent on NB201")."""
+    """``nas``: chosen on seeds 0-39 of both tables, checked on 40-79 (docs/benchmarks.md)."""
 
     PRESETS: ClassVar[dict] = {"nas": dict(learning_rate=0.02, entropy_coef=0.1, normalize_advantage_decay=0.95)}
     learning_rate: float = setting(0.01, "Adam's learning rate", POSITIVE)
@@ -59,6 +50,7 @@ class ReinforceConfig(AgentConfig):
 class Reinforce(Proposer, Agent):
     Config = ReinforceConfig
     name = "reinforce"
+    checkpointed = ("controller", "optimizer", "generator", "baseline", "advantage_square", "updates")
     config: ReinforceConfig
 
     def __init__(self, env: gym.Env, config: ReinforceConfig | None = None, seed: int = 0, device: str = "cpu",
@@ -110,8 +102,7 @@ class Reinforce(Proposer, Agent):
         return self
 
     def _episode_loss(self, log_probs: torch.Tensor, entropies: torch.Tensor, rewards: list[float]) -> torch.Tensor:
-        """``-sum_t (G_t - b) log pi(a_t|s_t) - entropy_coef * sum_t H_t``; then the
-        baseline moves toward this episode's return."""
+        """``-sum_t (G_t - b) log pi(a_t|s_t) - entropy_coef * sum_t H_t``; b moves toward the return."""
         to_go, running = [], 0.0  # returns-to-go G_t = r_t + gamma * G_{t+1}
         for r in reversed(rewards):
             running = r + self.config.gamma * running
@@ -136,14 +127,12 @@ class Reinforce(Proposer, Agent):
         grad_norm = nn.utils.clip_grad_norm_(self.controller.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
         self.updates += 1
-        step = self.env.env_steps
-        self.logger.scalar("reinforce/loss", loss.item(), step)
-        self.logger.scalar("reinforce/baseline", self.baseline, step)
-        self.logger.scalar("reinforce/entropy", torch.cat(entropies).mean().item(), step)
-        self.logger.scalar("reinforce/grad_norm", float(grad_norm), step)
-        self.logger.scalar("reinforce/learning_rate", self.optimizer.param_groups[0]["lr"], step)
+        for key, value in {"loss": loss.item(), "baseline": self.baseline, "grad_norm": float(grad_norm),
+                           "entropy": torch.cat(entropies).mean().item(),
+                           "learning_rate": self.optimizer.param_groups[0]["lr"]}.items():
+            self.logger.scalar(f"reinforce/{key}", value, self.env.env_steps)
 
-    # -- proposing whole cells (parallel runs, rlnas.search.driver) --------------------------
+    # -- proposing whole cells (parallel runs) ------------------------------------------
     def propose(self) -> Decisions:
         """Sample a cell from the controller as an episode would, without stepping the env."""
         env, decisions, state = self.nas_env(), [], None
@@ -154,12 +143,7 @@ class Reinforce(Proposer, Agent):
         return tuple(decisions)
 
     def observe(self, decisions: Decisions, score: float) -> None:
-        """Queue the cell's episode; every ``batch_episodes`` of them, one update.
-
-        The log-probabilities are taken under the controller as it is now, which may have
-        been updated since it proposed the cell (by results that came back meanwhile): the
-        price of proposing before seeing results. With one cell in flight it is learn()'s
-        update exactly."""
+        """Queue the cell's episode; every ``batch_episodes``, one update."""
         self.pending.append((tuple(decisions), float(score)))
         if len(self.pending) < self.config.batch_episodes:
             return
@@ -178,8 +162,7 @@ class Reinforce(Proposer, Agent):
 
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False,
                 episode_start: bool = False) -> int:
-        """The controller is recurrent: pass ``episode_start=True`` at an episode's first
-        step to start its LSTM state afresh (it carries over otherwise)."""
+        """Recurrent: ``episode_start=True`` starts the LSTM state afresh."""
         if episode_start:
             self._state = None
         with torch.no_grad():
@@ -187,16 +170,8 @@ class Reinforce(Proposer, Agent):
         return int(dist.probs.argmax()) if deterministic else int(sample(dist, self.generator))
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "controller": self.controller.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-                "baseline": self.baseline, "advantage_square": self.advantage_square, "updates": self.updates,
-                "pending": [list(c) + [s] for c, s in self.pending]}
+        return {**super().state_dict(), "pending": [list(c) + [s] for c, s in self.pending]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.controller.load_state_dict(state["controller"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        self.baseline, self.updates = state["baseline"], state["updates"]
-        self.advantage_square = state.get("advantage_square")
         self.pending = [(tuple(int(a) for a in row[:-1]), float(row[-1])) for row in state.get("pending", [])]

@@ -1,4 +1,5 @@
-"""Experience replay for DQN: uniform, prioritized (sum tree), and n-step transitions.
+"""Experience replay: DQN's uniform, prioritized (sum tree) and n-step transitions, and
+Dreamer's windows of consecutive steps.
 
 Storage is preallocated numpy arrays; sampling returns torch tensors. Every transition
 keeps the action mask of its next state, so the bootstrap target can take a masked argmax.
@@ -7,14 +8,15 @@ keeps the action mask of its next state, so the bootstrap target can take a mask
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 class SumTree:
-    """A binary tree whose internal nodes hold the sum of their children: O(log n) update and
-    proportional sampling, vectorised over a batch (one numpy op per tree level)."""
+    """A sum tree: O(log n) updates and proportional sampling, one numpy op per level."""
 
     def __init__(self, capacity: int):
         self.capacity = 1 << max(0, int(np.ceil(np.log2(capacity))))
@@ -78,10 +80,9 @@ class NStepCollector:
         return out
 
     def _emit(self, next_obs, terminated: bool, next_mask) -> tuple:
-        obs, action, _ = self.window[0]
-        rewards = [r for _, _, r in self.window]
-        return obs, action, n_step_return(rewards, self.gamma), next_obs, terminated, \
-            self.gamma ** len(rewards), next_mask
+        (obs, action, _), rewards = self.window[0], [r for _, _, r in self.window]
+        discount = self.gamma ** len(rewards)
+        return obs, action, n_step_return(rewards, self.gamma), next_obs, terminated, discount, next_mask
 
 
 class ReplayBuffer:
@@ -89,32 +90,23 @@ class ReplayBuffer:
 
     def __init__(self, capacity: int, obs_dim: int, num_actions: int, masked: bool, seed: int):
         self.capacity, self.size, self.pos = capacity, 0, 0
-        self.obs = np.zeros((capacity, obs_dim), np.float32)
-        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
-        self.actions = np.zeros(capacity, np.int64)
-        self.returns = np.zeros(capacity, np.float32)
-        self.dones = np.zeros(capacity, np.float32)
-        self.discounts = np.zeros(capacity, np.float32)
-        self.next_masks = np.ones((capacity, num_actions), bool) if masked else None
+        self.data = {"obs": np.zeros((capacity, obs_dim), np.float32), "actions": np.zeros(capacity, np.int64),
+                     "returns": np.zeros(capacity, np.float32), "next_obs": np.zeros((capacity, obs_dim), np.float32),
+                     "dones": np.zeros(capacity, np.float32), "discounts": np.zeros(capacity, np.float32)}
+        if masked:
+            self.data["next_masks"] = np.ones((capacity, num_actions), bool)
         self.rng = np.random.default_rng(seed)
 
     def add(self, obs, action, ret, next_obs, done, discount, next_mask) -> int:
         i = self.pos
-        self.obs[i], self.actions[i], self.returns[i], self.next_obs[i] = obs, action, ret, next_obs
-        self.dones[i], self.discounts[i] = float(done), discount
-        if self.next_masks is not None:
-            self.next_masks[i] = next_mask
+        row = (obs, action, ret, next_obs, float(done), discount, next_mask)
+        for column, value in zip(self.data.values(), row[:len(self.data)], strict=True):  # next_mask where masked
+            column[i] = value
         self.pos, self.size = (i + 1) % self.capacity, min(self.size + 1, self.capacity)
         return i
 
     def _batch(self, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
-        batch = {"obs": self.obs[idx], "actions": self.actions[idx], "returns": self.returns[idx],
-                 "next_obs": self.next_obs[idx], "dones": self.dones[idx], "discounts": self.discounts[idx]}
-        if self.next_masks is not None:
-            batch["next_masks"] = self.next_masks[idx]
-        out = {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
-        out["indices"] = idx
-        return out
+        return {**{k: torch.from_numpy(v[idx]).to(device) for k, v in self.data.items()}, "indices": idx}
 
     def sample(self, batch_size: int, device: torch.device) -> dict:
         idx = self.rng.integers(0, self.size, batch_size)
@@ -122,21 +114,15 @@ class ReplayBuffer:
         batch["weights"] = None
         return batch
 
-    def _columns(self) -> dict[str, np.ndarray]:
-        columns = {"obs": self.obs, "actions": self.actions, "returns": self.returns, "next_obs": self.next_obs,
-                   "dones": self.dones, "discounts": self.discounts}
-        return columns if self.next_masks is None else {**columns, "next_masks": self.next_masks}
-
-    def state(self) -> dict:
-        """The filled rows only (until the buffer wraps they are the first ``size``), as
-        tensors: a checkpoint early in a search stays small whatever the capacity."""
+    def state_dict(self) -> dict:
+        """The filled rows only, as tensors: an early checkpoint stays small."""
         return {"rng": self.rng.bit_generator.state, "size": self.size, "pos": self.pos,
-                **{k: torch.from_numpy(v[:self.size].copy()) for k, v in self._columns().items()}}
+                **{k: torch.from_numpy(v[:self.size].copy()) for k, v in self.data.items()}}
 
-    def load(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
         self.size, self.pos = state["size"], state["pos"]
-        for k, v in self._columns().items():
+        for k, v in self.data.items():
             v[:self.size] = state[k].numpy()
 
 
@@ -170,14 +156,54 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.max_priority = max(self.max_priority, float(priorities.max()))
         self.tree.update(indices, priorities ** self.alpha)
 
-    def state(self) -> dict:
-        """Adds the priorities (the tree's leaves; every inner node is the sum of its
-        children, so the leaves rebuild the same tree to the bit)."""
-        return {**super().state(), "max_priority": self.max_priority,
+    def state_dict(self) -> dict:
+        """Adds the priorities: the leaves rebuild the same tree to the bit."""
+        return {**super().state_dict(), "max_priority": self.max_priority,
                 "priorities": torch.from_numpy(self.tree[np.arange(self.size)].copy())}
 
-    def load(self, state: dict) -> None:
-        super().load(state)
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
         self.max_priority = state["max_priority"]
         if self.size:
             self.tree.update(np.arange(self.size), state["priorities"].numpy())
+
+
+class SequenceReplay:
+    """Steps in arrival order; ``sample`` draws windows, ``firsts`` marking episode starts."""
+
+    def __init__(self, capacity: int, obs_dim: int, action_dim: int):
+        self.capacity, self.size, self.head = capacity, 0, 0
+        self.data = {"obs": np.zeros((capacity, obs_dim), np.float32), "actions": np.zeros(capacity, np.int64),
+                     "rewards": np.zeros(capacity, np.float32), "terminals": np.zeros(capacity, np.float32),
+                     "firsts": np.zeros(capacity, np.float32), "masks": np.ones((capacity, action_dim), np.float32)}
+        self.action_dim = action_dim
+
+    def add(self, obs: np.ndarray, action: int, reward: float, terminal: bool, first: bool,
+            mask: np.ndarray | None) -> None:
+        """``action`` is the one that led to ``obs`` (-1 at an episode's first step)."""
+        i = self.head
+        self.data["obs"][i], self.data["actions"][i], self.data["rewards"][i] = obs, action, reward
+        self.data["terminals"][i], self.data["firsts"][i] = terminal, first
+        self.data["masks"][i] = 1.0 if mask is None else mask
+        self.head, self.size = (i + 1) % self.capacity, min(self.size + 1, self.capacity)
+
+    def sample(self, batch: int, length: int, rng: np.random.Generator,
+               device: torch.device) -> dict[str, torch.Tensor]:
+        oldest = self.head if self.size == self.capacity else 0
+        starts = rng.integers(0, self.size - length + 1, batch)
+        idx = (oldest + starts[None, :] + np.arange(length)[:, None]) % self.capacity  # (T, B)
+        out = {k: torch.as_tensor(v[idx], device=device) for k, v in self.data.items()}
+        actions = out.pop("actions")
+        out["actions"] = F.one_hot(actions.clamp(min=0), self.action_dim).float() * (actions >= 0).unsqueeze(-1)
+        out["firsts"][0] = 1.0  # a window starts from the zero state, as an episode does
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """The filled rows only: an early checkpoint stays small."""
+        return {"size": self.size, "head": self.head,
+                **{k: torch.as_tensor(v[:self.size]) for k, v in self.data.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.size, self.head = state["size"], state["head"]
+        for k in self.data:
+            self.data[k][:self.size] = state[k].numpy()

@@ -1,13 +1,10 @@
 """Tree-structured Parzen Estimator (Bergstra et al. 2011) through Optuna's ask-and-tell.
 
-One categorical per decision, asked define-by-run: each decision is suggested after the
-ones before it, over the choices legal given them, so masks and conditional decisions hold
-by construction (a decision whose legal set differs is a different parameter to TPE).
-
-The study is the agent's state. A checkpoint keeps its finished trials as plain values
-(no pickle), and the sampler is re-seeded from the agent's generator (saved with it) before
-every ask, so a resumed search asks exactly what the uninterrupted one would have. Needs the extra:
-``pip install 'rlnas[optuna]'``.
+One categorical per decision, asked define-by-run over the choices legal given the ones
+before, so masks and conditional decisions hold by construction. A checkpoint keeps the
+finished trials as plain values (no pickle) and the sampler is re-seeded from the agent's
+generator before every ask, so a resumed search asks what an uninterrupted one would.
+Needs ``pip install 'rlnas[optuna]'``.
 """
 
 from __future__ import annotations
@@ -30,10 +27,7 @@ except ImportError:  # the agent says what to install when it is built
 
 @dataclass
 class TPEConfig(AgentConfig):
-    """Optuna's TPESampler settings. The NAS preset: one joint density over all decisions
-    (``multivariate``, Falkner et al. 2018), which on the NB201 tables found the best cell
-    about twice as often as Optuna's default, and asks 30x faster (docs/benchmarks.md,
-    "Every agent on NB201")."""
+    """Optuna's TPESampler; ``nas``: one joint density (Falkner et al. 2018), better and faster."""
 
     PRESETS: ClassVar[dict] = {"nas": {"multivariate": True}}
     n_startup_trials: int = setting(10, "random trials before the densities are used", INT_AT_LEAST_1)

@@ -1,9 +1,5 @@
-"""Budgets and the wrapper that counts what a search spends and what it has found.
-
-An evaluation is counted once per distinct architecture: a repeat (answered free by the
-store, or one the run has already paid for) costs env steps but no evaluation budget.
-Works on any Gymnasium env: without architectures in ``info`` it counts steps and episodes.
-"""
+"""Budgets and the wrapper that counts what a search spends and finds: an evaluation once
+per distinct architecture (a repeat costs steps, no budget); on any Gymnasium env."""
 
 from __future__ import annotations
 
@@ -25,14 +21,9 @@ LIMIT = Range(1, integer=True, none_means="no limit")
 
 @dataclass
 class Budget(Settings):
-    """Stop at whichever limit comes first; ``None`` means no limit of that kind.
-
-    ``patience`` stops a search that has converged: that many episodes in a row without
-    a new architecture (a controller that only replays what it knows spends no budget and
-    would otherwise never stop). ``resource`` caps what trials spend as they report it
-    (``metrics["resource"]``: their intermediate results, epochs say), so early stopping
-    buys more trials; trials in flight when it is reached finish.
-    """
+    """Stop at whichever limit comes first (None: no limit of that kind). ``patience`` stops
+    a converged search (a controller replaying what it knows spends no budget); ``resource``
+    caps trials' reported intermediate results, so early stopping buys more trials."""
 
     evaluations: int | None = setting(None, "distinct architectures paid for; repeats are free", LIMIT)
     env_steps: int | None = setting(None, "decisions taken, repeats included", LIMIT)
@@ -81,8 +72,7 @@ class SearchCounts:
                     or (budget.resource is not None and self.resource_spent >= budget.resource))
 
     def affordable(self, archs: Iterable[str], budget: Budget) -> list[str]:
-        """Which of ``archs`` (distinct) the budget still pays for, in order: those this run
-        has counted already (free) and new ones while evaluations are left."""
+        """Which of ``archs`` the budget pays for: those counted already, and new ones while left."""
         left = None if budget.evaluations is None else budget.evaluations - len(self.evaluations)
         paid = []
         for arch in archs:
@@ -128,8 +118,7 @@ class SearchCounts:
 
     def restore(self, evaluations: Iterable[Evaluation], env_steps: int, episodes: int,
                 wall_seconds: float) -> None:
-        """Pick up a killed run: its paid evaluations (from the store) and its counters
-        (from the checkpoint)."""
+        """Pick up a killed run: its evaluations from the store, its counters from the checkpoint."""
         for evaluation in evaluations:
             self._add(evaluation)
         self.env_steps, self.episodes = env_steps, episodes
@@ -165,10 +154,7 @@ class SearchMonitor(SearchCounts, gym.Wrapper):
 
 
 class VectorSearchMonitor(SearchCounts, gym.vector.VectorWrapper):
-    """The same counters over a vector env in ``AutoresetMode.SAME_STEP`` (finished
-    episodes' infos under ``info["final_info"]``). Several sub-envs can finish in one step,
-    so an evaluation budget may be overshot by up to ``num_envs - 1``, unless the vector env
-    holds to it (:class:`rlnas.search.lockstep.LockStepEnvs` does)."""
+    """The same counters over a same-step-autoreset vector env."""
 
     def __init__(self, env: gym.vector.VectorEnv, reward: Reward | None = None, logger: Logger | None = None,
                  on_evaluation: Callable[[Evaluation], None] | None = None):

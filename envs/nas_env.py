@@ -6,15 +6,10 @@ K choices each)::
     [0, D*K)          decision i's choice, one-hot in slot [i*K, (i+1)*K); zeros if not made yet
     [D*K, D*K + D + 1) which decision comes next, one-hot; the last slot means "done"
 
-An MLP policy can use it as is. Legal actions come as ``info["action_mask"]`` (int8,
-length K) and from ``action_masks()`` (sb3-contrib's convention); after the last
-decision the mask is all zeros, since no action is legal in a finished episode.
-
-The reward is 0 until the last decision, then the evaluator's score, or the score weighed
-against a cost (``reward``, :mod:`rlnas.search.rewards`); the final ``info`` carries ``arch`` (the
-canonical string), ``score`` (the evaluator's, whatever the reward), ``metrics``, ``cost`` and
-``cached``, and on a hyperparameter space (``rlnas/HPO-v0``) ``parameters``, the dict the trial
-received.
+Legal actions come as ``info["action_mask"]`` and ``action_masks()`` (sb3-contrib's
+convention). The reward is 0 until the last decision, then the score (or ``reward`` of
+it); the final ``info`` carries ``arch``, ``score``, ``metrics``, ``cost``, ``cached`` and,
+on a hyperparameter space, ``parameters``.
 """
 
 from __future__ import annotations
@@ -41,17 +36,12 @@ class NASEnv(gym.Env[np.ndarray, int]):
     """Sequential architecture construction over a :class:`~rlnas.spaces.SearchSpace`.
 
     Args:
-        space: a search space, or its registered name (``"nb201"``, ``"nasnet"``, ``"hpo"``)
-            built with ``space_kwargs``.
-        evaluator: an evaluator (or a stored one), or its registered name (``"tabular"``,
-            ``"scratch"``, ``"function"``, ...) built with ``evaluator_kwargs``.
-        store: an evaluation store (or its path); repeated architectures are then answered
-            from it and flagged ``info["cached"] = True``.
-        invalid_action: ``"raise"`` (default) raises :class:`IllegalActionError` naming the
-            legal choices; ``"penalize"`` ends the episode with reward ``invalid_penalty``, for
-            agents that ignore masks.
-        reward: what a finished episode earns from its evaluation, ``(score, metrics) ->
-            float`` (default: the score); see :mod:`rlnas.search.rewards`.
+        space: a search space, or its registered name built with ``space_kwargs``.
+        evaluator: an evaluator, or its registered name built with ``evaluator_kwargs``.
+        store: an evaluation store (or its path) answering repeats (``info["cached"]``).
+        invalid_action: ``"raise"`` (:class:`IllegalActionError` naming the legal choices) or
+            ``"penalize"`` (the episode ends with ``invalid_penalty``).
+        reward: ``(score, metrics) -> float`` (default: the score); :mod:`rlnas.search.rewards`.
     """
 
     metadata: ClassVar[dict] = {"render_modes": ["ansi"], "render_fps": 1}
@@ -68,19 +58,14 @@ class NASEnv(gym.Env[np.ndarray, int]):
         self.space = SPACES.get(space)(**(space_kwargs or {})) if isinstance(space, str) else space
         if isinstance(evaluator, str):
             evaluator = EVALUATORS.get(evaluator)(space=self.space, **(evaluator_kwargs or {}))
-        if evaluator.space.name != self.space.name or \
-                evaluator.space.num_decisions != self.space.num_decisions:
+        if (evaluator.space.name, evaluator.space.num_decisions) != (self.space.name, self.space.num_decisions):
             raise ValueError(f"evaluator scores space {evaluator.space!r}, env builds {self.space!r}")
         if store is not None:
-            evaluator = StoredEvaluator(
-                evaluator, store if isinstance(store, EvaluationStore) else EvaluationStore(store))
-        self.evaluator = evaluator
+            evaluator = StoredEvaluator(evaluator, store if isinstance(store, EvaluationStore) else
+                                        EvaluationStore(store))
+        self.evaluator, self.reward, self.render_mode = evaluator, reward, render_mode
         self.invalid_action, self.invalid_penalty = invalid_action, float(invalid_penalty)
-        self.render_mode = render_mode
-        self.reward = reward
-
-        n, k = self.space.num_decisions, self.space.max_choices
-        self._n, self._k = n, k
+        self._n, self._k = n, k = self.space.num_decisions, self.space.max_choices
         self.action_space = gym.spaces.Discrete(k)
         self.observation_space = gym.spaces.Box(0.0, 1.0, (n * k + n + 1,), np.float32)
         self._obs = np.zeros(self.observation_space.shape, np.float32)
@@ -90,8 +75,7 @@ class NASEnv(gym.Env[np.ndarray, int]):
     # -- Gymnasium API ------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        self._decisions = []
-        self._done = False
+        self._decisions, self._done = [], False
         self._obs[:] = 0.0
         self._obs[self._n * self._k] = 1.0
         return self._obs.copy(), {"action_mask": self.action_masks()}
@@ -143,9 +127,7 @@ class NASEnv(gym.Env[np.ndarray, int]):
         return "\n".join(lines) or "(no decisions yet)"
 
     def preview(self, decisions: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """The observation and action mask an episode shows after ``decisions``, without
-        stepping (nothing is evaluated): how an agent thinks a cell through before handing
-        it over whole, as a parallel run's proposals do (rlnas.search.driver)."""
+        """The observation and mask after ``decisions``, without stepping or evaluating."""
         n, k = self._n, self._k
         obs = np.zeros(self.observation_space.shape, np.float32)
         for step, choice in enumerate(decisions):

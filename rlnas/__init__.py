@@ -1,16 +1,15 @@
 """rlnas: neural architecture search as a Gymnasium environment, with model-based RL agents.
 
-Importing the package registers the environments, so that after ``import rlnas``::
+Importing the package registers the environments::
 
     env = gymnasium.make("rlnas/NB201-v0")   # NAS-Bench-201 cell, scored from the table
     env = gymnasium.make("rlnas/NASNet-v0")  # NASNet micro cells, trained on digits
     env = gymnasium.make("rlnas/HPO-v0", space_kwargs={"search_space": "space.json"},
-                         evaluator_kwargs={"fn": "my_module:objective"})  # hyperparameters, NNI's format
+                         evaluator_kwargs={"fn": "my_module:objective"})
 
-The packages, lowest first (each imports only those below it; ``.importlinter`` holds the
-contract): ``core`` (settings, registry, store), ``spaces``, ``data``, ``networks``,
-``execution`` (worker pools), ``evaluators``, ``envs``, ``world_models``, ``agents``,
-``search`` (the driver, rewards, Pareto fronts, schedulers), ``cli``.
+Packages, lowest first (import-linter contracts in pyproject.toml): ``core``, ``spaces``,
+``data``, ``networks``, ``execution``, ``evaluators``, ``envs``, ``world_models``,
+``agents``, ``search``, ``cli``.
 """
 
 from gymnasium.envs.registration import register, registry

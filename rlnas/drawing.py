@@ -1,13 +1,6 @@
-"""Pictures of cells, as the papers draw them.
-
-An architecture becomes one small graph per cell (:func:`cell_graphs`): NAS-Bench-201's
-4-node DAG with an op on each edge (``none`` edges carry nothing and are left out), or
-NASNet's normal and reduction cells with the two cell inputs, one node per block (how it
-combines its two inputs) and the output concatenating the blocks no other block consumed,
-as in the NASNet and DARTS figures. :func:`draw_cells` renders them to PNG and SVG with
-graphviz's ``dot`` when it is on the PATH, else with matplotlib, which needs no system
-package (SVG text stays text, so the ops can be searched and edited).
-"""
+"""Pictures of cells, as the papers draw them: NAS-Bench-201's 4-node DAG (``none`` edges
+left out), NASNet's normal and reduction cells. Rendered to PNG and SVG with graphviz's
+``dot`` when it is on the PATH, else with matplotlib (SVG text stays text)."""
 
 from __future__ import annotations
 
@@ -76,11 +69,7 @@ def to_dot(cells: list[CellGraph]) -> str:
 
 
 def draw_cells(space: SearchSpace, arch: str, stem: str | Path, engine: str = "auto") -> tuple[Path, Path]:
-    """Draw ``arch`` to ``stem``.png and ``stem``.svg; return their paths.
-
-    ``engine``: ``graphviz``, ``matplotlib``, or ``auto`` (graphviz when ``dot`` is on the
-    PATH and works, else matplotlib).
-    """
+    """Draw ``arch`` to ``stem``.png and .svg with ``engine`` (graphviz, matplotlib, or auto)."""
     if engine not in ("auto", "graphviz", "matplotlib"):
         raise ValueError(f"engine must be auto, graphviz or matplotlib, got {engine!r}")
     cells = cell_graphs(space, arch)
@@ -118,10 +107,8 @@ def _layers(cell: CellGraph) -> dict[str, int]:
 
 
 def _routes(cell: CellGraph) -> tuple[dict[str, tuple[float, float]], list[list[tuple[float, float]]]]:
-    """Node positions and one polyline per edge (Sugiyama's layered layout): an edge that
-    skips columns runs through a slot of its own in each column it crosses, so no edge leaves
-    the drawing or runs through a node; parallel edges bow apart. Each column is ordered by
-    the mean row of what feeds it, which uncrosses most edges."""
+    """Node positions and one polyline per edge (a layered layout): an edge skipping columns
+    runs through a slot of its own in each, so none leaves the drawing or crosses a node."""
     depth = _layers(cell)
     slots: dict[int, list[tuple]] = {}  # column -> its nodes, and the edges passing through it
     for n in cell.nodes:
@@ -158,8 +145,7 @@ def _routes(cell: CellGraph) -> tuple[dict[str, tuple[float, float]], list[list[
 
 
 def _figure(**kwargs):
-    """A matplotlib figure drawn by Agg, without pyplot: no display needed, none wanted in a
-    worker, and pyplot's import would be half of a short run's drawing time."""
+    """A figure drawn by Agg without pyplot: no display, and half the import time."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -169,8 +155,7 @@ def _figure(**kwargs):
 
 
 def cell_figure(cells: list[CellGraph]):
-    """The cells drawn with matplotlib, one panel each: nodes as boxes, edges as arrows along
-    their routes, each op written on its edge where it crosses no other edge or label."""
+    """The cells drawn with matplotlib, one panel each, each op on its edge."""
     layouts = [_routes(cell) for cell in cells]
     width = max(x for pos, _ in layouts for x, _ in pos.values()) + 2.6
     heights = [2 * max(abs(y) for route in [*routes, list(pos.values())] for _, y in route) + 1.8
@@ -198,8 +183,7 @@ def cell_figure(cells: list[CellGraph]):
 
 
 def _place_labels(fig, ax, cell: CellGraph, routes: list[list[tuple[float, float]]], boxes: list) -> None:
-    """Each op on its edge at the first spot (along its segments, middle first) where it
-    overlaps no node, no label placed before and no other edge."""
+    """Each op on its edge where it overlaps no node, label or other edge (middle first)."""
     renderer = fig.canvas.get_renderer()
     to_px = ax.transData.transform
     taken = [b.get_window_extent(renderer).expanded(1.05, 1.2) for b in boxes]
@@ -241,8 +225,7 @@ def _draw_with_matplotlib(cells: list[CellGraph], paths: tuple[Path, Path]) -> N
 
 def draw_front(points: list[tuple[float, float]], front: list[tuple[float, float]], cost: str,
                path: str | Path) -> Path:
-    """Everything evaluated as grey dots (score against ``cost``) and the front as the
-    staircase it dominates, to PNG."""
+    """Everything evaluated (grey) and the front's staircase, score against ``cost``, to PNG."""
     fig = _figure(figsize=(5, 3.5))
     ax = fig.subplots()
     ax.scatter([c for _, c in points], [s for s, _ in points], s=8, c="#bbbbbb", label="evaluated")
@@ -258,8 +241,7 @@ def draw_front(points: list[tuple[float, float]], front: list[tuple[float, float
 
 
 def weights_figure(weights: dict[str, np.ndarray], rows: dict[str, list[str]], ops: list[str], title: str):
-    """A heat map per group of architecture weights (one row per edge, one column per op),
-    each cell printed with its weight: which op each edge leans to, and how firmly."""
+    """A heat map per group of architecture weights, edges by ops, each weight printed."""
     fig = _figure(figsize=(1.2 + 0.9 * len(ops) * len(weights), 1.2 + 0.3 * max(map(len, rows.values()))))
     axes = fig.subplots(1, len(weights), squeeze=False)
     for ax, (name, w) in zip(axes[0], weights.items(), strict=True):

@@ -8,21 +8,10 @@
         trial.report_intermediate_result(accuracy)
     trial.report_final_result(accuracy)
 
-``python train.py env=hpo env.search_space=space.json evaluator=trial
-evaluator.command="python my_train.py"`` starts the script once per evaluation
-(:class:`rlnas.evaluators.trial.TrialEvaluator`), handing it the parameters in
-``RLNAS_PARAMETERS`` (JSON; on a cell space ``{"arch": "|nor_conv_3x3~0|+|..."}``, which
-the space's ``from_string`` turns back into decisions) and the path of a result file the
-runner owns in ``RLNAS_RESULT_FILE``; each report is one JSON line there. Nothing goes
-over a network. A result is a number, or a dict of metrics whose ``"default"`` is the
-score (as in NNI). A trial ends with the search: if the process that started it is killed
-outright (SIGKILL), the trial's process group is killed within a second
-(:mod:`rlnas.core.lifeline`), so nothing holds a GPU the resumed search needs.
-
-Outside a search (no ``RLNAS_PARAMETERS``) the script still runs: ``get_next_parameter()``
-returns ``{}`` and reports are printed, so the script keeps its own defaults. This module
-imports only the standard library and :mod:`rlnas.core.lifeline` (importing the ``rlnas``
-package registers its Gymnasium envs, about 0.2 s of a trial's start).
+The runner hands the parameters in ``RLNAS_PARAMETERS`` and a result file in
+``RLNAS_RESULT_FILE`` (one JSON line per report; nothing goes over a network). Outside a
+search ``get_next_parameter()`` returns ``{}`` and reports are printed. Standard library
+only, so a trial starts fast.
 """
 
 from __future__ import annotations
@@ -67,15 +56,13 @@ def report_intermediate_result(value: float | dict[str, Any]) -> None:
 
 
 def report_final_result(value: float | dict[str, Any]) -> None:
-    """The trial's result: a score (higher is better), or a loss under ``optimize_mode=minimize``;
-    the search reads the last one reported."""
+    """The trial's result (the last one counts): a score, or a loss under ``optimize_mode=minimize``."""
     _report("final", value)
 
 
 @cache
 def _end_with_the_search() -> None:
-    """Once per trial: kill its process group (the script and what it started; the trial
-    evaluator gives it a session of its own) when the evaluating process is gone."""
+    """Kill the trial's process group once the evaluating process is gone."""
     if PARENT in os.environ:
         lifeline.watch(int(os.environ[PARENT]), lambda: os.killpg(os.getpgrp(), signal.SIGKILL))
 

@@ -12,7 +12,7 @@ import yaml
 from rlnas.agents import make_agent
 from rlnas.cli.train import REGISTRIES, compose
 from rlnas.core.registry import AGENTS
-from rlnas.core.settings import Settings, docs
+from rlnas.core.settings import Settings
 from rlnas.envs import NASEnv
 from rlnas.evaluators.supernet import RetrainConfig
 from rlnas.search.build import build
@@ -36,7 +36,7 @@ def test_make_agent_and_train_py_build_the_same_agent(name):
 def test_every_setting_has_a_doc_and_a_type(config):
     hints = typing.get_type_hints(config)
     for field in dataclasses.fields(config):
-        assert docs(config)[field.name].strip(), f"{config.__qualname__}.{field.name} has no doc"
+        assert field.metadata.get("doc", "").strip(), f"{config.__qualname__}.{field.name} has no doc"
         assert field.name in hints and hints[field.name] is not None, f"{config.__qualname__}.{field.name}"
     for name, values in config.PRESETS.items():  # a preset names only settings the class declares
         assert set(values) <= {f.name for f in dataclasses.fields(config)}, (config.__qualname__, name)

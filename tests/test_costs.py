@@ -2,9 +2,11 @@
 
 import itertools
 import random
+from pathlib import Path
 
 import pytest
 
+from rlnas.networks import costs, proxies
 from rlnas.networks.cells import build_network
 from rlnas.networks.costs import nb201_costs
 from rlnas.networks.measure import count_flops, count_parameters
@@ -18,6 +20,20 @@ def test_table_covers_every_cell_once():
     costs = nb201_costs()
     every = {NB201Space().to_string(d) for d in itertools.product(range(5), repeat=6)}
     assert len(costs) == 15625 and set(costs) == every
+
+
+def test_the_tables_are_written_again_where_they_ship():
+    """``python -m rlnas.networks.costs`` (and proxies) write to rlnas/data, where the package reads them."""
+    import subprocess
+    import sys
+
+    rlnas_data = Path(costs.__file__).parents[1] / "data"
+    assert costs.shipped(costs.NB201_COSTS) == rlnas_data / "nb201_cifar10_costs.csv.gz"
+    assert costs.shipped(proxies.NB201_SYNFLOW).is_file()
+    before = costs.shipped(costs.NB201_COSTS).read_bytes()
+    out = subprocess.run([sys.executable, "-m", "rlnas.networks.costs"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"wrote {rlnas_data / 'nb201_cifar10_costs.csv.gz'}"
+    assert costs.shipped(costs.NB201_COSTS).read_bytes() == before  # the same counts, the same bytes
 
 
 def test_the_benchmarks_published_figures_hold():

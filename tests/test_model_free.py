@@ -128,9 +128,9 @@ def test_replay_state_holds_the_filled_rows_and_replays_the_same_batches(priorit
     if prioritized:
         a.update_priorities(np.array([1, 4]), np.array([3.0, 0.5]))
     a.sample(2, torch.device("cpu"))
-    state = a.state()
+    state = a.state_dict()
     assert state["obs"].shape == (7, 2) and state["next_masks"].shape == (7, 3)  # not the 1000 rows of capacity
-    b.load(torch.load(save_and_read(state), weights_only=True))
+    b.load_state_dict(torch.load(save_and_read(state), weights_only=True))
     assert (b.size, b.pos) == (a.size, a.pos) == (7, 7)
     if prioritized:
         np.testing.assert_array_equal(b.tree.tree, a.tree.tree)  # every inner sum to the bit
@@ -138,7 +138,7 @@ def test_replay_state_holds_the_filled_rows_and_replays_the_same_batches(priorit
     for x, y in zip(a.sample(5, torch.device("cpu")).values(), b.sample(5, torch.device("cpu")).values(), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     b.add([9, 9], 0, 1.0, [9, 9], True, 1.0, [True, True, True])
-    assert b.pos == 8 and b.obs[7, 0] == 9
+    assert b.pos == 8 and b.data["obs"][7, 0] == 9
 
 
 def save_and_read(state):

@@ -151,10 +151,10 @@ def test_sequence_replay_state_holds_the_filled_rows_and_round_trips():
         replay = SequenceReplay(capacity=6, obs_dim=2, action_dim=3)
         for t in range(steps):
             replay.add(rng.random(2, dtype=np.float32), t % 3, float(t), t % 4 == 3, t % 4 == 0, np.eye(3)[t % 3])
-        state = replay.state()
+        state = replay.state_dict()
         assert len(state["obs"]) == min(steps, 6)
         copy = SequenceReplay(capacity=6, obs_dim=2, action_dim=3)
-        copy.load(state)
+        copy.load_state_dict(state)
         a, b = (r.sample(8, 3, np.random.default_rng(1), torch.device("cpu")) for r in (replay, copy))
         assert all(torch.equal(a[k], b[k]) for k in a)
 

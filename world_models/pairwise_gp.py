@@ -1,32 +1,18 @@
-"""A Gaussian-process world model of the episode's reward, for envs whose reward comes at the end.
-
-On NASEnv an episode is a sequence of decisions and its only reward is the score of the
-architecture they build, so the whole model an agent needs to plan is ``decisions ->
-score``. This one is Bayesian linear regression on the one-hot decisions and on every pair
-of them (what one op on one edge is worth, and what two choices are worth together):
+"""A Gaussian-process model of an episode's final reward: Bayesian linear regression on the
+one-hot decisions and every pair of them,
 
     score(a) = b + sum_i u[i, a_i] + sum_{i<j} p[i, j, a_i, a_j],
-    b ~ N(0, bias_scale^2), u ~ N(0, unary_scale^2), p ~ N(0, pair_scale^2).
+    b ~ N(0, bias_scale^2), u ~ N(0, unary_scale^2), p ~ N(0, pair_scale^2),
 
-As a GP its kernel depends only on how many decisions two cells share, ``m``:
-``k(a, a') = bias_scale^2 + unary_scale^2 m + pair_scale^2 m (m - 1) / 2``, so fitting
-costs an ``N x N`` Cholesky factor whatever the space. Functions are drawn from the
-posterior by Matheron's rule (Wilson et al. 2020): draw weights from the prior, then move
-them by the kernel solve of what they got wrong on the data. One draw scores every
-candidate for the price of summing ``1 + D + D(D-1)/2`` of its weights, which is what
-makes Thompson sampling over all 15,625 NB201 cells cheap.
+whose kernel depends only on the number ``m`` of decisions two cells share,
+``k = bias_scale^2 + unary_scale^2 m + pair_scale^2 m (m - 1) / 2``. Functions are drawn by
+Matheron's rule (Wilson et al. 2020); one draw scores a cell by summing ``1 + D + D(D-1)/2``
+weights, which makes Thompson sampling over all 15,625 NB201 cells cheap.
 
-A ``feature`` known for every cell before it is evaluated (a zero-cost proxy,
-:mod:`rlnas.proxies`) adds ``v * feature(a)`` with ``v ~ N(0, feature_scale^2)``: the data
-decide how much the proxy is worth, and before they do, the draws lean towards the cells it
-rates well. Its weight is the last row of a draw.
-
-``classes`` (a class for each decision's choices, e.g. an op's: none, parameter-free,
-convolution; :func:`rlnas.ops.op_class`) add the same two terms again on the classes: what
-a class on one decision is worth, and what two classes are worth together. Cells that
-share a class but not the choice then covary too, so one evaluation of a 3x3 convolution
-on an edge says something about a 1x1 there: the model learns "convolutions here, nothing
-there" from fewer cells than it needs to learn each op (docs/results.md, issue #14).
+A ``feature`` known before evaluation (a zero-cost proxy) adds ``v * feature(a)``, ``v ~
+N(0, feature_scale^2)``. ``classes`` (an op's: none, parameter-free, convolution) add the
+two terms again on classes, so one evaluation of a 3x3 conv on an edge says something
+about a 1x1 there (docs/benchmarks.md, "The planner").
 """
 
 from __future__ import annotations
@@ -85,8 +71,7 @@ class PairwiseGP:
         self.archs = self.target = self.cholesky = None  # set by fit
 
     def active(self, archs: torch.Tensor) -> torch.Tensor:
-        """Indices of the weights a cell's score sums: ``(N, D) -> (N, 1 + A (D + D(D-1)/2))``
-        for ``A`` alphabets (1, or 2 with classes)."""
+        """Indices of the weights a cell's score sums, ``(N, D) -> (N, 1 + A (D + D(D-1)/2))``."""
         columns = [torch.zeros(len(archs), 1, dtype=torch.long)]
         for t in self.terms:
             s = t.symbol[self.decision, archs]
@@ -125,14 +110,9 @@ class PairwiseGP:
         return mean, var.clamp_min(0).sqrt()
 
     def draw(self, generator: torch.Generator, samples: int = 1, temperature: float = 1.0) -> torch.Tensor:
-        """The weights of ``samples`` functions drawn from the posterior: (weights, samples);
-        :meth:`evaluate` scores cells with them.
-
-        Matheron's rule: ``f = f0 + k(., X) (K + s^2 I)^-1 (y - f0(X) - e)`` with ``f0`` a
-        prior draw and ``e`` noise; in weight space ``w = w0 + scale^2 * Phi(X)^T alpha``.
-        The rule is linear in ``(f0, e)``, so scaling both by ``temperature`` scales the
-        draw's distance from the posterior mean by it: 1 is a posterior draw, 0 the mean.
-        """
+        """Weights (weights, samples) of posterior draws by Matheron's rule,
+        ``f = f0 + k(., X) (K + s^2 I)^-1 (y - f0(X) - e)``; it is linear in ``(f0, e)``, so
+        ``temperature`` scales the distance from the mean (1: a posterior draw, 0: the mean)."""
         scale = self.weight_scale[:, None]
         w0 = temperature * scale * torch.randn(len(scale), samples, generator=generator, dtype=torch.float64)
         seen = self.active(self.archs)

@@ -98,16 +98,14 @@ class RSSM(nn.Module):
 
     def obs_step(self, prev: State, action: torch.Tensor, embed: torch.Tensor,
                  generator: torch.Generator | None = None, sample: bool = True) -> tuple[State, State]:
-        """Posterior and prior of the next state, having seen its observation's ``embed``;
-        ``sample=False``: the posterior's mode."""
+        """Posterior and prior of the next state given ``embed`` (``sample=False``: the mode)."""
         prior = self.img_step(prev, action, generator)
         post = self._state(prior.deter, self.post_head(torch.cat([prior.deter, embed], -1)), generator, sample)
         return post, prior
 
     def observe(self, embeds: torch.Tensor, actions: torch.Tensor, firsts: torch.Tensor,
                 state: State | None = None, generator: torch.Generator | None = None) -> tuple[State, State]:
-        """Filter a batch of sequences (time first: ``(T, B, ...)``); the state is reset to
-        zeros wherever ``firsts`` marks an episode's first observation."""
+        """Filter sequences ``(T, B, ...)``, resetting where ``firsts`` marks an episode start."""
         state = state or self.initial(embeds.shape[1], embeds.device)
         posts, priors = [], []
         for t in range(embeds.shape[0]):
@@ -130,14 +128,8 @@ class RSSM(nn.Module):
 
     def kl_loss(self, post: State, prior: State, balance: float | None,
                 free_nats: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """The KL term and the plain KL value (for logging).
-
-        ``balance`` None (V1): ``max(mean KL(post || prior), free_nats)``.
-        ``balance`` alpha (V2): ``alpha * max(mean KL(sg(post) || prior), free)
-        + (1 - alpha) * max(mean KL(post || sg(prior)), free)``: the prior learns faster
-        than the posterior is pulled towards it. Clamping a mean at ``free_nats`` stops its
-        gradient once the KL is below it.
-        """
+        """The KL term and the plain KL (for logging): V1 ``max(KL(post || prior), free)``;
+        V2 ``alpha max(KL(sg(post) || prior), free) + (1 - alpha) max(KL(post || sg(prior)), free)``."""
         value = self.kl(post.stats, prior.stats).mean()
         free = torch.tensor(free_nats, device=value.device)
         if balance is None:

@@ -1,13 +1,6 @@
-"""A Dreamer world model for vector observations: encoder, RSSM, and the heads that
-predict what the env would say: the observation, the reward, whether the episode goes
-on, and (for envs with action masks) which actions are legal.
-
-The legal-action head is how imagination honours masks: a latent state carries no env to
-ask, so the model learns the mask as a per-action Bernoulli from ``info["action_mask"]``,
-like the reward. Deriving masks from the latent would need each env's rules; predicting
-them works for any masked env, and on NASEnv the rule (which decision comes next) is
-written in the observation, which the latent must encode anyway.
-"""
+"""A Dreamer world model for vector observations: encoder, RSSM, and heads for the
+observation, the reward, continuation and (on masked envs) the legal actions, learnt as a
+per-action Bernoulli from ``info["action_mask"]``: a latent state has no env to ask."""
 
 from __future__ import annotations
 
@@ -48,17 +41,9 @@ class WorldModel(nn.Module):
     def loss(self, batch: dict[str, torch.Tensor], kl_balance: float | None, free_nats: float, kl_scale: float,
              reward_scale: float = 1.0, discount_scale: float = 1.0, generator: torch.Generator | None = None
              ) -> tuple[torch.Tensor, State, dict[str, float]]:
-        """The world-model loss on sequences ``(T, B, ...)``; returns it, the posterior
-        states (the starts of imagination) and the terms for logging.
-
-        Reward and continuation at step t are predicted from the state at t (the reward
-        received on arriving there; whether the episode goes on after it). ``reward_scale``
-        weighs the reward term (V2's ``loss_scales.reward``): scores that differ by a
-        percent need it raised before the reward head matters beside reconstruction.
-        ``discount_scale`` weighs the continuation term (V2's ``loss_scales.discount``, 5 on
-        Atari): terminals are rare, and where reward is constant, as on CartPole, they are
-        the only thing that tells a good state from a bad one.
-        """
+        """The loss on sequences ``(T, B, ...)``, the posterior states and the logged terms;
+        reward and continuation at t come from the state at t, weighed by ``reward_scale``
+        and ``discount_scale`` (V2's ``loss_scales``)."""
         embeds = self.encoder(batch["obs"])
         post, prior = self.rssm.observe(embeds, batch["actions"], batch["firsts"], generator=generator)
         feature = post.feature

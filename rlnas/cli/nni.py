@@ -1,13 +1,9 @@
 """An NNI experiment config (``nnictl create --config config.yml``) run as an rlnas search.
 
-NNI was archived in 2024, and its users' experiments live in YAML files. This reads one,
-in NNI's v2 keys or the v1 names older repositories still carry, and turns it into the
-``train.py`` overrides that run the same search: the search space as ``env=hpo``, the trial
-command as ``evaluator=trial``, the tuner as an agent, the assessor as early stopping, the
-limits as the budget. The trial script runs unchanged once ``import nni`` reads
-``from rlnas import trial as nni``. What has no rlnas counterpart is refused by name
-(another training platform, a tuner we do not have), or reported as not carried over
-(``maxExperimentDuration``): nothing is dropped silently.
+Reads NNI's v2 keys or the v1 names and turns them into ``train.py`` overrides: the space
+as ``env=hpo``, the trial command as ``evaluator=trial``, the tuner as an agent, the
+assessor as a scheduler, the limits as the budget. What has no counterpart is refused by
+name or reported as not carried over: nothing is dropped silently.
 
     rlnas-nni config.yml [key=value ...]   # run it; overrides given here win
     rlnas-nni config.yml --print           # print the rlnas-train command instead
@@ -75,8 +71,7 @@ def load(path: str | Path) -> dict[str, Any]:
 
 
 def overrides(config: Mapping[str, Any], base: Path) -> tuple[list[str], list[str]]:
-    """The ``train.py`` overrides for ``config`` (its relative paths are from ``base``, the
-    config file's folder, as in NNI), and notes on what was not carried over."""
+    """The ``train.py`` overrides for ``config`` (paths relative to ``base``, as NNI's) and notes."""
     unknown = sorted(set(config) - V2_KEYS)
     if unknown:
         raise ValueError(f"NNI experiment config: unknown key(s) {unknown}; rlnas reads {sorted(V2_KEYS)}")
@@ -117,8 +112,7 @@ def overrides(config: Mapping[str, Any], base: Path) -> tuple[list[str], list[st
 
 
 def _quoted(value: str) -> str:
-    """A string as Hydra's override grammar reads it verbatim: as it is when it holds only
-    characters the grammar takes unquoted, else in quotes."""
+    """``value`` as Hydra's override grammar reads it verbatim: bare, or quoted."""
     if re.fullmatch(r"[\w ./:+@%-]+", value) and value == value.strip():
         return value
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -128,7 +122,7 @@ def _local_only(service: Any) -> None:
     platform = service.get("platform") if isinstance(service, dict) else service
     if service is not None and platform != "local":
         raise ValueError(f"NNI experiment config: trainingService {service!r}: rlnas runs trials on this machine "
-                         "(platform: local), or on a Ray cluster with evaluator.backend=ray evaluator.address=auto")
+                         "(platform: local), or on a Ray cluster with backend=ray backend.address=auto")
 
 
 def _search_space(config: Mapping[str, Any], base: Path) -> Path:
@@ -155,8 +149,7 @@ def _command(config: Mapping[str, Any], base: Path) -> str:
 
 
 def _algorithms(config: Mapping[str, Any]) -> tuple[str, dict[str, Any] | None, str]:
-    """The agent, the scheduler (early stopping) and the optimize_mode the tuner, advisor and
-    assessor ask for."""
+    """The agent, scheduler and optimize_mode the tuner, advisor and assessor ask for."""
     tuner, advisor, assessor = (config.get(role) or {} for role in ("tuner", "advisor", "assessor"))
     if bool(tuner) == bool(advisor):
         raise ValueError("NNI experiment config: set a tuner or an advisor (one of them)")
@@ -208,8 +201,7 @@ def _seconds(key: str, value: Any) -> float:
 
 
 def command(config_path: str | Path, extra: Sequence[str] = ()) -> tuple[list[str], list[str]]:
-    """``rlnas-train``'s arguments for the experiment at ``config_path``, then ``extra``
-    (which replace ours for the keys they set), and the notes."""
+    """``rlnas-train``'s arguments for the experiment (``extra`` win for the keys they set), and notes."""
     path = Path(config_path)
     args, notes = overrides(load(path), path.parent)
     mine = {arg.split("=", 1)[0].lstrip("+~") for arg in extra}

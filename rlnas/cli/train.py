@@ -1,10 +1,7 @@
-"""The command line: ``rlnas-train agent=ppo env=nb201 ...`` when installed, ``python train.py ...``
-in a checkout; both are this module's :func:`main`.
+"""The command line: ``rlnas-train ...`` when installed, ``python train.py ...`` in a checkout.
 
-Every config group entry is a component's settings as its ``Config`` dataclass declares
-them (:mod:`rlnas.core.registry`): the agents with their ``nas`` preset, the rest with their
-defaults, plugins' included. Hydra composes and overrides them; the values are checked when
-the run builds them, with messages that name the key and what it may be. ``resume=RUN_DIR``
+Every config group entry is a component's ``Config`` (agents with their ``nas`` preset);
+Hydra composes and overrides them, and the run checks them as it builds. ``resume=RUN_DIR``
 continues a killed run in its own directory.
 """
 
@@ -32,8 +29,7 @@ PRIMITIVE = re.compile(r"(?i)(true|false|[-+]?(\d[\d_]*)?\.?\d*(e[-+]?\d+)?|[-+]
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
-    """The config ``python train.py OVERRIDES...`` runs, composed without running it (for
-    :func:`rlnas.search.runner.run` or :func:`rlnas.search.build.build` from Python)."""
+    """The config ``python train.py OVERRIDES...`` runs, composed without running it."""
     register_configs()
     with hydra.initialize_config_module("rlnas.conf", version_base="1.3"):
         return hydra.compose("config", quote_strings(list(overrides)))
@@ -66,8 +62,7 @@ def _holds_str(hint: typing.Any) -> bool:
 
 
 def quote_strings(argv: list[str]) -> list[str]:
-    """``key=value`` for a string key, where Hydra would read a boolean or a number, as
-    ``key='value'``."""
+    """``key=value`` for a string key as ``key='value'``, where Hydra would read a bool or a number."""
     keys, out = string_keys(), []
     for arg in argv:
         key, sep, value = arg.partition("=")
@@ -78,8 +73,7 @@ def quote_strings(argv: list[str]) -> list[str]:
 
 
 def redirect_resume_to_its_run_dir(argv: list[str]) -> None:
-    """``resume=DIR`` continues in DIR: Hydra must neither make a new directory nor
-    overwrite the run's saved config."""
+    """``resume=DIR`` continues in DIR: no new directory, the saved config kept."""
     for arg in argv[1:]:
         if arg.startswith("resume=") and arg != "resume=null":
             argv += [f"hydra.run.dir={arg.split('=', 1)[1]}", "hydra.output_subdir=null"]
@@ -102,8 +96,7 @@ def _search(cfg: DictConfig) -> None:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, a cluster cancelling the job) stops the search as Ctrl-C does:
-    the trials running are taken down, and the run says how to resume."""
+    """SIGTERM stops the search as Ctrl-C does: trials taken down, resume command said."""
 
 
 def _terminate(signum: int, frame) -> None:

@@ -1,9 +1,5 @@
-"""Checkpoint files: written atomically, read without unpickling arbitrary objects.
-
-A kill during a write leaves the previous checkpoint whole; loading uses
-``torch.load(..., weights_only=True)``, so a checkpoint can hold tensors and plain Python
-values but never runs code.
-"""
+"""Checkpoint files: written atomically (a kill mid-write leaves the previous one whole),
+read with ``weights_only=True`` (tensors and plain values, never code)."""
 
 from __future__ import annotations
 

@@ -9,12 +9,9 @@ from typing import Any
 
 @dataclass(frozen=True)
 class RunContext:
-    """The run's seed, device and torch threads, where it lives (``run_dir`` None: outside
-    a run, e.g. a component made in a notebook; nothing is written beside it), and its
-    ``scheduler``: the early-stopping rule (:mod:`rlnas.search.schedulers`) that evaluators
-    which see intermediate results ask whether to stop a trial, and ``backend``: the
-    settings of the backend (:mod:`rlnas.execution`) a component that needs a worker of its
-    own (the supernet's host) starts it on (None: worker processes)."""
+    """The run's seed, device, threads and directory (None outside a run: nothing is
+    written), its early-stopping ``scheduler``, and the ``backend`` a component that needs a
+    worker of its own (the supernet's host) starts it on (None: worker processes)."""
 
     seed: int = 0
     device: str = "cpu"

@@ -1,8 +1,5 @@
-"""Where agents and the runner write what they measure: TensorBoard, or nowhere.
-
-Agents call ``self.logger.scalar(tag, value, step)`` and never care which one they got,
-so an agent used outside ``train.py`` logs nothing and costs nothing.
-"""
+"""Where agents and the runner write what they measure: TensorBoard, or nowhere (an agent
+used outside ``train.py`` logs nothing and costs nothing)."""
 
 from __future__ import annotations
 
@@ -37,8 +34,7 @@ class Logger:
 
 
 class TensorBoardLogger(Logger):
-    """TensorBoard events in ``log_dir``, which is made at the first write: a run refused
-    before any work leaves nothing behind."""
+    """TensorBoard events in ``log_dir``, made at the first write (a refused run leaves nothing)."""
 
     def __init__(self, log_dir: str | Path):
         self.log_dir = Path(log_dir)

@@ -1,15 +1,11 @@
-"""Components by name: one mechanism for every kind, each pluggable through an entry point.
-
-rlnas's own agents, search spaces, evaluators, rewards, stopping rules and worker backends
-are declared in its ``pyproject.toml`` exactly as another package declares its own::
+"""Components by name, one mechanism for every kind. rlnas's own are entry points in its
+``pyproject.toml`` exactly as a plugin's are (``docs/plugins.md``)::
 
     [project.entry-points."rlnas.agents"]
     myagent = "my_package.my_module:MyAgent"
 
-and ``python train.py agent=myagent`` selects it (``docs/plugins.md``). A component is a
-class with a ``Config`` (a :class:`~rlnas.core.settings.Component` dataclass: its settings,
-their defaults, docs and ranges), which becomes its Hydra config group entry. Nothing is
-imported before it is asked for, so a layer never imports the layers above it to find them.
+A component is a class with a ``Config`` (:class:`~rlnas.core.settings.Component`), its
+Hydra group entry. Nothing is imported before it is asked for, so no layer imports upward.
 """
 
 from __future__ import annotations
@@ -21,8 +17,7 @@ from rlnas.core.settings import Component
 
 
 class Registry:
-    """The components of one kind (``"agent"``), from the entry-point group ``rlnas.<kind>s``
-    and from :meth:`register`."""
+    """The components of one kind, from entry-point group ``rlnas.<kind>s`` and :meth:`register`."""
 
     def __init__(self, kind: str, group: str):
         self.kind, self.group = kind, group

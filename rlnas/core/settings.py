@@ -1,10 +1,7 @@
 """Settings: one typed declaration per setting, checked when it is made.
 
-Every component (an agent, an evaluator, a search space, a reward, a stopping rule, a
-worker backend) has one config dataclass. Each field is declared once, with
-:func:`setting`: its default, a one-line doc and what it may be. Constructing the
-dataclass checks every field, so a bad value fails before any work with a message that
-names the owner, the key, the value and what is allowed::
+Every component has one config dataclass; each field is declared once with :func:`setting`
+(default, one-line doc, what it may be), and a bad value fails on construction::
 
     @dataclass
     class EvolutionConfig(Component):
@@ -18,9 +15,8 @@ names the owner, the key, the value and what is allowed::
     EvolutionConfig(sample_size=50)
     # ValueError: evolution: sample_size=50 must be an integer in [1, population_size = 10]
 
-Where a setting tuned for NAS episodes differs from the paper's or the library's default,
-the difference is a named preset on the class (``PRESETS = {"nas": {...}}``), so the
-default stays the published one and the tuning is visible in one place.
+Settings tuned for NAS episodes are a named preset (``PRESETS = {"nas": {...}}``), so the
+defaults stay the published ones.
 """
 
 from __future__ import annotations
@@ -41,9 +37,8 @@ MISSING = "???"  # a value the user must give (OmegaConf's and Hydra's mark for 
 
 @dataclass(frozen=True)
 class Range:
-    """A number between ``low`` and ``high`` (either may be absent or open); an integer if
-    ``integer``; ``None`` too if ``optional`` (whatever ``None`` means for that key, which
-    ``none_means`` says). A bound that comes from another key is named by ``*_name``."""
+    """A number between ``low`` and ``high`` (either absent or open); ``None`` too if
+    ``optional`` or ``none_means`` says what it means; ``*_name`` names a bound from another key."""
 
     low: float | None = None
     high: float | None = None
@@ -171,8 +166,7 @@ THREADS = Range(1, integer=True, none_means="torch's default, all cores")  # tor
 
 
 def check(owner: str, values: Mapping[str, Any], ranges: Mapping[str, Spec]) -> None:
-    """Raise ``ValueError`` naming ``owner`` and every key of ``ranges`` whose value in
-    ``values`` is not allowed, with its allowed range."""
+    """Raise ``ValueError`` naming ``owner`` and each key of ``ranges`` whose value is not allowed."""
     bad = [f"{key}={values[key]!r} must be {spec}" for key, spec in ranges.items() if not spec.allows(values[key])]
     if bad:
         raise ValueError(f"{owner}: " + "; ".join(bad))
@@ -188,22 +182,19 @@ def _specs(config: type) -> dict[str, Spec]:
 
 
 def setting(default: Any, doc: str, allowed: Spec | None = None) -> Any:
-    """A config field: its default, the one line that documents it, and what it may be
-    (checked when the config is made)."""
+    """A config field: its default, its one-line doc, and what it may be."""
     if isinstance(default, list | dict):
         return field(default_factory=lambda: copy.deepcopy(default), metadata={"doc": doc, "allowed": allowed})
     return field(default=default, metadata={"doc": doc, "allowed": allowed})
 
 
 def nested(config: type, doc: str, **defaults: Any) -> Any:
-    """A field holding another settings dataclass (the run's budget in its config, say):
-    made from ``defaults``, and made again, checked, from a dict given for it."""
+    """A field holding another settings dataclass, made (and checked) from a dict given for it."""
     return field(default_factory=lambda: config(**defaults), metadata={"doc": doc, "nested": config})
 
 
 def redefault(config: type, name: str, default: Any) -> Any:
-    """Setting ``name`` of ``config`` with another default, in a subclass (one agent's
-    published settings beside another's): the doc and range stay the parent's."""
+    """Setting ``name`` of ``config`` with another default, in a subclass; doc and range kept."""
     meta = config.__dataclass_fields__[name].metadata
     return setting(default, meta["doc"], meta["allowed"])
 
@@ -213,8 +204,7 @@ S = TypeVar("S", bound="Settings")
 
 @dataclass
 class Settings:
-    """Base of every config dataclass: checks its fields when made (:func:`setting`'s
-    ``allowed``, then :meth:`validate` for rules between fields)."""
+    """Base of every config dataclass: checks its fields, then :meth:`validate`, when made."""
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
 
@@ -249,8 +239,7 @@ class Settings:
 
     @classmethod
     def node(cls, preset: str | None = None, **overrides: Any) -> dict[str, Any]:
-        """The defaults, then ``preset``, then ``overrides``, as plain values and unchecked: a
-        config group entry, where a value the user must give stays ``???``."""
+        """The defaults, ``preset``, ``overrides`` as plain unchecked values: a config group entry."""
         values = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
                   for f in dataclasses.fields(cls) if f.init}
         values.update({**(cls.PRESETS[preset] if preset else {}), **overrides})
@@ -258,8 +247,7 @@ class Settings:
 
     @classmethod
     def make(cls: type[S], values: Mapping[str, Any] | None = None, preset: str | None = None, **overrides: Any) -> S:
-        """The settings from ``preset`` (one of :attr:`PRESETS`, None for the defaults), then
-        ``values``, then ``overrides``; an unknown key or preset is refused with what exists."""
+        """``preset``, then ``values``, then ``overrides``, checked; unknown keys refused with what exists."""
         if preset is not None and preset not in cls.PRESETS:
             raise ValueError(f"{cls.__name__} has no preset {preset!r}; presets: {', '.join(cls.PRESETS) or 'none'}")
         given = {**(cls.PRESETS[preset] if preset else {}), **(values or {}), **overrides}
@@ -288,13 +276,8 @@ class Component(Settings):
 
 
 def configured(config_class: type[S], config: Settings | None, settings: Mapping[str, Any]) -> S:
-    """A component's settings: ``config`` as given, or made from ``settings`` (both: the
-    settings override the config's)."""
+    """``config`` as given, or made from ``settings`` (both: the settings override it)."""
     if config is not None and not settings:
         return config
     return config_class.make(None if config is None else config.to_dict(), **settings)
 
-
-def docs(config: type[Settings]) -> dict[str, str]:
-    """Each field's one-line doc."""
-    return {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(config)}

@@ -1,11 +1,6 @@
-"""Durable evaluation store: every evaluation is one SQLite row, committed at once.
-
-Evaluations are the expensive resource of NAS, so they are written before anyone sees
-them and are never paid for twice: :class:`StoredEvaluator` answers a repeated
-architecture from the store. SQLite in WAL mode keeps every committed row through a
-killed process (``synchronous=NORMAL``); pass ``synchronous="FULL"`` to also survive a
-power cut, at the price of one fsync per evaluation.
-"""
+"""Durable evaluation store: every evaluation one SQLite row, committed before anyone sees
+it. WAL mode keeps committed rows through a killed process; ``synchronous="FULL"`` survives
+a power cut too, at one fsync per evaluation."""
 
 from __future__ import annotations
 
@@ -33,13 +28,9 @@ CREATE TABLE IF NOT EXISTS evaluations (
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One scored architecture.
-
-    ``score`` is the search signal (higher is better; the reward an env pays). ``metrics``
-    holds everything else the evaluator measured (e.g. ``test_acc``, which search must
-    never read). ``cost`` is the compute it took in seconds; ``cached`` is true when the
-    answer came from a store and cost nothing.
-    """
+    """One scored architecture: ``score`` the search signal (higher is better), ``metrics``
+    the rest (e.g. ``test_acc``, never read by search), ``cost`` its seconds, ``cached`` true
+    when a store answered it."""
 
     arch: str
     score: float
@@ -49,12 +40,7 @@ class Evaluation:
 
 
 class EvaluationStore:
-    """SQLite table of evaluations keyed by (evaluator fingerprint, architecture string).
-
-    Pass the path of an earlier run's store to resume it or to share its evaluations.
-    Each row also names the run that paid for it, so a resumed run can count its own
-    spending while answering repeats from every run's rows.
-    """
+    """Evaluations keyed by (fingerprint, architecture), each naming the run that paid for it."""
 
     def __init__(self, path: str | Path, synchronous: str = "NORMAL"):
         if synchronous not in ("NORMAL", "FULL"):

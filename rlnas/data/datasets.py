@@ -1,10 +1,5 @@
-"""Datasets for evaluators that train child networks: fixed train / valid / test splits.
-
-Search reads the validation split only; the test split is for reports. The default,
-scikit-learn's bundled 8x8 digits, needs no download and trains in seconds on a CPU.
-CIFAR-10 is read from its binary distribution, downloaded only when asked
-(``download=True``).
-"""
+"""Fixed train / valid / test splits for evaluators that train (search reads valid only):
+scikit-learn's bundled digits by default, CIFAR-10 downloaded only when asked."""
 
 from __future__ import annotations
 
@@ -67,8 +62,7 @@ _CIFAR10_STD = np.array([0.2470, 0.2435, 0.2616], np.float32)[:, None, None]
 
 
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One binary batch: records of 1 label byte then 3,072 pixel bytes (the red, green
-    and blue 32x32 planes, row-major). Plain bytes, so nothing is unpickled."""
+    """One binary batch: a label byte, then 3,072 pixel bytes, per record (nothing unpickled)."""
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size == 0 or raw.size % 3073:
         raise ValueError(f"CIFAR-10 batch {path} is garbled: {raw.size} bytes is not a whole number of "
@@ -97,11 +91,7 @@ def download_cifar10(root: str | Path) -> Path:
 
 
 def load_cifar10(root: str | Path = DATA_ROOT, download: bool = False, split_seed: int = 0) -> Dataset:
-    """CIFAR-10 split as NAS-Bench-201's ``cifar10-valid``: the 50,000 training images
-    halved into train and valid by a fixed seed; the 10,000 test images are the test split.
-
-    ``root`` holds (or receives, with ``download=True``) the ``cifar-10-batches-bin`` folder.
-    """
+    """CIFAR-10 as NAS-Bench-201's ``cifar10-valid``, from ``root``'s ``cifar-10-batches-bin``."""
     folder = Path(root).expanduser() / CIFAR10_DIR
     if _cifar10_missing(folder) and download:
         folder = download_cifar10(root)
@@ -125,8 +115,7 @@ DATASETS = ("digits", "cifar10")
 
 
 def check_dataset(name: str, root: str | Path | None = None, download: bool = False) -> None:
-    """Refuse an unknown dataset, or one that is neither on disk nor to be downloaded,
-    without loading it (evaluators call this before any work)."""
+    """Refuse an unknown dataset, or a missing one not to be downloaded, before any work."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
     if name == "cifar10" and not download:

@@ -1,5 +1,4 @@
-"""Evaluators turn an architecture string into a score: one small interface
-(:class:`~rlnas.evaluators.base.Evaluator`), one backend per module.
+"""Evaluators turn an architecture string into a score, one backend per module:
 
 * ``tabular`` / ``nats``: NAS-Bench-201 scores from a table (:mod:`.tabular`).
 * ``scratch``: train the child network on a dataset (:mod:`.scratch`).

@@ -1,10 +1,6 @@
-"""What every evaluator is: architectures in, scores + metrics + cost out.
-
-``fingerprint`` names what a score means (which table, which training recipe); the store
-keys evaluations by it, so stores can be shared between runs without mixing meanings.
-``costs`` names the cost metrics an evaluator reports (what a reward or a Pareto front
-can weigh), or None where the user's own code decides what it reports.
-"""
+"""What every evaluator is: architectures in, scores + metrics + cost out. ``fingerprint``
+names what a score means (the store keys by it); ``costs`` names the cost metrics reported
+(None where the user's code decides)."""
 
 from __future__ import annotations
 
@@ -33,8 +29,7 @@ class EvaluatorConfig(Component):
 
 
 class Evaluator(ABC):
-    """Made for one search space, with its settings (``config``, or single ``settings``) and
-    the run it serves (``run``; outside a run, nothing is written beside one)."""
+    """Made for one search space, with its settings and the run it serves."""
 
     Config: ClassVar[type[EvaluatorConfig]] = EvaluatorConfig
     name: ClassVar[str] = ""
@@ -73,8 +68,7 @@ class Objective:
         self.what = what  # what the value is, for the message when it is not a number
 
     def evaluation(self, arch: str, value: Any, metrics: dict, cost: float) -> Evaluation:
-        """``value``: a number, or a dict of metrics with the value as ``"default"``. Anything
-        else, and nan or inf (a diverged training run), is a failed evaluation that says so."""
+        """A number, or metrics with ``"default"``; anything else, nan or inf, a failed evaluation."""
         if isinstance(value, dict):
             metrics = {**metrics, **{k: v for k, v in value.items() if k != "default"}}
         value = default_value(value)
@@ -92,9 +86,8 @@ def optimize_mode() -> Any:
 
 
 def failed(arch: str, why: str, metrics: dict | None = None, cost: float = 0.0) -> Evaluation:
-    """An evaluation that produced no score: ``metrics["failed"]`` says why. Its own score is
-    -inf, below every real one; the store answers it with the lowest real score seen
-    (:class:`~rlnas.evaluators.stored.StoredEvaluator`)."""
+    """An evaluation that produced no score (``metrics["failed"]`` says why): -inf, which
+    the store answers with the lowest real score seen."""
     return Evaluation(arch, -math.inf, {**(metrics or {}), "failed": why}, cost=cost)
 
 

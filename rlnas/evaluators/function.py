@@ -21,17 +21,11 @@ class FunctionConfig(EvaluatorConfig):
 
 
 class CallableEvaluator(Evaluator):
-    """Score with any function ``arch string -> float`` (a proxy, a surrogate, your own
-    training code); on a hyperparameter space it is handed the parameter dict instead. It
-    may return a dict of metrics whose ``"default"`` is the score, as a trial may report.
-    ``fn`` is an import path ``"package.module:function"`` (how ``evaluator.fn=...`` names
-    it) or, from Python, the function itself, which ``label`` names in the store.
-
-    An exception the function raises (a configuration it cannot train, out of memory) is a
-    failed evaluation, as a crashing trial script is: ``metrics["failed"]`` names it and
-    ``metrics["traceback"]`` ends with where, and the search goes on, one evaluation at a
-    time or many. A search that stopped at it would meet it again on ``resume=``.
-    """
+    """Score with any function ``arch string -> float`` (the parameter dict on an HPO
+    space), or ``-> dict`` of metrics whose ``"default"`` is the score. ``fn`` is an import
+    path ``"package.module:function"`` or, from Python, the function (``label`` names it in
+    the store). An exception it raises is a failed evaluation (``metrics["traceback"]``
+    says where), and the search goes on."""
 
     Config = FunctionConfig
     name = "function"

@@ -55,21 +55,13 @@ class ScratchConfig(DataConfig):
 
 
 class ScratchEvaluator(Evaluator):
-    """Train the child network from scratch and score it on the validation split.
+    """Train the child from scratch and score it on the validation split.
 
-    Before scoring, BatchNorm's running statistics are recalibrated on the training split
-    (:func:`~rlnas.networks.measure.recalibrate_batchnorm`): after a recipe of a few dozen
-    steps the running averages still describe the early weights, and eval-mode accuracy
-    fell to chance for cells whose training loss was low.
-
-    Training is seeded from ``seed`` alone and runs on the run's ``threads`` torch threads,
-    so an architecture gets the same score on every machine with the same CPU kernels,
-    whatever its core count; see docs/reproducibility.md on what differs between CPUs.
-    Defaults are sized to train a NASNet child on digits in a few CPU seconds, where one
-    thread is as fast as two.
-
-    In a run, the best child trained is kept as ``best_model.pt`` beside it, by every
-    worker of a parallel run alike: the file's own score is the bar, read under a lock.
+    BatchNorm's statistics are recalibrated before scoring: after a few dozen steps the
+    running averages still describe the early weights, and eval accuracy fell to chance.
+    Training is seeded from ``seed`` alone on the run's ``threads``, so a cell scores the
+    same on every machine with the same CPU kernels (docs/reproducibility.md). The run's
+    best child is kept as ``best_model.pt`` by every worker alike, under a lock.
     """
 
     Config = ScratchConfig
@@ -120,9 +112,7 @@ class ScratchEvaluator(Evaluator):
         return Evaluation(arch, val, metrics, cost=time.perf_counter() - start)
 
     def train(self, arch: str, recalibrate: bool = True):
-        """The child network of ``arch``, trained by this recipe with its BatchNorm statistics
-        recalibrated (``recalibrate=False`` keeps training's running averages, to measure
-        what that costs); returns it (in eval mode) and its last training loss."""
+        """The child of ``arch`` trained (eval mode) and its last loss."""
         import torch
 
         from rlnas.networks.cells import build_network
@@ -158,9 +148,7 @@ class ScratchEvaluator(Evaluator):
         return float((logits.argmax(1) == y).float().mean()), float(torch.nn.functional.cross_entropy(logits, y))
 
     def _save_if_best(self, arch: str, model, metrics: dict) -> None:
-        """Keep the best-scoring child of the run on disk, written atomically (a kill mid-write
-        leaves the last one whole), under a lock that every worker of the run takes: the
-        file's own score, read there, is the bar. ``model`` is on the CPU by now."""
+        """Keep the run's best child on disk, atomically, under a lock every worker takes."""
         path = self.best_model_path
         if path is None or not path.parent.is_dir() or metrics["val_acc"] <= self.best_model_score:
             return

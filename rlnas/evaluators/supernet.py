@@ -1,14 +1,10 @@
-"""Score with a weight-sharing supernet (:mod:`rlnas.networks.supernet`): its trainer, the
-host that keeps it on a worker of its own, and the evaluator.
+"""Score with a weight-sharing supernet: its trainer, the host that keeps it on a worker of
+its own, and the evaluator. Two training modes:
 
-:class:`SupernetTrainer` owns a supernet, its optimizer and its data stream, in one of two
-training modes:
-
-* ``oneshot`` (SPOS, Guo et al. 2020): ``warmup_epochs`` epochs of uniformly sampled paths
-  before the search; during the search the weights are frozen and scores are comparable.
-* ``enas`` (Pham et al. 2018): every evaluated architecture is first trained for
-  ``train_steps`` SGD steps, interleaved with the search. Its score depends on the weights'
-  state, so each evaluation records ``weight_version`` (the optimizer steps before it).
+* ``oneshot`` (SPOS, Guo et al. 2020): ``warmup_epochs`` of uniformly sampled paths, then
+  frozen weights, so scores are comparable.
+* ``enas`` (Pham et al. 2018): each evaluated architecture is first trained ``train_steps``
+  SGD steps; each score records its ``weight_version`` (the optimizer steps before it).
 """
 
 from __future__ import annotations
@@ -49,8 +45,7 @@ CHECKPOINT = "supernet.pt"
 
 @dataclass
 class RetrainConfig(Settings):
-    """After the search, the best architectures by supernet score trained stand-alone (the
-    scratch evaluator's recipe, with the supernet's data and seed)."""
+    """The best architectures by supernet score, retrained stand-alone after the search."""
 
     top_k: int = setting(3, "architectures retrained; their test accuracy is the report's headline (0: none)",
                          INT_AT_LEAST_0)
@@ -105,9 +100,7 @@ class SupernetConfig(DataConfig):
 
 
 class SupernetTrainer:
-    """A supernet with its optimizer, data stream and weight version: what a host owns.
-    :meth:`evaluate` is the whole protocol; :meth:`state_dict` is what a checkpoint holds,
-    so a restarted host continues with the same weights."""
+    """A supernet with its optimizer, data stream and weight version: what a host owns."""
 
     def __init__(self, space: SearchSpace, config: SupernetConfig | None = None, device: str = "cpu",
                  **settings: Any):
@@ -146,8 +139,7 @@ class SupernetTrainer:
         return self.train_x[idx], self.train_y[idx]
 
     def train_step(self, decisions: Sequence[int]) -> float:
-        """One SGD step on the path ``decisions``. A non-finite loss is returned without a
-        step, so one diverging architecture cannot poison the shared weights."""
+        """One SGD step on path ``decisions``; a non-finite loss takes no step."""
         import torch
         import torch.nn.functional as F
 
@@ -166,8 +158,7 @@ class SupernetTrainer:
         return loss.item()
 
     def warm_up(self) -> None:
-        """SPOS warm-up: one uniformly sampled path per minibatch for ``warmup_epochs``.
-        Seeded by ``seed`` alone, so a warm-up cut short restarts to the same weights."""
+        """SPOS warm-up: a uniformly sampled path per minibatch, seeded by ``seed`` alone."""
         if self.warmed_up:
             return
         rng = np.random.default_rng(self.config.seed)
@@ -177,13 +168,11 @@ class SupernetTrainer:
 
     # -- scoring ------------------------------------------------------------------------
     def score(self, decisions: Sequence[int]) -> tuple[float, float]:
-        """Accuracy and mean cross-entropy of path ``decisions`` on the fixed validation
-        subset, shared weights as they are; NaN if the logits are not finite."""
+        """Accuracy and cross-entropy of path ``decisions`` on the validation subset (NaN if not finite)."""
         return self.model.score(decisions, self.valid_x, self.valid_y)
 
     def evaluate(self, arch: str) -> Evaluation:
-        """Train (in ``enas`` mode) and score one architecture. A diverging loss or
-        non-finite logits give a failed evaluation with the reason in ``metrics["failed"]``."""
+        """Train (``enas``) and score one architecture; divergence is a failed evaluation."""
         start = time.perf_counter()
         decisions = self.space.from_string(arch)
         self.warm_up()
@@ -217,10 +206,9 @@ class SupernetTrainer:
 
 
 class TrainerHost:
-    """A :class:`SupernetTrainer` with its checkpoint, as a worker holds it: it starts from
-    the checkpoint file when there is one (a restarted worker), else warms up, and saves
-    after the first evaluation, then whenever the weights have moved and
-    ``checkpoint_every`` evaluations have passed since the last save."""
+    """A trainer with its checkpoint, as a worker holds it: restarted from the file when there
+    is one, else warmed up; saved after the first evaluation, then every ``checkpoint_every``
+    evaluations that moved the weights."""
 
     def __init__(self, space: SearchSpace, config: SupernetConfig, device: str = "cpu",
                  checkpoint_path: str | Path | None = None):
@@ -257,19 +245,10 @@ class TrainerHost:
 
 
 class SupernetEvaluator(Evaluator):
-    """Score with a supernet that lives on a worker of its own: the run's backend
-    (``process`` by default: a process that owns the device; ``ray``: an actor; ``inline``:
-    this process), started at the first evaluation. A worker that dies is restarted from
-    the checkpoint (``supernet.pt`` in the run directory) and its evaluation sent again.
-
-    The store and ``enas`` mode: a score there depends on the weights when it was taken
-    (``metrics["weight_version"]``). The store keeps the first score of an architecture
-    and answers repeats with it, unchanged: re-scoring would pay again for an
-    architecture already paid for. Such scores only mean something within their run,
-    so the fingerprint names the run, and another run never reads them as its own.
-    ``oneshot`` scores depend only on the settings and the seed, and are shared: with
-    ``parallel=N`` each worker holds its own copy of the frozen weights.
-    """
+    """Score with a supernet on a worker of its own (the run's backend, started at the first
+    evaluation); a dead worker is restarted from ``supernet.pt`` and its evaluation resent.
+    ``enas`` scores depend on the weights when taken, so the fingerprint names the run;
+    ``oneshot`` scores are shared, and ``parallel=N`` gives each worker a frozen copy."""
 
     Config = SupernetConfig
     name = "supernet"

@@ -1,5 +1,4 @@
-"""NAS-Bench-201 scores from a table: the bundled 12-epoch CIFAR-10 one, any CSV with the
-same columns, or the official files through their own API (``nats``)."""
+"""NAS-Bench-201 scores from a table: the bundled one, a CSV like it, or the official files."""
 
 from __future__ import annotations
 
@@ -41,10 +40,8 @@ class TabularConfig(EvaluatorConfig):
 
 
 class TabularEvaluator(NB201Evaluator):
-    """NAS-Bench-201 lookup. ``score`` is validation accuracy (a fraction), so search
-    never sees test accuracy; ``metrics`` carries both, the benchmark index, and the cell's
-    ``params`` and ``flops`` (multiply-accumulates) on the CIFAR-10 skeleton
-    (:mod:`rlnas.networks.costs`)."""
+    """NAS-Bench-201 lookup: ``score`` is validation accuracy (search never sees test);
+    ``metrics`` adds test accuracy, the index, ``params`` and ``flops``."""
 
     Config = TabularConfig
     name = "tabular"
@@ -125,11 +122,8 @@ class NATSConfig(EvaluatorConfig):
 
 
 class NATSBenchEvaluator(NB201Evaluator):
-    """The official NAS-Bench-201 / NATS-Bench (topology) files through ``nats_bench``.
-
-    Search reads ``cifar10-valid`` validation accuracy; reports carry ``cifar10`` test
-    accuracy, both after ``hp`` epochs (12 or 200). Install with ``pip install rlnas[nats]``.
-    """
+    """The official NATS-Bench (topology) files: ``cifar10-valid`` validation accuracy for
+    search, ``cifar10`` test for reports, after ``hp`` epochs. Needs ``rlnas[nats]``."""
 
     Config = NATSConfig
     name = "nats"

@@ -40,22 +40,11 @@ class TrialConfig(EvaluatorConfig):
 
 
 class TrialEvaluator(Evaluator):
-    """``command`` runs in the trial's own working directory, ``workdir/<trial id>``; a word
-    of it naming a file relative to where the search started (``python my_train.py``) is
-    made absolute first. The trial gets ``RLNAS_PARAMETERS`` (the parameter dict as JSON;
-    ``{"arch": <its string>}`` on a cell space), ``RLNAS_RESULT_FILE``, ``RLNAS_TRIAL_ID``
-    and ``RLNAS_SEED`` (the run's seed), and keeps its output in ``stdout.log`` and
-    ``stderr.log`` there. Its score is its last final result; a trial that crashes, runs
-    past ``timeout`` seconds or reports no final result is a failed evaluation
-    (``metrics["failed"]`` why, with its exit code and the tail of its stderr), and the
-    search goes on. ``optimize_mode="minimize"`` searches for the lowest result (a loss),
-    as NNI's does: scores, and the curves early stopping reads, are then ``-value``.
-
-    The run's early-stopping rule (``RunContext.scheduler``) is asked after each
-    intermediate result, with every other trial's curve in ``workdir``; a trial it stops
-    scores the result it was stopped at, ``metrics["stopped_at"]`` (the number of results
-    by then). ``metrics["resource"]`` counts every trial's intermediate results.
-    """
+    """Run ``command`` once per evaluation in ``workdir/<trial id>`` (docs/hpo.md): it gets
+    ``RLNAS_PARAMETERS``, ``RLNAS_RESULT_FILE``, ``RLNAS_TRIAL_ID`` and ``RLNAS_SEED``, and its
+    score is its last final result. A crash, a timeout or no final result is a failed
+    evaluation (exit code and stderr's tail in ``metrics``). The run's scheduler is asked
+    after each intermediate result; a stopped trial scores where it stopped."""
 
     Config = TrialConfig
     name = "trial"
@@ -105,8 +94,7 @@ class TrialEvaluator(Evaluator):
         return self.objective.evaluation(arch, final[-1], metrics, cost=seconds)
 
     def _run(self, here: Path, env: dict[str, str]) -> tuple[int, str | None, int | None]:
-        """Run the trial to its end, its timeout or its stop: its exit code, why it failed
-        (None if it did not) and where the rule stopped it (None if it did not)."""
+        """Run the trial: its exit code, why it failed and where the rule stopped it (None: not)."""
         deadline = None if self.config.timeout is None else time.monotonic() + self.config.timeout
         why, stopped_at, seen = None, None, 0
         with open(here / "stdout.log", "wb") as out, open(here / "stderr.log", "wb") as err:
@@ -128,9 +116,7 @@ class TrialEvaluator(Evaluator):
         return code, why, stopped_at
 
     def _ask_scheduler(self, trial_id: str, seen: int) -> tuple[int | None, int]:
-        """Ask the rule at every intermediate result since the ``seen`` it was last asked at,
-        however many came meanwhile: where it stops the trial (None: it goes on), and how
-        many results it has now seen."""
+        """Ask the rule at each result since ``seen``: where it stops (None: goes on), and the new ``seen``."""
         if self.scheduler is None:
             return None, seen
         curve = self._curve(read_results(self.workdir / trial_id / "results.jsonl"))
@@ -145,8 +131,7 @@ class TrialEvaluator(Evaluator):
         return [self.objective.sign * float(default_value(r["value"])) for r in reports if r["type"] == "intermediate"]
 
     def _others(self, trial_id: str) -> list[tuple[str, list[float], bool]]:
-        """Every other trial's curve in the working directory (every worker's on this
-        machine), and whether it completed."""
+        """Every other trial's curve in the working directory, and whether it completed."""
         curves = []
         for path in self.workdir.glob("*/results.jsonl"):
             if path.parent.name != trial_id:
@@ -163,9 +148,8 @@ def _exit_code(process: subprocess.Popen, seconds: float) -> int | None:
 
 
 def files_made_absolute(command: str, base: Path) -> list[str]:
-    """``command``'s words, those naming a file under ``base`` made absolute: a trial runs
-    in a directory of its own. absolute(), not resolve(): a venv's python is a symlink out
-    of the venv."""
+    """``command``'s words naming a file under ``base``, made absolute (not resolved: a venv's
+    python is a symlink out of it), since a trial runs in a directory of its own."""
     return [str((base / word).absolute()) if (base / word).is_file() else word for word in shlex.split(command)]
 
 

@@ -1,12 +1,6 @@
-"""Workers simulated in this process: calls run one after another, in the order they were
-handed over, on one state built here.
-
-A search driven through ``workers`` of them sees what it would see with that many equal
-workers (each proposal made with ``workers - 1`` others still out), reproducibly and
-without spare cores: ``benchmarks/nb201_search.py --parallel`` measures the price of
-proposing ahead with it. With one worker it is where a supernet lives when it needs no
-process of its own.
-"""
+"""Workers simulated in this process, calls run in order on one state: a search sees what
+``workers`` equal workers would show it, reproducibly and without spare cores
+(``benchmarks/nb201_search.py --parallel``); with one, a supernet's in-process home."""
 
 from __future__ import annotations
 

@@ -1,12 +1,9 @@
-"""The pool interface: ``workers`` workers, each built once by ``factory()``, answering
-calls on what it built.
+"""The pool interface: ``workers`` workers, each built once by ``factory()``.
 
-``submit(key, method, *args)`` hands one call to a free worker; ``wait()`` blocks until at
-least one call is done and returns their :class:`Outcome`. A call that raises, or whose
-worker dies (killed, out of memory, its node lost), is tried again on a fresh worker up to
-``retries`` times, then comes back as an error: the caller records it as a failed
-evaluation and goes on. Each backend implements four hooks (start a worker, send it a
-call, receive what is done, stop them all); this class keeps the books.
+``submit(key, method, *args)`` hands a call to a free worker; ``wait()`` returns the
+:class:`Outcome` of those done. A call that raises or whose worker dies is retried on a
+fresh worker ``retries`` times, then comes back as an error. A backend implements four
+hooks (start, send, receive, stop); this class keeps the books.
 """
 
 from __future__ import annotations
@@ -30,8 +27,7 @@ class BackendConfig(Component):
 
 @dataclass
 class Outcome:
-    """A call done: its ``value``, or the ``error`` it failed with for good (after retries);
-    ``seconds`` the worker spent on its last attempt."""
+    """A call done: its ``value``, or its final ``error``; ``seconds`` of its last attempt."""
 
     key: str
     value: Any = None
@@ -58,8 +54,7 @@ def answer(state: Any, key: str, method: str, args: tuple) -> tuple[str, bool, A
 
 
 class Pool(ABC):
-    """Base of every backend. ``gpus``: GPUs to pin workers to, round-robin (0: none);
-    ``threads``: torch CPU threads per worker (None: torch's default, all cores)."""
+    """Base of every backend; ``gpus`` to pin workers to, ``threads`` torch threads each."""
 
     Config: ClassVar[type[BackendConfig]] = BackendConfig
 
@@ -95,8 +90,7 @@ class Pool(ABC):
         self._hand_over(key, _Call(method, args, self._idle_worker()))
 
     def wait(self) -> list[Outcome]:
-        """Block until at least one call is done for good (answered, or failed after its
-        retries); return those."""
+        """Block until at least one call is done for good; return those."""
         if not self._calls:
             raise RuntimeError("wait() with nothing in flight")
         while True:
@@ -142,8 +136,7 @@ class Pool(ABC):
         self._send(call.worker, key, call.method, call.args)
 
     def _settle(self, worker: int, reply: tuple[str, bool, Any, float] | None) -> Outcome | None:
-        """The outcome of what ``worker`` was doing (``reply`` None: the worker died; it is
-        replaced), or None when it is being tried again."""
+        """The outcome of ``worker``'s call (``reply`` None: it died), or None if retried."""
         key = next(k for k, call in self._calls.items() if call.worker == worker)
         call = self._calls.pop(key)
         elapsed = time.perf_counter() - call.started
@@ -172,8 +165,7 @@ class Pool(ABC):
 
     @abstractmethod
     def _receive(self) -> list[tuple[int, tuple[str, bool, Any, float] | None]]:
-        """Block until a busy worker answers or dies: ``(index, (key, ok, value, seconds))``
-        per answer, ``(index, None)`` per worker lost."""
+        """Block until a busy worker answers or dies: ``(index, reply or None)`` each."""
 
     @abstractmethod
     def _stop(self, busy: set[int]) -> None:

@@ -1,11 +1,6 @@
-"""Worker processes on this machine: one spawned interpreter per worker (no forked torch
-or CUDA state), each pinned to one GPU, round-robin, when there are GPUs; calls and
-answers travel over ``multiprocessing`` pipes.
-
-A worker stopped mid-call (the pool closing on Ctrl-C or SIGTERM) unwinds, so that what it
-runs cleans up on the way out (a trial takes its script down with it). A worker whose
-parent is SIGKILLed stops the same way within a second (:mod:`rlnas.core.lifeline`).
-"""
+"""Worker processes: one spawned interpreter each (no forked torch or CUDA state), pinned
+round-robin to the GPUs, over ``multiprocessing`` pipes. A worker stopped mid-call unwinds
+(a trial takes its script down with it), within a second of a SIGKILLed parent too."""
 
 from __future__ import annotations
 

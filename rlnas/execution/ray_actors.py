@@ -1,10 +1,5 @@
-"""Ray actors, on a local Ray started for the run or on a cluster (``backend.address``):
-one actor per worker, one CPU each, or one GPU each on CUDA. Install with
-``pip install 'rlnas[ray]'``. On a cluster, start Ray on the head node
-(``ray start --head --port=6379``) and on every worker node
-(``ray start --address=HEAD_IP:6379``) with rlnas installed on each, then run the search
-on the head with ``backend=ray backend.address=auto``.
-"""
+"""Ray actors, one per worker (one CPU, or one GPU on CUDA), on a local Ray or a cluster
+(``backend.address``; docs/parallel.md). Needs ``pip install 'rlnas[ray]'``."""
 
 from __future__ import annotations
 
@@ -23,8 +18,7 @@ class RayConfig(BackendConfig):
 
 
 def start_ray(address: str | None, num_cpus: int | None = None):
-    """Ray, joined to the cluster at ``address`` or to a local Ray started here with
-    ``num_cpus`` slots; returns the module and whether this process started it."""
+    """Ray joined at ``address``, or started here: the module, and whether we started it."""
     try:
         import ray
     except ImportError as err:

@@ -1,8 +1,5 @@
-"""Child networks: every architecture of a cell space compiles to a stand-alone module.
-
-``build_network(space, arch)`` is the one entry point; the macro skeletons are the
-benchmark's own for NAS-Bench-201 and NASNet's stem / normal-stack / reduction layout.
-"""
+"""Child networks: ``build_network(space, arch)`` compiles a cell architecture into a
+stand-alone module on its benchmark's own skeleton (NAS-Bench-201's, NASNet's)."""
 
 from __future__ import annotations
 
@@ -16,9 +13,7 @@ from rlnas.networks.ops import NASNET_OP_BUILDERS, NB201_OP_BUILDERS, Factorized
 from rlnas.spaces import NB201_EDGES, NASNetSpace, NB201Space, SearchSpace, loose_ends, make_space
 
 
-# ---------------------------------------------------------------------------------------
-# NAS-Bench-201
-# ---------------------------------------------------------------------------------------
+# -- NAS-Bench-201 ------------------------------------------------------------------------
 class NB201Cell(nn.Module):
     """Node j sums op(i -> j)(node i) over i < j; node 3 is the output."""
 
@@ -32,8 +27,7 @@ class NB201Cell(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
         for dst in range(1, 4):
-            nodes.append(sum(self.edge(e)(nodes[src])
-                             for e, (to, src) in enumerate(NB201_EDGES) if to == dst))
+            nodes.append(sum(self.edge(e)(nodes[src]) for e, (to, src) in enumerate(NB201_EDGES) if to == dst))
         return nodes[3]
 
 
@@ -51,18 +45,13 @@ class ResNetBasicBlock(nn.Module):
 
 
 class NB201Network(nn.Module):
-    """Stem, then three stages of ``cells_per_stage`` cells with a residual reduction
-    block (doubling channels) between stages, then BN-ReLU, global pooling, classifier.
-
-    ``cell(channels)`` builds each cell, so the stand-alone network and the weight-sharing
-    supernet (:mod:`rlnas.supernet`) share one skeleton.
-    """
+    """Stem, three stages of cells with residual reductions between, BN-ReLU, pooling,
+    classifier; ``cell(channels)`` builds each, so the supernet shares the skeleton."""
 
     def __init__(self, cell: Callable[[int], nn.Module], in_channels: int, num_classes: int,
                  channels: int = 16, cells_per_stage: int = 5):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
-                                   nn.BatchNorm2d(channels)]
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)]
         c = channels
         for stage in range(3):
             if stage > 0:
@@ -77,17 +66,10 @@ class NB201Network(nn.Module):
         return self.classifier(self.features(x))
 
 
-# ---------------------------------------------------------------------------------------
-# NASNet / ENAS
-# ---------------------------------------------------------------------------------------
+# -- NASNet / ENAS ------------------------------------------------------------------------
 class NASNetCell(nn.Module):
-    """One normal or reduction cell.
-
-    Both cell inputs are first projected to ``channels``. Each block applies its two ops
-    (stride 2 on cell inputs in a reduction cell) and adds the results, or concatenates
-    them and projects back with a 1x1 conv. The cell outputs the concatenation of every
-    block no other block consumed (NASNet's "loose ends").
-    """
+    """One normal or reduction cell: each block adds its two ops' results (or concatenates
+    and projects them); the output concatenates the blocks nothing consumed."""
 
     def __init__(self, blocks: Sequence[tuple[int, int, str, str, str]], c_pp: int, c_p: int,
                  channels: int, reduction: bool, reduction_prev: bool):
@@ -95,8 +77,7 @@ class NASNetCell(nn.Module):
         self.pre0 = FactorizedReduce(c_pp, channels) if reduction_prev else ReLUConvBN(c_pp, channels, 1)
         self.pre1 = ReLUConvBN(c_p, channels, 1)
         self.blocks = [(i1, i2, comb) for i1, i2, _, _, comb in blocks]
-        self.ops = nn.ModuleList()
-        self.merges = nn.ModuleDict()
+        self.ops, self.merges = nn.ModuleList(), nn.ModuleDict()
         for b, (i1, i2, op1, op2, comb) in enumerate(blocks):
             for inp, op in ((i1, op1), (i2, op2)):
                 stride = 2 if reduction and inp < 2 else 1
@@ -109,27 +90,20 @@ class NASNetCell(nn.Module):
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
         for b, (i1, i2, comb) in enumerate(self.blocks):
-            h1 = self.ops[2 * b](states[i1])
-            h2 = self.ops[2 * b + 1](states[i2])
+            h1, h2 = self.ops[2 * b](states[i1]), self.ops[2 * b + 1](states[i2])
             states.append(h1 + h2 if comb == "add" else self.merges[str(b)](torch.cat([h1, h2], 1)))
         return torch.cat([states[i] for i in self.outputs], dim=1)
 
 
 class NASNetNetwork(nn.Module):
-    """Stem, then three stacks of ``cells_per_stage`` normal cells with a reduction cell
-    (doubling channels) between stacks, then global pooling and a classifier.
+    """Stem, three stacks of normal cells with reduction cells between, pooling, classifier;
+    ``cell(c_pp, c_p, channels, reduction, reduction_prev)`` builds each, as the supernet's."""
 
-    ``cell(c_pp, c_p, channels, reduction, reduction_prev)`` builds each cell (a module
-    with ``out_channels``), so the stand-alone network and the supernet share one skeleton.
-    """
-
-    def __init__(self, cell: Callable[..., nn.Module], in_channels: int,
-                 num_classes: int, channels: int = 16, cells_per_stage: int = 2,
-                 stem_multiplier: int = 3):
+    def __init__(self, cell: Callable[..., nn.Module], in_channels: int, num_classes: int, channels: int = 16,
+                 cells_per_stage: int = 2, stem_multiplier: int = 3):
         super().__init__()
         c_stem = stem_multiplier * channels
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(c_stem))
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem))
         c_pp, c_p, c, reduction_prev = c_stem, c_stem, channels, False
         self.cells = nn.ModuleList()
         for stage in range(3):
@@ -153,16 +127,9 @@ class NASNetNetwork(nn.Module):
 def build_network(space: SearchSpace | Mapping[str, Any], arch: str | Sequence[int], in_channels: int = 3,
                   num_classes: int = 10, channels: int = 16, cells_per_stage: int | None = None,
                   state_dict: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
-    """Compile an architecture (string or decisions) of ``space`` into a module.
-
-    ``space`` is a search space or its settings (``space.config.to_dict()``), as a saved
-    ``best_model.pt`` holds them; ``state_dict`` loads trained weights (the module is
-    then returned in eval mode, ready to predict). ``cells_per_stage`` defaults to each
-    benchmark's own (5 for NB201, 2 for NASNet).
-    """
+    """Compile an architecture of ``space`` (or its settings) into a module, trained with ``state_dict``."""
     if channels < 1 or (cells_per_stage is not None and cells_per_stage < 0):
-        raise ValueError(f"channels must be >= 1 and cells_per_stage >= 0; got channels="
-                         f"{channels}, cells_per_stage={cells_per_stage}")
+        raise ValueError(f"channels must be >= 1 and cells_per_stage >= 0; got {channels=}, {cells_per_stage=}")
     if isinstance(space, Mapping):
         space = make_space(**space)
     decisions = space.from_string(arch) if isinstance(arch, str) else space.validate(arch)
@@ -176,11 +143,11 @@ def build_network(space: SearchSpace | Mapping[str, Any], arch: str | Sequence[i
         def cell(c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> nn.Module:
             return NASNetCell(reduce if reduction else normal, c_pp, c_p, c, reduction, reduction_prev)
 
-        model = NASNetNetwork(cell, in_channels, num_classes, channels,
-                              2 if cells_per_stage is None else cells_per_stage)
+        per_stage = 2 if cells_per_stage is None else cells_per_stage
+        model = NASNetNetwork(cell, in_channels, num_classes, channels, per_stage)
     else:
         raise TypeError(f"no child network for search space {type(space).__name__}")
     if state_dict is not None:
         model.load_state_dict(state_dict)
-        model.eval()
+        return model.eval()
     return model

@@ -1,19 +1,9 @@
 """What each NAS-Bench-201 cell costs: parameters and multiply-accumulates ("FLOPs").
 
-The counts are our own builder's (:func:`rlnas.networks.cells.build_network`) on the benchmark's
-CIFAR-10 skeleton (16 channels, 5 cells per stage, 32x32 inputs, 10 classes), counted by
-:func:`~rlnas.networks.measure.count_parameters` and :func:`~rlnas.networks.measure.count_flops`. They
-agree with the benchmark's published figures (the best cell of the CIFAR-10 table:
-1,073,466 parameters, 153,272,960 multiply-accumulates; the all-3x3 cell: 1,531,546 and
-220,119,680).
-
-A cell's cost is the skeleton's (every edge ``none``) plus one term per edge and op: ops on
-different edges share no weights and no multiply-accumulates, so 1 + 6 x 4 networks give all
-15,625 cells exactly (the tests rebuild sampled cells whole and compare). A 100-class head
-(CIFAR-100) adds the same 5,850 parameters and 5,760 multiply-accumulates to every cell, so
-fronts and rankings do not change.
-
-The table ships in the package; ``python -m rlnas.networks.costs`` writes it again.
+Counted on our own builder's CIFAR-10 skeleton, they agree with the benchmark's published
+figures. Ops on different edges share nothing, so a cell's cost is the all-``none``
+skeleton's plus one term per edge and op: 1 + 6 x 4 networks give all 15,625 cells exactly.
+The table ships; ``python -m rlnas.networks.costs`` writes it again.
 """
 
 from __future__ import annotations
@@ -24,7 +14,6 @@ import gzip
 import io
 import itertools
 from collections.abc import Iterable
-from importlib import resources
 from pathlib import Path
 
 from rlnas.spaces import NB201Space
@@ -53,8 +42,7 @@ def compute_nb201_costs() -> dict[str, tuple[int, int]]:
     costs = {}
     for decisions in itertools.product(range(space.max_choices), repeat=space.num_decisions):
         terms = [extra[edge, op] for edge, op in enumerate(decisions) if op]
-        costs[space.to_string(decisions)] = (base[0] + sum(t[0] for t in terms),
-                                             base[1] + sum(t[1] for t in terms))
+        costs[space.to_string(decisions)] = (base[0] + sum(t[0] for t in terms), base[1] + sum(t[1] for t in terms))
     return costs
 
 
@@ -64,10 +52,14 @@ def nb201_costs() -> dict[str, tuple[int, int]]:
     return {row["arch_str"]: (int(row["params"]), int(row["flops"])) for row in read_shipped_table(NB201_COSTS)}
 
 
+def shipped(name: str) -> Path:
+    """Where table ``name`` ships: ``rlnas/data``."""
+    return Path(__file__).parents[1] / "data" / name
+
+
 def read_shipped_table(name: str) -> list[dict[str, str]]:
     """The rows of a gzipped CSV table in ``rlnas/data``."""
-    raw = resources.files("rlnas.data").joinpath(name).read_bytes()
-    return list(csv.DictReader(io.StringIO(gzip.decompress(raw).decode())))
+    return list(csv.DictReader(io.StringIO(gzip.decompress(shipped(name).read_bytes()).decode())))
 
 
 def write_table(path: Path, columns: tuple[str, ...], rows: Iterable[Iterable[object]]) -> None:
@@ -79,11 +71,7 @@ def write_table(path: Path, columns: tuple[str, ...], rows: Iterable[Iterable[ob
     path.write_bytes(gzip.compress(text.getvalue().encode(), mtime=0))
 
 
-def write_nb201_costs(path: Path) -> None:
-    write_table(path, COST_COLUMNS, ((arch, *cost) for arch, cost in compute_nb201_costs().items()))
-
-
 if __name__ == "__main__":
-    target = Path(__file__).parent / "data" / NB201_COSTS
-    write_nb201_costs(target)
+    target = shipped(NB201_COSTS)
+    write_table(target, COST_COLUMNS, ((arch, *cost) for arch, cost in compute_nb201_costs().items()))
     print(f"wrote {target}")

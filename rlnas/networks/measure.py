@@ -1,5 +1,4 @@
-"""What a trained or untrained network measures: its size, its multiply-accumulates, its
-latency, and BatchNorm statistics that describe its final weights."""
+"""What a network measures: size, multiply-accumulates, latency, BatchNorm statistics."""
 
 from __future__ import annotations
 
@@ -13,16 +12,9 @@ from torch import nn
 
 @torch.no_grad()
 def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int) -> None:
-    """Set every BatchNorm's running statistics to their exact average over ``x`` in batches.
-
-    Training keeps exponential averages (momentum 0.1) that still remember the early
-    weights; after a short recipe they describe a network that no longer exists, and
-    eval-mode accuracy can fall to chance while the training loss is low. One pass in
-    train mode with cumulative averaging (``momentum=None``) measures the final weights,
-    as one-shot NAS recalibrates its sub-networks (Guo et al. 2020). The batches follow
-    ``x``'s order, so the result is deterministic; a short last batch is left out where a
-    full one exists, since every batch weighs the same in the average.
-    """
+    """Set every BatchNorm's running statistics to their exact average over ``x``, in order
+    (Guo et al. 2020): after a short recipe the exponential averages still describe the
+    early weights. A short last batch is left out where a full one exists."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
@@ -47,8 +39,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
-    """Multiply-accumulates of convolutions and linear layers for one input, the quantity
-    NASNet and NAS-Bench-201 report as "FLOPs"."""
+    """Multiply-accumulates of convolutions and linear layers: the papers' "FLOPs"."""
     total = 0
 
     def conv_hook(module: nn.Conv2d, _inp, out: torch.Tensor) -> None:
@@ -77,13 +68,8 @@ def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
 @torch.no_grad()
 def measure_latency(model: nn.Module, input_shape: Sequence[int], batch: int, device: str = "cpu",
                     warmup: int = 5, repeats: int = 30) -> tuple[float, float]:
-    """Median forward time (ms) of ``model`` on a batch of ``batch`` zeros on ``device``, and
-    the interquartile range of the repeats: the noise a reward built on it carries.
-
-    ``warmup`` forwards first (allocator, kernel selection, caches), then ``repeats`` timed
-    ones, each waited for on CUDA. The median shrugs off the odd interrupted repeat; the
-    machine's other load does not go away, so latencies compare only within one run.
-    """
+    """Median forward time (ms) of a batch of zeros after ``warmup`` forwards, and the
+    repeats' interquartile range (the noise a reward on it carries)."""
     was_training = model.training
     model.eval().to(device)
     x = torch.zeros(batch, *input_shape, device=device)

@@ -1,9 +1,5 @@
-"""Candidate operations of both cell spaces, as ``torch.nn.Module`` builders.
-
-Each builder takes ``(channels, stride)`` and keeps the channel count, so any op can sit
-on any edge. NASNet ops follow DARTS' definitions (Liu et al. 2019); NAS-Bench-201 ops
-follow the benchmark's code (Dong & Yang 2020).
-"""
+"""Candidate operations as builders ``(channels, stride) -> Module`` keeping the channel
+count; NASNet's follow DARTS', NAS-Bench-201's the benchmark's code."""
 
 from __future__ import annotations
 
@@ -16,11 +12,8 @@ from torch import nn
 class ReLUConvBN(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, dilation: int = 1):
         padding = dilation * (kernel - 1) // 2
-        super().__init__(
-            nn.ReLU(),
-            nn.Conv2d(c_in, c_out, kernel, stride, padding, dilation=dilation, bias=False),
-            nn.BatchNorm2d(c_out),
-        )
+        super().__init__(nn.ReLU(), nn.Conv2d(c_in, c_out, kernel, stride, padding, dilation=dilation, bias=False),
+                         nn.BatchNorm2d(c_out))
 
 
 class DilConv(nn.Sequential):
@@ -28,12 +21,8 @@ class DilConv(nn.Sequential):
 
     def __init__(self, c: int, kernel: int, stride: int, dilation: int = 1):
         padding = dilation * (kernel - 1) // 2
-        super().__init__(
-            nn.ReLU(),
-            nn.Conv2d(c, c, kernel, stride, padding, dilation=dilation, groups=c, bias=False),
-            nn.Conv2d(c, c, 1, bias=False),
-            nn.BatchNorm2d(c),
-        )
+        super().__init__(nn.ReLU(), nn.Conv2d(c, c, kernel, stride, padding, dilation=dilation, groups=c, bias=False),
+                         nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c))
 
 
 class SepConv(nn.Sequential):
@@ -76,14 +65,11 @@ def _identity(c: int, stride: int) -> nn.Module:
 
 OpBuilder = Callable[[int, int], nn.Module]
 
-#: ops without weights: the ones a collapsed differentiable search piles onto
-PARAMETER_FREE = frozenset({"none", "skip_connect", "identity", "avg_pool_3x3", "max_pool_3x3"})
+PARAMETER_FREE = frozenset({"none", "skip_connect", "identity", "avg_pool_3x3", "max_pool_3x3"})  # a collapse favours
 
 
 def op_class(name: str) -> int:
-    """What an op does, coarsely: 0 for an edge that carries nothing (``none``), 1 for one
-    that carries its input without weights (identity, pooling), 2 for one that learns
-    (every convolution)."""
+    """0: carries nothing (``none``); 1: no weights (identity, pooling); 2: a convolution."""
     return 0 if name == "none" else 1 if name in PARAMETER_FREE else 2
 
 

@@ -1,19 +1,13 @@
-"""Architecture weights from architecture logits: the relaxations of one-shot NAS.
+"""Architecture weights from logits ``(..., n_ops)``: the relaxations of one-shot NAS.
 
-Each function maps logits ``(..., n_ops)`` to weights over the last axis that sum to one:
+* ``softmax``: DARTS (Liu et al. 2019).
+* ``gumbel``: a relaxed Gumbel-softmax sample, SNAS (Xie et al. 2019).
+* ``gumbel_hard``: its straight-through form, GDAS (Dong & Yang 2019): one path forward.
+* ``sparsemax`` (Martins & Astudillo 2016), ``entmax15`` (Peters et al. 2019): projections
+  onto the simplex, exactly zero for weak ops, as closed forms whose autograd Jacobians
+  are exact.
 
-* ``softmax``: DARTS (Liu et al. 2019); every op gets some weight.
-* ``gumbel``: a relaxed Gumbel-softmax sample, SNAS (Xie et al. 2019): soft, random.
-* ``gumbel_hard``: its straight-through form, GDAS (Dong & Yang 2019): one-hot in the forward
-  pass (one path is run), the soft sample's gradient in the backward pass.
-* ``sparsemax`` (Martins & Astudillo 2016) and ``entmax15`` (Peters et al. 2019): Euclidean
-  and 1.5-Tsallis projections onto the simplex, exactly zero for weak ops, so a mixed op
-  runs only the ops still in play.
-
-The sparse maps are written as closed forms over the sorted logits; autograd through them
-gives their exact Jacobians (the support is locally constant), so no custom backward is
-needed. Gumbel noise comes from a CPU ``torch.Generator``, so a seeded search draws the same
-samples on any device.
+Gumbel noise comes from a CPU generator, so a seeded search draws the same on any device.
 """
 
 from __future__ import annotations
@@ -67,8 +61,7 @@ def gumbel_softmax(logits: torch.Tensor, tau: float, hard: bool, generator: torc
 
 def relax(logits: torch.Tensor, relaxation: str, tau: float = 1.0,
           generator: torch.Generator | None = None) -> torch.Tensor:
-    """Weights by ``relaxation`` (one of :data:`RELAXATIONS`); the Gumbel ones need ``tau``
-    and a ``generator``."""
+    """Weights by ``relaxation``; the Gumbel ones need ``tau`` and a ``generator``."""
     if relaxation == "softmax":
         return logits.softmax(-1)
     if relaxation == "sparsemax":
@@ -83,6 +76,5 @@ def relax(logits: torch.Tensor, relaxation: str, tau: float = 1.0,
 
 
 def expected(logits: torch.Tensor, relaxation: str) -> torch.Tensor:
-    """The weights without noise: what a stochastic relaxation samples around (its softmax),
-    what a cell is derived from and what entropy is measured on."""
+    """The weights without noise: what cells are derived from and entropy measured on."""
     return relax(logits, "softmax" if relaxation in STOCHASTIC else relaxation)

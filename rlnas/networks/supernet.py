@@ -1,16 +1,9 @@
 """Weight-sharing supernets (ENAS, Pham et al. 2018; SPOS, Guo et al. 2020).
 
-Every op at every position owns its weights once. ``Supernet.select(decisions)`` picks one
-path and the forward pass runs only that path, so two architectures that use the same op
-at the same position read, and train, the same tensors. ``Supernet.weigh(weights)`` runs
-every op at once instead, each scaled by its architecture weight (DARTS's mixed op): what
-the differentiable searches of ``agents/darts.py`` train.
-
-BatchNorm always uses the statistics of the batch at hand (no running averages): a shared
-layer's running averages would mix every path that ever ran through it. NAS-Bench-201's
-and ENAS's weight-sharing code do the same. It also makes a score a pure function of the
-weights, given the fixed validation subset it is computed on. How a supernet is trained
-and read as an evaluator is :mod:`rlnas.evaluators.supernet`'s.
+Every op at every position owns its weights once. ``select(decisions)`` runs one path, so
+architectures sharing an op at a position share its tensors; ``weigh(weights)`` runs every
+op scaled by its weight (DARTS's mixed op). BatchNorm uses the batch's statistics (a shared
+layer's running averages would mix every path), as NAS-Bench-201's and ENAS's code do.
 """
 
 from __future__ import annotations
@@ -25,7 +18,7 @@ from torch import nn
 
 from rlnas.networks.cells import NASNetNetwork, NB201Cell, NB201Network
 from rlnas.networks.ops import NASNET_OP_BUILDERS, NB201_OP_BUILDERS, FactorizedReduce, ReLUConvBN
-from rlnas.spaces import NB201_EDGES, NASNetSpace, NB201Space, SearchSpace
+from rlnas.spaces import NB201_EDGES, NASNetSpace, NB201Space, SearchSpace, loose_ends
 
 
 def mixture(ops: Sequence[nn.Module], weights: torch.Tensor, active: Sequence[int], x: torch.Tensor) -> torch.Tensor:
@@ -40,13 +33,11 @@ def _nonzero(weights: torch.Tensor) -> list[list[int]]:
 
 
 class NB201SuperCell(NB201Cell):
-    """Every NB201 op on every edge; ``choice[e]`` is the op edge ``e`` runs, or with
-    ``weights`` (edges x ops) every edge is the mixture of its ops."""
+    """Every NB201 op on every edge: ``choice[e]`` runs one, ``weights`` mix them all."""
 
     def __init__(self, ops: Sequence[str], channels: int):
         nn.Module.__init__(self)
-        self.edges = nn.ModuleList(nn.ModuleList(NB201_OP_BUILDERS[op](channels, 1) for op in ops)
-                                   for _ in NB201_EDGES)
+        self.edges = nn.ModuleList(nn.ModuleList(NB201_OP_BUILDERS[op](channels, 1) for op in ops) for _ in NB201_EDGES)
         self.choice = [0] * len(NB201_EDGES)
         self.weights: torch.Tensor | None = None
 
@@ -63,16 +54,9 @@ class NB201SuperCell(NB201Cell):
 
 
 class NASNetSuperCell(nn.Module):
-    """Every op for every (block, operand, input) triple of a NASNet / ENAS cell.
-
-    The cell's output concatenates the blocks no other block consumed, so its width varies
-    with the architecture. As in ENAS, a 1x1 convolution whose weight is sliced to the
-    loose ends brings it back to ``channels``, keeping the next cells' inputs fixed.
-
-    With ``weights`` (one row of op weights per (block, input) pair, block by block) the
-    cell is DARTS's: block ``b`` sums the mixed ops of every earlier state, run through the
-    first operand's ops, and the output concatenates every block.
-    """
+    """Every op for every (block, operand, input) of a NASNet cell. As in ENAS, a 1x1 conv
+    sliced to the loose ends keeps the output at ``channels``; with ``weights`` it is DARTS's
+    cell, each block the mixed ops of every earlier state."""
 
     def __init__(self, num_blocks: int, ops: Sequence[str], c_pp: int, c_p: int, channels: int,
                  reduction: bool, reduction_prev: bool):
@@ -80,20 +64,14 @@ class NASNetSuperCell(nn.Module):
         self.pre0 = FactorizedReduce(c_pp, channels) if reduction_prev else ReLUConvBN(c_pp, channels, 1)
         self.pre1 = ReLUConvBN(c_p, channels, 1)
         # ops[block][operand][input][op]
-        self.ops = nn.ModuleList(
-            nn.ModuleList(
-                nn.ModuleList(
-                    nn.ModuleList(NASNET_OP_BUILDERS[op](channels, 2 if reduction and inp < 2 else 1)
-                                  for op in ops)
-                    for inp in range(block + 2))
-                for _operand in range(2))
-            for block in range(num_blocks))
+        self.ops = nn.ModuleList(nn.ModuleList(nn.ModuleList(
+            nn.ModuleList(NASNET_OP_BUILDERS[op](channels, 2 if reduction and inp < 2 else 1) for op in ops)
+            for inp in range(block + 2)) for _operand in range(2)) for block in range(num_blocks))
         self.merges = nn.ModuleList(ReLUConvBN(2 * channels, channels, 1) for _ in range(num_blocks))
         self.out_weight = nn.Parameter(torch.empty(channels, num_blocks * channels, 1, 1))
         nn.init.kaiming_normal_(self.out_weight)
         self.out_bn = nn.BatchNorm2d(channels)
-        self.channels = self.out_channels = channels
-        self.reduction = reduction
+        self.channels, self.out_channels, self.reduction = channels, channels, reduction
         self.op_index = {op: i for i, op in enumerate(ops)}
         self.blocks: list[tuple[int, int, str, str, str]] = [(0, 1, ops[0], ops[0], "add")] * num_blocks
         self.weights: Sequence[torch.Tensor] | None = None  # one (inputs x ops) tensor per block
@@ -114,8 +92,7 @@ class NASNetSuperCell(nn.Module):
             h1 = self.ops[b][0][i1][self.op_index[op1]](states[i1])
             h2 = self.ops[b][1][i2][self.op_index[op2]](states[i2])
             states.append(h1 + h2 if comb == "add" else self.merges[b](torch.cat([h1, h2], 1)))
-        used = {i for i1, i2, *_ in self.blocks for i in (i1, i2)}
-        loose = [b for b in range(len(self.blocks)) if 2 + b not in used]
+        loose = [i - 2 for i in loose_ends(self.blocks)]
         c = self.channels
         weight = self.out_weight.view(c, len(self.blocks), c, 1, 1)[:, loose].reshape(c, len(loose) * c, 1, 1)
         return self.out_bn(F.conv2d(F.relu(torch.cat([states[2 + b] for b in loose], 1)), weight))
@@ -156,14 +133,12 @@ class Supernet(nn.Module):
             cell.select(self.space, decisions)
 
     def mixture_shapes(self) -> dict[str, tuple[int, int]]:
-        """The architecture weights :meth:`weigh` takes, by name: NB201's cell has one row per
-        edge; a NASNet cell (normal and reduce) one per (block, input) pair, block by block."""
+        """The shapes of the weights :meth:`weigh` takes: a row per edge, or per (block, input)."""
         return dict(self._shapes)
 
     def weigh(self, weights: Mapping[str, torch.Tensor]) -> None:
-        """Route the next forward passes through every op, each edge the mixture of its ops
-        under ``weights`` (shapes as :meth:`mixture_shapes`); :meth:`select` goes back to one
-        path. Which ops carry weight is read once here, for every cell that shares them."""
+        """Route the next forward passes through every op, each edge mixed under ``weights``
+        (shapes as :meth:`mixture_shapes`); :meth:`select` goes back to one path."""
         shapes = {k: tuple(v.shape) for k, v in weights.items()}
         if shapes != self._shapes:
             raise ValueError(f"supernet.weigh needs weights {self._shapes}, got {shapes}")
@@ -181,8 +156,7 @@ class Supernet(nn.Module):
 
     @torch.no_grad()
     def score(self, decisions: Sequence[int], x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-        """Accuracy and mean cross-entropy of path ``decisions`` on ``(x, y)``, in batches of
-        512, weights as they are; NaN if the logits are not finite."""
+        """Accuracy and cross-entropy of path ``decisions`` on ``(x, y)`` (NaN if not finite)."""
         self.select(decisions)
         self.eval()
         correct, loss = 0, 0.0

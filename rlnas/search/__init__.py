@@ -1,4 +1,2 @@
-"""The search: a run's settings, built into a search (:mod:`.build`), driven by one driver
-with three strategies (:mod:`.driver`, :mod:`.lockstep`), and reported (:mod:`.report`);
-beside it, what a search weighs and stops by: rewards, Pareto fronts, schedulers.
-:func:`rlnas.search.runner.run` is all of it for one run directory."""
+"""The search: built (:mod:`.build`), driven (:mod:`.driver`) and reported (:mod:`.report`),
+beside the rewards, Pareto fronts and schedulers it weighs and stops by."""

@@ -71,8 +71,7 @@ def plain(cfg: DictConfig | dict) -> dict[str, Any]:
 
 
 def build(cfg: DictConfig | dict, run_dir: str | Path | None = None, resume: bool = False) -> Search:
-    """The search ``cfg`` describes, to run in ``run_dir`` (None: in memory, nothing written:
-    how the benchmarks run many searches). Nothing is written here."""
+    """The search ``cfg`` describes, to run in ``run_dir`` (None: in memory); writes nothing."""
     values = plain(cfg)
     config = RunConfig.make({k: v for k, v in values.items() if k != "hydra"})
     if not resume:
@@ -154,8 +153,7 @@ def make_monitor(how: str, config: RunConfig, space: SearchSpace, stored: Stored
 
 
 def pareto_archive(config: RunConfig, evaluator: Evaluator) -> ParetoArchive | None:
-    """The run's front over ``pareto.cost``, one of the costs the evaluator reports (or any,
-    where the user's code decides); None for no front."""
+    """The run's front over ``pareto.cost`` (a cost the evaluator reports); None for none."""
     cost, reference, costs = config.pareto.cost, config.pareto.reference, evaluator.costs
     if cost == AUTO:
         cost = "params" if costs is None or "params" in costs else None
@@ -166,8 +164,7 @@ def pareto_archive(config: RunConfig, evaluator: Evaluator) -> ParetoArchive | N
 
 
 def retrainer(evaluator: Evaluator, run: RunContext) -> tuple[int, Evaluator | None]:
-    """The stand-alone retrain of a proxy evaluator's best architectures (the supernet's):
-    ``(top_k, scratch evaluator)``, or ``(0, None)``."""
+    """``(top_k, scratch evaluator)`` retraining a proxy evaluator's best, or ``(0, None)``."""
     settings = getattr(evaluator.config, "retrain", None)
     if settings is None or settings.top_k == 0:
         return 0, None
@@ -180,8 +177,7 @@ def retrainer(evaluator: Evaluator, run: RunContext) -> tuple[int, Evaluator | N
 
 def worker_pool(config: RunConfig, space: SearchSpace, evaluator: Evaluator, run: RunContext,
                 backend: Any) -> Pool:
-    """``parallel`` workers on the run's backend, each with the run's evaluator built from its
-    settings (a supernet's host inline, in the worker itself), pinned round-robin to the GPUs."""
+    """``parallel`` workers on the run's backend, each with the evaluator, pinned to the GPUs."""
     inline = replace(run, backend=BACKENDS.config("inline"))
     factory = partial(type(evaluator), space=space, config=evaluator.config, run=inline)
     gpus = torch.cuda.device_count() if run.device.startswith("cuda") else 0

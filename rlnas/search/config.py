@@ -1,5 +1,4 @@
-"""The settings of a whole run: what ``python train.py`` composes from the config groups
-(one per kind of component, :mod:`rlnas.core.registry`) and these top-level keys."""
+"""The settings of a whole run: one group per kind of component, and the top-level keys."""
 
 from __future__ import annotations
 
@@ -21,8 +20,6 @@ from rlnas.core.settings import (
 from rlnas.envs.monitor import Budget
 
 GROUPS = ("agent", "env", "evaluator", "reward", "scheduler", "backend")  # in the order they are built
-DEFAULTS = {"agent": "ppo", "env": "nb201", "evaluator": "tabular", "reward": "accuracy", "scheduler": "fifo",
-            "backend": "process"}
 AUTO = "auto"
 
 

@@ -1,17 +1,13 @@
 """The search driver: one loop, three ways to keep evaluations going.
 
-* ``sequential`` (``parallel=1``): the agent's own ``learn``, one evaluation at a time
-  through the env.
-* ``asynchronous`` (``parallel=N``, agents that propose whole architectures: the NAS
-  baselines, the planner, REINFORCE, Dreamer, and plugins with ``propose`` / ``observe``):
-  the agent proposes as soon as a worker is free, so a slow child never holds the others
-  back (:class:`AsyncSearch`).
-* ``lock_step`` (``parallel=N``, agents that step a vector env: PPO, A2C, DQN): one env per
-  worker, stepped together (:mod:`rlnas.search.lockstep`).
+* ``sequential`` (``parallel=1``): the agent's own ``learn``, one evaluation at a time.
+* ``asynchronous`` (agents that ``propose`` whole architectures): a proposal as soon as a
+  worker is free, so a slow child never holds the others back (:class:`AsyncSearch`).
+* ``lock_step`` (agents that step a vector env: PPO, A2C, DQN): one env per worker, stepped
+  together (:mod:`rlnas.search.lockstep`).
 
-Whichever runs, the driver checkpoints at the agent's callbacks (after every result when
-asynchronous, with what is in flight), so a run killed at any moment resumes without
-repeating or dropping an evaluation.
+The driver checkpoints at the agent's callbacks, with what is in flight, so a run killed
+at any moment resumes without repeating or dropping an evaluation.
 """
 
 from __future__ import annotations
@@ -28,15 +24,13 @@ from rlnas.search.lockstep import as_evaluation
 
 
 def proposes(agent: object) -> bool:
-    """Whether ``agent`` (an agent or its class) can search asynchronously: it hands over
-    whole architectures (``propose``) and learns from their scores (``observe``)."""
+    """Whether ``agent`` (or its class) proposes whole architectures and learns from their scores."""
     cls = agent if isinstance(agent, type) else type(agent)
     return callable(getattr(cls, "propose", None)) and callable(getattr(cls, "learn_from", None))
 
 
 def strategy(agent_class: type, parallel: int) -> str:
-    """How a run of ``agent_class`` with ``parallel`` evaluations at once is driven; an
-    agent that can do neither asynchronous nor lock-step search is refused with ``parallel > 1``."""
+    """How ``agent_class`` is driven with ``parallel`` evaluations at once (refused if it cannot be)."""
     if parallel == 1:
         return "sequential"
     if proposes(agent_class):
@@ -49,9 +43,8 @@ def strategy(agent_class: type, parallel: int) -> str:
 
 
 class Checkpoints:
-    """The run's checkpoint: the agent's whole state, the monitor's counters and what is in
-    flight, written atomically every ``every`` evaluations (or at every callback of an agent
-    whose work between two is costly: a one-shot search's epoch)."""
+    """The agent's state, the monitor's counters and what is in flight, written atomically
+    every ``every`` evaluations (or every callback, where an epoch lies between two)."""
 
     def __init__(self, path: Path | None, every: int, monitor: SearchCounts):
         self.path, self.every, self.monitor = path, every, monitor
@@ -71,8 +64,7 @@ class Checkpoints:
         self._saved_at = len(m.evaluations)
 
     def restore(self, agent: Any, stored: StoredEvaluator) -> list[list[int]]:
-        """Pick up a killed run: the agent and the counters from the checkpoint, the paid
-        evaluations from the store; returns what was in flight, to be evaluated again."""
+        """Restore the agent and counters, the evaluations from the store; return what was in flight."""
         if self.path is None or not self.path.is_file():
             return []
         state = checkpoint.load(self.path)
@@ -83,14 +75,9 @@ class Checkpoints:
 
 
 class AsyncSearch:
-    """Drive an architecture-proposing agent with ``pool.workers`` evaluations in flight.
-
-    Before each proposal the agent's ``in_flight`` holds what is being evaluated, so an
-    agent that reads it proposes something else; a proposal of an architecture in flight
-    waits for that result (a free repeat), one already in the store is answered at once.
-    A result is committed, then replayed through the env (answered by the store, so the
-    monitor counts it once) and shown to the agent.
-    """
+    """Drive a proposing agent with ``pool.workers`` evaluations in flight. A proposal in
+    flight waits for its result (a free repeat), a stored one is answered at once; a result
+    is committed, replayed through the env (the store answers it) and shown to the agent."""
 
     def __init__(self, agent: Any, pool: Pool, stored: StoredEvaluator):
         self.agent, self.pool, self.stored = agent, pool, stored
@@ -103,9 +90,8 @@ class AsyncSearch:
 
     def learn(self, budget: Budget, callback: Callable[[Any], None] | None = None,
               resumed: Sequence[Sequence[int]] = ()) -> None:
-        """Search until the budget is spent; ``resumed`` is :meth:`in_flight` of a killed
-        run's checkpoint. ``callback(agent)`` runs after every result, before anything new
-        is proposed: the driver checkpoints there."""
+        """Search until the budget is spent, first evaluating ``resumed`` (a killed run's
+        in-flight cells); ``callback(agent)`` runs after every result."""
         agent, pool = self.agent, self.pool
         for decisions in resumed:
             self._offer(tuple(decisions))
@@ -135,8 +121,7 @@ class AsyncSearch:
                                        or len(env.evaluations) + len(self.waiting) < budget.evaluations)
 
     def _offer(self, decisions: tuple[int, ...]) -> str:
-        """Send a proposal on its way: ``"submitted"`` (a new evaluation), ``"stored"``
-        (evaluated before: answered free, now) or ``"waits"`` (in flight: answered with it)."""
+        """Submit a proposal: ``"submitted"``, ``"stored"`` (answered now) or ``"waits"`` (in flight)."""
         arch = self.space.to_string(decisions)
         if arch in self.waiting:
             self.waiting[arch].append(decisions)
@@ -150,8 +135,7 @@ class AsyncSearch:
         return "submitted"
 
     def _settle(self, proposals: list[tuple[int, ...]]) -> None:
-        """Replay each proposal through the env (the store answers it: the monitor counts the
-        first as this run's evaluation, the others as repeats) and show the agent its score."""
+        """Replay each proposal through the env (the store answers) and show the agent its score."""
         for decisions in proposals:
             self.agent.in_flight.discard(decisions)
             self.agent.learn_from(decisions, self.agent.play(decisions))

@@ -1,12 +1,9 @@
-"""Lock-step: the driver's way of running agents that step a vector env (PPO, A2C, DQN)
-with several evaluations at once.
+"""Lock-step: agents that step a vector env (PPO, A2C, DQN) with several evaluations at once.
 
-One NASEnv per worker, stepped together (``AutoresetMode.SAME_STEP``); the architectures a
-step completes are evaluated at once on the pool, and the step waits for the slowest of
-them. Workers idle while their envs are mid-cell (``parallel/busy_fraction`` shows the
-cost; docs/benchmarks.md measures it). An episode whose architecture the budget does not
-pay for is cut instead of evaluated (``truncated``, reward 0, ``info["over_budget"]``), so
-the budget is exact; agents stop at the budget, before learning from a cut episode.
+One NASEnv per worker, stepped together; the architectures a step completes are evaluated
+at once on the pool, and the step waits for the slowest (``parallel/busy_fraction`` shows
+the cost). An episode the budget does not pay for is cut (``truncated``, reward 0,
+``info["over_budget"]``), so the budget is exact.
 """
 
 from __future__ import annotations
@@ -26,12 +23,8 @@ from rlnas.execution.pool import Outcome, Pool
 
 
 class LockStepEnvs(gym.vector.SyncVectorEnv):
-    """NASEnvs stepped together, their evaluations done at once.
-
-    Before a step, ``settle(archs)`` gets the distinct architectures the step completes; it
-    evaluates those the budget still pays for (on the pool, :func:`evaluate_all`), commits
-    them to the store and returns them; the sub-envs' terminal steps then find them there.
-    """
+    """NASEnvs stepped together. Before a step, ``settle(archs)`` evaluates and stores the
+    architectures it completes that the budget pays for, and returns them."""
 
     def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], settle: Callable[[list[str]], list[str]]):
         super().__init__(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
@@ -64,8 +57,7 @@ class LockStepEnvs(gym.vector.SyncVectorEnv):
 
 
 def evaluate_all(pool: Pool, stored: StoredEvaluator, archs: Sequence[str]) -> None:
-    """Evaluate on ``pool`` those of ``archs`` the store lacks, at once, and commit them; a
-    call that failed for good is recorded as a failed evaluation."""
+    """Evaluate on ``pool`` the ``archs`` the store lacks, at once, and commit them."""
     for arch in archs:
         if stored.lookup(arch) is None:
             pool.submit(arch, "evaluate", arch)

@@ -1,11 +1,8 @@
 """Accuracy against cost: the non-dominated set of what a search evaluated, and its hypervolume.
 
-Score is maximised and cost (parameters, FLOPs, latency: any metric an evaluator reports)
-minimised. A point dominates another when it is at least as good on both and better on one;
-the front is what nothing dominates. Its hypervolume is the area it dominates inside the box
-whose worst corner is the reference point ``(score, cost)``: one number that grows when the
-front moves up or left or fills in, and that compares runs only when their reference is the
-same, so the report states it.
+Score is maximised, cost (any metric an evaluator reports) minimised; the front is what
+nothing dominates. Its hypervolume is the area it dominates inside the box whose worst
+corner is the reference ``(score, cost)``: it compares runs only for the same reference.
 """
 
 from __future__ import annotations
@@ -25,11 +22,8 @@ def pareto_front(points: Iterable[Point]) -> list[Point]:
 
 
 def hypervolume(front: Sequence[Point], reference: Point) -> float:
-    """Area dominated by ``front`` and dominating ``reference``; points outside the box count nothing.
-
-    Walking the front by cost ascending, point i adds the strip between the previous point's
-    score (or the reference's) and its own, from its cost to the reference cost.
-    """
+    """Area dominated by ``front`` and dominating ``reference``: walking by cost ascending,
+    each point adds the strip above the previous score, from its cost to the reference's."""
     ref_score, ref_cost = reference
     area, floor = 0.0, ref_score
     for score, cost in pareto_front(front):
@@ -40,12 +34,8 @@ def hypervolume(front: Sequence[Point], reference: Point) -> float:
 
 
 class ParetoArchive:
-    """The front of a search as it goes: ``add`` every evaluation, read ``front`` and
-    ``hypervolume``. Evaluations without the cost metric (failed trials) are left out.
-
-    Without a ``reference``, the hypervolume is measured from score 0 and the costliest
-    evaluation so far, so it is comparable between runs only when given.
-    """
+    """The front as a search goes (evaluations without the cost are left out). Without a
+    ``reference``, the hypervolume is measured from score 0 and the costliest so far."""
 
     def __init__(self, cost: str, reference: Point | None = None):
         self.cost, self.given_reference = cost, reference

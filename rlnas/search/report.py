@@ -1,5 +1,4 @@
-"""What a finished search says: ``report.json``, the summary printed at the end, and the
-pictures beside them (the best cell, the Pareto front)."""
+"""What a finished search says: ``report.json``, the printed summary, and pictures."""
 
 from __future__ import annotations
 
@@ -74,8 +73,7 @@ def reward_report(search: Search) -> dict[str, Any]:
 
 
 def pictures(search: Search, out: dict[str, Any]) -> None:
-    """The best architecture drawn (or, for a hyperparameter point, its parameters) and the
-    front, into the run directory, TensorBoard and ``out``."""
+    """The best architecture (or parameters) and the front, drawn into the run directory."""
     n, arch = len(search.monitor.evaluations), out["best_arch"]
     parameters = None if arch is None else search.space.parameters(arch)
     if parameters is not None:  # a hyperparameter point: its dict, and no cell to draw
@@ -92,9 +90,7 @@ def pictures(search: Search, out: dict[str, Any]) -> None:
 
 
 def draw_pareto_front(search: Search, log: bool = True) -> Path:
-    """The front so far drawn to the run directory and (``log``) to TensorBoard, with its
-    hypervolume when the reference is fixed (against the costliest evaluation so far, it
-    would move for that reason alone)."""
+    """The front drawn to the run directory and TensorBoard, with a fixed reference's hypervolume."""
     pareto, evaluations = search.pareto, search.monitor.evaluations
     points = [(e.score, e.metrics[pareto.cost]) for e in evaluations
               if pareto.cost in e.metrics and "failed" not in e.metrics]
@@ -109,8 +105,7 @@ def draw_pareto_front(search: Search, log: bool = True) -> Path:
 
 def retrain_best(evaluations: Sequence[Evaluation], top_k: int, retrainer: Evaluator,
                  quiet: bool = True) -> list[dict[str, Any]]:
-    """Retrain the ``top_k`` best-scoring architectures stand-alone: a proxy's ranking is
-    only a guess, and the stand-alone test accuracy is the number that counts."""
+    """Retrain the ``top_k`` best stand-alone: a proxy's ranking is only a guess."""
     ranked = sorted((e for e in evaluations if "failed" not in e.metrics), key=lambda e: -e.score)
     final = []
     for e in tqdm(ranked[:top_k], disable=quiet, desc="retraining the best stand-alone", unit="arch"):

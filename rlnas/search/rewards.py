@@ -1,20 +1,13 @@
-"""What a finished episode earns: the evaluator's score, or the score weighed against a cost.
+"""What a finished episode earns: the score, or the score weighed against a cost.
 
-The env computes the reward from the evaluation's score and metrics (``params`` and
-``flops`` for NAS-Bench-201 and every trained child; any number a trial reports). The store
-keeps the raw evaluation, so a search under another reward reuses every stored result and
-pays for nothing twice. ``reward=`` picks one:
+The store keeps raw evaluations, so a search under another reward reuses every one.
 
 * ``accuracy``: the score itself.
-* ``constrained``: MnasNet's (Tan et al. 2019) ``score * prod (cost / target) ** w`` over the
-  targets; with ``w = -0.07`` a cell twice the target loses about 5 % of its score and one
-  half of it gains about 5 %. ``hard: true`` cuts instead: a cell over any target earns 0,
-  one within all of them its plain score.
-* ``scalarized``: ``score - sum weight * cost / scale``: each cost in units of its ``scale``
-  (a cost the user thinks of as "one"), so weights compare across metrics.
+* ``constrained``: MnasNet's (Tan et al. 2019) ``score * prod (cost / target) ** w``; with
+  ``w = -0.07`` a cell twice the target loses about 5 %. ``hard: true``: over any target earns 0.
+* ``scalarized``: ``score - sum weight * cost / scale``, each cost in units of its ``scale``.
 
-A failed evaluation earns its score under every reward: it has no cost to weigh. (The store
-answers it with the lowest score seen: :class:`~rlnas.evaluators.stored.StoredEvaluator`.)
+A failed evaluation earns its score under every reward: it has no cost to weigh.
 """
 
 from __future__ import annotations

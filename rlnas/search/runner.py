@@ -1,5 +1,4 @@
-"""One search run: build it, drive it, report it. ``train.py`` is a thin Hydra shell around
-:func:`run`.
+"""One search run: build it, drive it, report it; ``train.py`` is a thin Hydra shell around it.
 
 Run directory::
 
@@ -8,13 +7,11 @@ Run directory::
     checkpoint.pt        agent + counters at the last consistent point (weights_only-safe)
     tb/                  TensorBoard events
     report.json          the result, for scripts
-    best_model.pt        the best network the run trained (scratch evaluator, retrain), weights_only-safe
+    best_model.pt        the best network the run trained (scratch, retrain), weights_only-safe
     best_cell.png, .svg  a drawing of the best architecture
 
-Resume: the agent and counters come back from the checkpoint and the paid evaluations
-from the store. Whatever the agent replays between the checkpoint and the kill is answered
-by the store for free, so nothing is evaluated twice and, with the agent's generators
-restored, the run continues exactly as an uninterrupted one would have.
+On resume, whatever the agent replays between the checkpoint and the kill is answered by
+the store for free, so the run continues exactly as an uninterrupted one would have.
 """
 
 from __future__ import annotations
@@ -63,8 +60,7 @@ def run(cfg: DictConfig | dict, run_dir: str | Path, resume: bool = False) -> di
 
 
 def drive(search: Search, resume: bool = False) -> None:
-    """Let the agent search until the budget is spent, by the search's strategy, with a
-    progress bar, checkpoints, and the front drawn as it grows."""
+    """Search until the budget is spent, by the strategy, with progress and checkpoints."""
     agent, monitor, checkpoints, pool = search.agent, search.monitor, search.checkpoints, search.pool
     progress = Progress(search)
     search.observers.append(progress.observe)
@@ -99,8 +95,7 @@ def drive(search: Search, resume: bool = False) -> None:
 
 
 class Progress:
-    """The progress bar (evaluations, or an agent's own unit: a one-shot search's epochs)
-    and the front redrawn every ``pareto.every`` evaluations."""
+    """The progress bar (evaluations, or the agent's unit), redrawing the front as it goes."""
 
     def __init__(self, search: Search):
         self.search = search

@@ -1,23 +1,15 @@
-"""Schedulers: early stopping of trials from their intermediate results (NNI's "assessors",
-Ray Tune's ``TrialScheduler``), beside the search driver as Ray Tune keeps its schedulers
-beside its searchers: the agent proposes, the scheduler stops, the evaluator runs.
+"""Schedulers: early stopping of trials from their intermediate results (NNI's assessors,
+Ray Tune's ``TrialScheduler``): the agent proposes, the scheduler stops, the evaluator runs.
 
-A rule is asked after every intermediate report of a running trial (``curve``: its values so
-far, one per step, e.g. per epoch) whether to stop it, given the curves of the other trials
-of the run (``others``: ``(trial id, values, completed)``; stopped, failed and running ones
-are not completed). The trial evaluator (:mod:`rlnas.evaluators.trial`) reads those curves
-from the trials' result files, so rules see every worker's trials on one machine.
+A rule is asked after every intermediate report whether to stop a trial, given its
+``curve`` and the ``others``' ``(trial id, values, completed)``.
 
-* :class:`FIFO` (the default, ``scheduler=fifo``): runs every trial to its end.
-
-* :class:`MedianStopping` (Golovin et al. 2017, Google Vizier; NNI's ``Medianstop``): stop
-  a trial whose best value so far is below the median, over completed trials, of their
-  running averages up to the same step.
-* :class:`SuccessiveHalving` (asynchronous successive halving, Li et al. 2020, with
-  Hyperband's brackets): at each rung ``min_resource * eta ** k`` steps, stop a trial whose
-  value is below the ``1 - 1/eta`` quantile of the values every trial reported at that
-  rung by the trials of its bracket, itself included; bracket ``b`` starts its rungs at
-  ``min_resource * eta ** b``.
+* :class:`FIFO` (the default): every trial runs to its end.
+* :class:`MedianStopping` (Golovin et al. 2017; NNI's Medianstop): stop a trial whose best
+  value is below the median of completed trials' running averages at the same step.
+* :class:`SuccessiveHalving` (ASHA, Li et al. 2020, with Hyperband's brackets): at each rung
+  ``min_resource * eta ** k``, stop a trial below the ``1 - 1/eta`` quantile of its
+  bracket's values there; bracket ``b`` starts at ``min_resource * eta ** b``.
 """
 
 from __future__ import annotations
@@ -63,8 +55,7 @@ class MedianConfig(SchedulerConfig):
 
 
 class MedianStopping(FIFO):
-    """Stop below the median of completed trials' running averages; never before
-    ``start_step`` reports."""
+    """Stop below the median of completed trials' running averages, from ``start_step``."""
 
     Config = MedianConfig
     name = "median"
@@ -87,8 +78,7 @@ class HyperbandConfig(SchedulerConfig):
 
 
 class SuccessiveHalving(FIFO):
-    """Asynchronous successive halving; ``brackets > 1`` spreads trials over Hyperband's
-    brackets (by trial id, so a trial run again lands in the same one)."""
+    """ASHA; ``brackets > 1`` spreads trials over Hyperband's brackets by trial id."""
 
     Config = HyperbandConfig
     name = "hyperband"

@@ -1,5 +1,4 @@
-"""Search spaces: the NAS-Bench-201 cell, NASNet / ENAS micro cells and hyperparameters in
-NNI's format, each a sequence of decisions (:class:`~rlnas.spaces.base.SearchSpace`)."""
+"""Search spaces: NAS-Bench-201, NASNet / ENAS micro cells, and NNI-format hyperparameters."""
 
 from typing import Any
 

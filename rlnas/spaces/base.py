@@ -1,10 +1,6 @@
-"""Search spaces: an architecture is a fixed-length sequence of integer decisions.
-
-Every space answers the same questions: which decisions are there, which choices are
-legal for the next decision given the ones made so far, how to sample and mutate, and how
-to turn decisions into a canonical string (and back). Spaces are pure Python and
-import-light so an environment step never touches torch.
-"""
+"""Search spaces: an architecture is a fixed-length sequence of integer decisions, with
+legal choices given the ones before, sampling, mutation and a canonical string. Pure
+Python, so an env step never touches torch."""
 
 from __future__ import annotations
 
@@ -23,8 +19,7 @@ Decisions = tuple[int, ...]
 
 @dataclass
 class SpaceConfig(Component):
-    """A search space's settings (the ``env`` config group: the space, and what the env
-    does with an illegal action)."""
+    """A search space's settings (the ``env`` group), and what the env does with an illegal action."""
 
     group: ClassVar[str] = "env"
     invalid_action: str = setting("raise", "an illegal action: raise (naming the legal ones), or penalize "
@@ -34,11 +29,8 @@ class SpaceConfig(Component):
 
 
 class SearchSpace(ABC):
-    """A space of architectures built by ``num_decisions`` sequential choices.
-
-    ``max_choices`` bounds every decision, so an agent can use one ``Discrete`` action
-    space; which of those choices are legal at a step is given by :meth:`legal_choices`.
-    """
+    """Architectures built by ``num_decisions`` choices of at most ``max_choices`` each (one
+    ``Discrete`` action space); :meth:`legal_choices` says which are legal at a step."""
 
     Config: ClassVar[type[SpaceConfig]] = SpaceConfig
     name: str
@@ -78,23 +70,17 @@ class SearchSpace(ABC):
         """Return ``decisions`` as a tuple, or raise naming the first illegal decision."""
         decisions = tuple(int(d) for d in decisions)
         if len(decisions) != self.num_decisions:
-            raise ValueError(
-                f"{self.name}: expected {self.num_decisions} decisions, got {len(decisions)}"
-            )
+            raise ValueError(f"{self.name}: expected {self.num_decisions} decisions, got {len(decisions)}")
         for step, choice in enumerate(decisions):
-            legal = self.legal_choices(decisions[:step])
-            if choice not in legal:
+            if choice not in self.legal_choices(decisions[:step]):
                 raise ValueError(self.illegal_message(step, choice, decisions[:step]))
         return decisions
 
     def illegal_message(self, step: int, choice: int, prefix: Sequence[int]) -> str:
-        legal = self.legal_choices(prefix)
         names = self.choice_names(step)
-        allowed = ", ".join(f"{c}={names[c]}" for c in legal)
-        return (
-            f"{self.name}: illegal choice {choice} for decision {step} "
-            f"({self.decision_names()[step]}); legal choices are {allowed}"
-        )
+        allowed = ", ".join(f"{c}={names[c]}" for c in self.legal_choices(prefix))
+        return (f"{self.name}: illegal choice {choice} for decision {step} ({self.decision_names()[step]}); "
+                f"legal choices are {allowed}")
 
     def sample(self, rng: np.random.Generator) -> Decisions:
         """Uniform over each decision's legal choices, one decision after another."""
@@ -105,11 +91,8 @@ class SearchSpace(ABC):
         return tuple(decisions)
 
     def mutate(self, decisions: Sequence[int], rng: np.random.Generator) -> Decisions:
-        """Change one decision to another legal value (Real et al. 2019).
-
-        Decisions after the mutated one keep their value where it is still legal and are
-        resampled where it is not, so spaces with conditional choices stay valid.
-        """
+        """Change one decision to another legal value (Real et al. 2019); later ones are
+        resampled where no longer legal."""
         decisions = self.validate(decisions)
         mutable = self._mutable_steps(decisions)
         step = mutable[int(rng.integers(len(mutable)))]
@@ -117,17 +100,14 @@ class SearchSpace(ABC):
         return self._repair(decisions, step, others[int(rng.integers(len(others)))], rng)
 
     def all_cells(self) -> list[Decisions]:
-        """Every architecture of the space, depth first over the legal choices (``size`` of
-        them: call it on small spaces only)."""
+        """Every architecture of the space, depth first (``size`` of them: small spaces only)."""
         cells: list[Decisions] = [()]
         for _ in range(self.num_decisions):
             cells = [(*prefix, c) for prefix in cells for c in self.legal_choices(prefix)]
         return cells
 
     def neighbours(self, decisions: Sequence[int], rng: np.random.Generator) -> list[Decisions]:
-        """Every architecture one decision away, in a random order (local search's
-        neighbourhood); later decisions made illegal by the change are repaired as in
-        :meth:`mutate`."""
+        """Every architecture one decision away, in a random order, repaired as in :meth:`mutate`."""
         decisions = self.validate(decisions)
         found = [self._repair(decisions, step, choice, rng) for step in self._mutable_steps(decisions)
                  for choice in self.legal_choices(decisions[:step]) if choice != decisions[step]]
@@ -137,8 +117,7 @@ class SearchSpace(ABC):
         return [s for s in range(self.num_decisions) if len(self.legal_choices(decisions[:s])) > 1]
 
     def _repair(self, decisions: Decisions, step: int, choice: int, rng: np.random.Generator) -> Decisions:
-        """``decisions`` with decision ``step`` set to ``choice``, later ones kept where still
-        legal and resampled where not."""
+        """``decisions`` with ``step`` set to ``choice``, later ones resampled where no longer legal."""
         changed = [*decisions[:step], choice, *decisions[step + 1:]]
         for later in range(step + 1, self.num_decisions):
             legal = self.legal_choices(changed[:later])
@@ -147,8 +126,7 @@ class SearchSpace(ABC):
         return tuple(changed)
 
     def parameters(self, arch: str) -> dict | None:
-        """What a user's objective is handed besides the string: a hyperparameter point's
-        parameter dict (:class:`~rlnas.spaces.hpo.HPOSpace`); None for an architecture."""
+        """A hyperparameter point's parameter dict, handed to objectives; None for an architecture."""
         return None
 
     def arch_hash(self, decisions: Sequence[int]) -> str:

@@ -1,35 +1,19 @@
 """Hyperparameter search spaces in NNI's JSON format, as a :class:`~rlnas.spaces.SearchSpace`.
 
-NNI made this format the common one (its project was archived in 2024); a space written
-for NNI loads here unchanged::
+A space written for NNI loads here unchanged, and a trial receives the dict NNI would hand
+it (a nested choice's value is the chosen option's dict, ``{"_name": "sgd", "momentum": 0.9}``)::
 
     {"lr":         {"_type": "loguniform", "_value": [1e-4, 1e-1]},
-     "batch_size": {"_type": "choice",     "_value": [32, 64, 128]},
      "optimizer":  {"_type": "choice",     "_value": [
          {"_name": "sgd", "momentum": {"_type": "uniform", "_value": [0.0, 0.99]}},
          {"_name": "adam"}]}}
 
-The ten types keep NNI's semantics (:meth:`HPOSpace.sample_parameters` draws from them
-exactly), and a trial receives the dict NNI would hand it: a nested choice's value is the
-chosen option's dict, ``{"_name": "sgd", "momentum": 0.9}``.
-
-For an agent, every hyperparameter is one decision over a finite grid, so every agent
-(masks included) runs on it unchanged:
-
-* ``choice``: its options; ``randint [lower, upper)``: its integers, or ``levels`` of them
-  evenly spread when there are more;
-* ``quniform`` and ``qloguniform``: exactly the values they can take,
-  ``clip(round(x / q) * q, low, high)``;
-* ``uniform`` / ``loguniform``: ``levels`` points from low to high, evenly / log-spaced;
-* ``normal`` and ``lognormal``: the ``levels`` quantiles at ``(i + 1/2) / levels`` (equal
-  probability between neighbours; an unbounded range has no ends to space evenly), rounded
-  to multiples of ``q`` for ``qnormal`` / ``qlognormal``.
-
-Decisions come in the order the space lists its keys, depth first: a nested choice's
-sub-hyperparameters come right after it, option by option. One that its parent did not
-choose is left out of the parameter dict, and its step has a single legal action (0), as
-the mask shows. The canonical string of a point, the store's key, is its parameter dict as
-JSON with sorted keys.
+For an agent every hyperparameter is one decision over a finite grid: a choice's options;
+randint's integers (or ``levels`` of them); the exact values of the q types; ``levels``
+points evenly or log-spaced for (log)uniform; the ``levels`` quantiles at ``(i + 1/2) /
+levels`` for (log)normal. Decisions follow the keys depth first, a nested choice's
+sub-hyperparameters right after it; one its parent did not choose has the single legal
+action 0. A point's canonical string is its parameter dict as sorted JSON.
 """
 
 from __future__ import annotations
@@ -65,8 +49,7 @@ TYPES = ("choice", *ARGUMENTS)
 
 @dataclass(frozen=True)
 class Hyperparameter:
-    """One decision: ``key`` in its dict, at ``path`` (for messages), active when the
-    choice at index ``parent`` took option ``option`` (``parent`` is None at top level)."""
+    """One decision, active when choice ``parent`` (None: top level) took ``option``."""
 
     path: str
     key: str
@@ -206,8 +189,7 @@ class HPOSpace(SearchSpace):
         return self.from_parameters(params)
 
     def from_parameters(self, params: Mapping[str, Any]) -> Decisions:
-        """The decisions of a parameter dict whose every value is on the grid; raises
-        naming the first key that is missing, unknown or off the grid."""
+        """The decisions of a parameter dict on the grid; the first bad key is named."""
         decisions: list[int] = []
         dicts: dict[int | None, Mapping[str, Any]] = {None: params}
         for step, p in enumerate(self.params):
@@ -237,7 +219,6 @@ class HPOSpace(SearchSpace):
         return _sample_level(self.spec, rng)
 
 
-# ---------------------------------------------------------------------------------------
 def _entry(path: str, entry: Any) -> tuple[str, list]:
     """Check one ``{"_type": ..., "_value": ...}``; return the type and its value."""
     if not isinstance(entry, Mapping) or "_type" not in entry or "_value" not in entry:

@@ -1,5 +1,4 @@
-"""NASNet / ENAS micro cells (Zoph et al. 2018; Pham et al. 2018): a normal and a
-reduction cell of blocks, each block two inputs, two ops and how they combine."""
+"""NASNet / ENAS micro cells (Zoph et al. 2018; Pham et al. 2018)."""
 
 from __future__ import annotations
 
@@ -35,16 +34,9 @@ class NASNetConfig(SpaceConfig):
 
 
 class NASNetSpace(SearchSpace):
-    """NASNet / ENAS micro search space.
-
-    A normal and a reduction cell of ``num_blocks`` blocks each. Block ``b`` makes five
-    decisions: input 1 and input 2 (0 and 1 are the cell's inputs h[-2] and h[-1],
-    ``2 + j`` is block ``j`` of the same cell, so block ``b`` has ``b + 2`` choices),
-    op 1, op 2, and how the two results combine (add or concat).
-
-    String form: ``normal=op~in,op~in,comb|...;reduce=...``, e.g.
-    ``normal=sep_conv_3x3~0,identity~1,add|...``.
-    """
+    """NASNet / ENAS micro space: a normal and a reduction cell of ``num_blocks`` blocks, each
+    deciding two inputs (0, 1: the cell's inputs; ``2 + j``: block ``j``), two ops and how
+    they combine. String form: ``normal=sep_conv_3x3~0,identity~1,add|...;reduce=...``."""
 
     Config = NASNetConfig
     name = "nasnet"
@@ -59,8 +51,7 @@ class NASNetSpace(SearchSpace):
         for _cell in CELLS:
             for block in range(self.num_blocks):
                 inputs = range(block + 2)
-                self._legal += [inputs, inputs, range(len(self.ops)), range(len(self.ops)),
-                                range(len(COMBINATIONS))]
+                self._legal += [inputs, inputs, range(len(self.ops)), range(len(self.ops)), range(len(COMBINATIONS))]
 
     @property
     def block_inputs(self) -> list[int]:
@@ -68,8 +59,7 @@ class NASNetSpace(SearchSpace):
         return [block + 2 for block in range(self.num_blocks)]
 
     def decision_names(self) -> list[str]:
-        return [f"{cell} block {b} {field}" for cell in CELLS for b in range(self.num_blocks)
-                for field in _BLOCK_FIELDS]
+        return [f"{cell} block {b} {f}" for cell in CELLS for b in range(self.num_blocks) for f in _BLOCK_FIELDS]
 
     def choice_names(self, step: int) -> list[str]:
         field = step % len(_BLOCK_FIELDS)
@@ -82,19 +72,11 @@ class NASNetSpace(SearchSpace):
 
     @property
     def size(self) -> int:
-        per_cell = math.prod(len(self._legal[i]) for i in range(self.num_decisions // 2))
-        return per_cell**2
+        return math.prod(len(self._legal[i]) for i in range(self.num_decisions // 2)) ** 2
 
     def to_string(self, decisions: Sequence[int]) -> str:
-        cells = []
-        per_cell = self.num_blocks * len(_BLOCK_FIELDS)
-        for c, cell in enumerate(CELLS):
-            blocks = []
-            for b in range(self.num_blocks):
-                i1, i2, o1, o2, comb = decisions[c * per_cell + 5 * b: c * per_cell + 5 * b + 5]
-                blocks.append(f"{self.ops[o1]}~{i1},{self.ops[o2]}~{i2},{COMBINATIONS[comb]}")
-            cells.append(f"{cell}=" + "|".join(blocks))
-        return ";".join(cells)
+        return ";".join(f"{which}=" + "|".join(f"{o1}~{i1},{o2}~{i2},{comb}" for i1, i2, o1, o2, comb
+                                                in self.cell(decisions, which)) for which in CELLS)
 
     def from_string(self, arch: str) -> Decisions:
         expected = (f"'normal=op~in,op~in,comb|... ;reduce=...' with {self.num_blocks} blocks "
@@ -145,7 +127,6 @@ class NASNetSpace(SearchSpace):
 
 
 def loose_ends(blocks: Sequence[tuple[int, int, str, str, str]]) -> list[int]:
-    """The states a NASNet cell outputs, concatenated: every block no other block consumed
-    (as indices into the cell's states, where 0 and 1 are its inputs)."""
+    """The states a NASNet cell concatenates: the blocks nothing consumed."""
     used = {i for i1, i2, *_ in blocks for i in (i1, i2)}
     return [2 + b for b in range(len(blocks)) if 2 + b not in used]

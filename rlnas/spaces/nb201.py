@@ -15,8 +15,7 @@ NB201_TABLE = "nb201_cifar10_12ep.csv.gz"
 
 
 class NB201Space(SearchSpace):
-    """The NAS-Bench-201 cell: one op per edge, decided in the benchmark's string order
-    ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``."""
+    """The NAS-Bench-201 cell: one op per edge, in the order ``|op~0|+|op~0|op~1|+|...|``."""
 
     name = "nb201"
     num_decisions = len(NB201_EDGES)
@@ -52,10 +51,8 @@ class NB201Space(SearchSpace):
         for tok, (_, src) in zip(tokens, NB201_EDGES, strict=True):
             op, sep, inp = tok.partition("~")
             if op not in self.ops or sep != "~" or inp != str(src):
-                raise ValueError(
-                    f"malformed NB201 architecture {arch!r}: bad edge {tok!r} "
-                    f"(expected op~{src}); expected {expected}"
-                )
+                raise ValueError(f"malformed NB201 architecture {arch!r}: bad edge {tok!r} (expected op~{src}); "
+                                 f"expected {expected}")
             decisions.append(self.ops.index(op))
         return tuple(decisions)
 
