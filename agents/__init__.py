@@ -1,5 +1,4 @@
-"""Agents: search controllers behind one small interface (:class:`rlnas.agents.base.Agent`),
-registered as entry points as a plugin's are (``docs/plugins.md``); :func:`make_agent` builds one."""
+"""Agents behind one interface (:class:`~rlnas.agents.base.Agent`), registered as plugins are."""
 
 from rlnas.agents.base import NAS, Agent, AgentConfig, make_agent
 from rlnas.core.registry import AGENTS

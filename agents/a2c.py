@@ -19,7 +19,7 @@ from torch import nn
 
 from rlnas.agents.base import Callback
 from rlnas.agents.on_policy import ActorCriticAgent, ActorCriticConfig, explained_variance, scale_by_running_rms
-from rlnas.core.settings import DECAY, INT_AT_LEAST_1, POSITIVE, SWITCH, UNIT, setting
+from rlnas.core.settings import DECAY, INT_AT_LEAST_1, POSITIVE, UNIT, setting
 from rlnas.envs.monitor import Budget
 
 
@@ -37,7 +37,7 @@ class A2CConfig(ActorCriticConfig):
     learning_rate: float = setting(7e-4, "RMSprop's learning rate (alpha 0.99, eps 1e-5, as SB3's)", POSITIVE)
     n_steps: int = setting(5, "steps collected from each env per update", INT_AT_LEAST_1)
     gae_lambda: float = setting(1.0, "GAE's lambda (1: A2C's plain n-step advantage)", UNIT)
-    normalize_advantage: bool = setting(False, "standardise advantages per update", SWITCH)
+    normalize_advantage: bool = setting(False, "standardise advantages per update")
     normalize_advantage_decay: float = setting(0.0, "d > 0: divide advantages by a running RMS, s = d s + (1 - d) "
                                                     "mean(A^2)", DECAY)
 

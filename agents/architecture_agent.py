@@ -63,8 +63,7 @@ class Proposer:
 class ArchitectureAgent(Proposer, Agent):
     """An agent that thinks in whole cells on a NASEnv: propose, play, observe, one at a time."""
 
-    def __init__(self, env: gym.Env, config: AgentConfig | None = None, seed: int = 0, device: str = "cpu",
-                 **settings):
+    def __init__(self, env: gym.Env, config: AgentConfig | None = None, seed: int = 0, device: str = "cpu", **settings):
         super().__init__(env, config, seed, device, **settings)
         self.space: SearchSpace = self.nas_env().space
         self.in_flight, self.held = set(), []

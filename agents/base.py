@@ -68,18 +68,15 @@ class Agent(ABC):
 
     @abstractmethod
     def learn(self, budget: Budget, callback: Callback | None = None) -> Agent:
-        """Interact with ``self.env`` until the budget is spent, calling ``callback(self)``
-        wherever the agent's state alone decides what comes next (the runner checkpoints there)."""
+        """Act until the budget is spent, calling ``callback(self)`` where a checkpoint may be taken."""
 
     @abstractmethod
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None,
                 deterministic: bool = False, episode_start: bool = False) -> int:
-        """An action for one observation, honouring ``action_mask``; recurrent agents carry
-        their state between calls and start afresh at ``episode_start`` (SB3's convention)."""
+        """An action for one observation; recurrent agents start afresh at ``episode_start``."""
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly where the agent stopped: ``rng`` and the
-        :attr:`checkpointed` attributes (torch generators, modules and optimizers by their state)."""
+        """Everything needed to continue exactly: ``rng`` and the :attr:`checkpointed` attributes."""
         state = {"rng": self.rng.bit_generator.state}
         for name in self.checkpointed:
             value = getattr(self, name)

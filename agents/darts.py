@@ -35,17 +35,7 @@ from torch import nn
 
 from rlnas.agents.architecture_agent import ArchitectureAgent
 from rlnas.agents.base import AgentConfig, Callback
-from rlnas.core.settings import (
-    INT_AT_LEAST_0,
-    INT_AT_LEAST_1,
-    NON_NEGATIVE,
-    POSITIVE,
-    SWITCH,
-    OneOf,
-    Text,
-    redefault,
-    setting,
-)
+from rlnas.core.settings import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, OneOf, Text, redefault, setting
 from rlnas.data.datasets import DATA_ROOT, DATASETS, load_dataset
 from rlnas.envs.monitor import Budget
 from rlnas.networks.ops import PARAMETER_FREE
@@ -119,7 +109,7 @@ class DARTSConfig(AgentConfig):
     dataset: str = setting("digits", "the supernet's data: digits (bundled) or cifar10", OneOf(DATASETS))
     data_root: str | None = setting(None, "the folder holding cifar-10-batches-bin",
                                     Text("a path", none_means=DATA_ROOT))
-    download: bool = setting(False, "fetch CIFAR-10 if it is missing", SWITCH)
+    download: bool = setting(False, "fetch CIFAR-10 if it is missing")
     channels: int = setting(8, "the supernet's channels in its first stage", INT_AT_LEAST_1)
     cells_per_stage: int = setting(1, "the supernet's cells in each of its three stages", INT_AT_LEAST_0)
     batch_size: int = setting(64, "minibatch size of both updates", INT_AT_LEAST_1)
@@ -333,8 +323,7 @@ class GDAS(DifferentiableSearch):
 
 @dataclass
 class SNASConfig(DARTSConfig):
-    """SNAS (Xie et al. 2019): a relaxed Gumbel-softmax sample, tau 1 -> 0.03 exponentially;
-    updates alternate on two halves as DARTS's do (the paper uses one loss)."""
+    """SNAS (Xie et al. 2019): a relaxed Gumbel-softmax sample, tau 1 -> 0.03 exponentially."""
 
     PRESETS: ClassVar[dict] = {"nas": {"arch_lr": 0.01}}
     relaxation: str = redefault(DARTSConfig, "relaxation", "gumbel")

@@ -31,7 +31,6 @@ from rlnas.core.settings import (
     NON_NEGATIVE,
     POSITIVE,
     SIZES,
-    SWITCH,
     UNIT,
     Range,
     check,
@@ -167,16 +166,15 @@ class DQNConfig(AgentConfig):
                                      INT_AT_LEAST_0)
     hidden_sizes: list[int] = setting([64, 64], "layer widths of the Q network", SIZES)
     max_grad_norm: float = setting(10.0, "gradient norm clip", POSITIVE)
-    double_q: bool = setting(False, "the target action from the online network, its value from the target's",
-                             SWITCH)
-    dueling: bool = setting(False, "Q = V + A - mean(A)", SWITCH)
-    prioritized: bool = setting(False, "proportional prioritized replay, beta annealed to 1", SWITCH)
+    double_q: bool = setting(False, "the target action from the online network, its value from the target's")
+    dueling: bool = setting(False, "Q = V + A - mean(A)")
+    prioritized: bool = setting(False, "proportional prioritized replay, beta annealed to 1")
     prioritized_alpha: float = setting(0.5, "how much priorities count (0: uniform)", NON_NEGATIVE)
     prioritized_beta: float = setting(0.4, "importance-weight exponent at the start", UNIT)
     n_step: int = setting(1, "steps of reward summed before bootstrapping", INT_AT_LEAST_1)
-    noisy: bool = setting(False, "factorised noisy layers in the heads", SWITCH)
+    noisy: bool = setting(False, "factorised noisy layers in the heads")
     noisy_sigma: float = setting(0.5, "the noisy layers' sigma_0", NON_NEGATIVE)
-    distributional: bool = setting(False, "C51: a categorical return distribution", SWITCH)
+    distributional: bool = setting(False, "C51: a categorical return distribution")
     n_atoms: int = setting(51, "C51's atoms", Range(2, integer=True))
     v_min: float = setting(-10.0, "C51's lowest atom", Range())
     v_max: float = setting(10.0, "C51's highest atom (above v_min)", Range())

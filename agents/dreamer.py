@@ -163,8 +163,7 @@ class Dreamer(Proposer, Agent):
         obs_dim, self.num_actions = self.observation_space.shape[0], int(self.action_space.n)
         torch.manual_seed(seed)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        rssm = RSSM(self.num_actions, hp.units, hp.deter_size, hp.hidden_size, hp.latent,
-                    hp.stoch_size, hp.classes)
+        rssm = RSSM(self.num_actions, hp.units, hp.deter_size, hp.hidden_size, hp.latent, hp.stoch_size, hp.classes)
         masked = hasattr(env.unwrapped, "action_masks")
         self.model = WorldModel(obs_dim, self.num_actions, rssm, hp.units, hp.units,
                                 predict_mask=masked).to(self.device)

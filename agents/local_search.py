@@ -27,8 +27,7 @@ class LocalSearch(ArchitectureAgent):
     Config = LocalSearchConfig
     name = "local_search"
 
-    def __init__(self, env, config: LocalSearchConfig | None = None, seed: int = 0, device: str = "cpu",
-                 **settings):
+    def __init__(self, env, config: LocalSearchConfig | None = None, seed: int = 0, device: str = "cpu", **settings):
         super().__init__(env, config, seed, device, **settings)
         self.scores: dict[Decisions, float] = {}  # everything evaluated, in order
         self.current: Decisions | None = None  # where the walk stands

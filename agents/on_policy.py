@@ -1,5 +1,4 @@
-"""What PPO and A2C share (the actor-critic skeleton, rollouts over a vector env, GAE) and,
-with REINFORCE, the running advantage scale; each algorithm's file keeps its update rule."""
+"""What PPO and A2C share (skeleton, rollouts, GAE), and with REINFORCE the advantage scale."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ import torch
 
 from rlnas.agents.base import Agent, AgentConfig, as_vector_env
 from rlnas.agents.policies import ActorCritic, masked_categorical, sample
-from rlnas.core.settings import INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, SIZES, SWITCH, UNIT, OneOf, setting
+from rlnas.core.settings import INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, SIZES, UNIT, OneOf, setting
 from rlnas.envs.monitor import Budget
 
 
@@ -29,12 +28,10 @@ class ActorCriticConfig(AgentConfig):
     ent_coef: float = setting(0.0, "weight of the entropy bonus", NON_NEGATIVE)
     vf_coef: float = setting(0.5, "weight of the value loss", NON_NEGATIVE)
     max_grad_norm: float = setting(0.5, "gradient norm clip", POSITIVE)
-    normalize_advantage: bool = setting(True, "standardise advantages per minibatch", SWITCH)
-    anneal: bool = setting(False, "learning rate (and PPO's clip range) decay linearly to 0 over budget.env_steps",
-                           SWITCH)
-    center_values: bool = setting(False, "the critic learns the return minus the mean return so far", SWITCH)
-    shared_lstm: bool = setting(False, "lstm: the value head on the policy's LSTM, not on an LSTM of its own",
-                                SWITCH)
+    normalize_advantage: bool = setting(True, "standardise advantages per minibatch")
+    anneal: bool = setting(False, "learning rate (and PPO's clip range) decay linearly to 0 over budget.env_steps")
+    center_values: bool = setting(False, "the critic learns the return minus the mean return so far")
+    shared_lstm: bool = setting(False, "lstm: the value head on the policy's LSTM, not on an LSTM of its own")
 
     def validate(self) -> None:
         if self.shared_lstm and self.policy != "lstm":
@@ -43,8 +40,7 @@ class ActorCriticConfig(AgentConfig):
                              "of its own)")
 
 
-def scale_by_running_rms(advantages: torch.Tensor, square: float | None,
-                         decay: float) -> tuple[torch.Tensor, float]:
+def scale_by_running_rms(advantages: torch.Tensor, square: float | None, decay: float) -> tuple[torch.Tensor, float]:
     """``A / sqrt(s_k)``, ``s_k = decay * s_{k-1} + (1 - decay) * mean(A_k^2)``, ``s_1 = mean(A_1^2)``;
     returns the scaled advantages and ``s_k``. A NAS episode's steps share one return, so a
     batch has no spread to normalise by; this puts advantages in units of their recent size."""

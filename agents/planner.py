@@ -50,18 +50,15 @@ class PlannerConfig(AgentConfig):
     class_pair_scale: float = setting(0.1, "prior scale of what two classes are worth together (both class "
                                            "scales 0: no class terms)", NON_NEGATIVE)
     noise: float = setting(0.2, "observation noise", POSITIVE)
-    floor_quantile: float = setting(0.5, "scores below this quantile of those seen are modelled as equal to it",
-                                    UNIT)
+    floor_quantile: float = setting(0.5, "scores below this quantile of those seen are modelled as equal to it", UNIT)
     temperature: float = setting(0.4, "a draw's distance from the posterior mean: 1 is Thompson sampling, "
                                       "0 greedy", NON_NEGATIVE)
     proxy_scale: float = setting(1.0, "prior scale of SynFlow's weight (NB201 only: its table ships); 0 for none",
                                  NON_NEGATIVE)
-    enumerate_up_to: int = setting(20000, "score every cell of a space this small (NB201: 15,625)",
-                                   INT_AT_LEAST_0)
+    enumerate_up_to: int = setting(20000, "score every cell of a space this small (NB201: 15,625)", INT_AT_LEAST_0)
     top_k: int = setting(10, "larger spaces: the best cells whose neighbours are candidates", INT_AT_LEAST_1)
     random_candidates: int = setting(200, "larger spaces: random cells among the candidates", INT_AT_LEAST_0)
-    planning_rounds: int = setting(2, "larger spaces: rounds of hill climbing in the drawn function",
-                                   INT_AT_LEAST_0)
+    planning_rounds: int = setting(2, "larger spaces: rounds of hill climbing in the drawn function", INT_AT_LEAST_0)
     beam: int = setting(5, "larger spaces: the candidates each round climbs from", INT_AT_LEAST_1)
 
 
@@ -90,8 +87,7 @@ class ModelPredictiveSearch(ArchitectureAgent):
             return fresh[0] if fresh else self.unseen_random(self.scores)
         archs = list(self.scores)
         y = np.array([self.scores[a] for a in archs])
-        self.model.fit(torch.tensor(archs),
-                       torch.from_numpy(np.maximum(y, np.quantile(y, self.config.floor_quantile))))
+        self.model.fit(torch.tensor(archs), torch.from_numpy(np.maximum(y, np.quantile(y, self.config.floor_quantile))))
         draw = self.model.draw(torch.Generator().manual_seed(int(self.rng.integers(2**63))),
                                temperature=self.config.temperature)
         if self.everything is not None:

@@ -59,8 +59,7 @@ State = tuple[torch.Tensor, torch.Tensor]
 
 
 class LSTMController(nn.Module):
-    """Zoph & Le's NAS controller: obs -> tanh(linear) -> LSTM cell -> logits, one step for a
-    batch of envs; the state is zeroed where ``starts`` flags an episode's first step."""
+    """Zoph & Le's controller: obs -> tanh(linear) -> LSTM cell -> logits, zeroed at ``starts``."""
 
     def __init__(self, obs_dim: int, num_actions: int, hidden_size: int, head_gain: float = 0.01):
         super().__init__()

@@ -43,8 +43,7 @@ class ReinforceConfig(AgentConfig):
     entropy_coef: float = setting(0.01, "weight of the entropy bonus", NON_NEGATIVE)
     gamma: float = setting(1.0, "discount factor", UNIT)
     max_grad_norm: float = setting(5.0, "gradient norm clip", POSITIVE)
-    normalize_advantage_decay: float = setting(0.0, "d > 0: divide G - b by a running RMS of it with decay d",
-                                               DECAY)
+    normalize_advantage_decay: float = setting(0.0, "d > 0: divide G - b by a running RMS of it with decay d", DECAY)
 
 
 class Reinforce(Proposer, Agent):
@@ -92,8 +91,7 @@ class Reinforce(Proposer, Agent):
                     obs, reward, terminated, truncated, info = env.step(int(action))
                     rewards.append(float(reward))
                     done = terminated or truncated
-                losses.append(self._episode_loss(torch.cat(log_probs), torch.cat(entropies[-len(rewards):]),
-                                                 rewards))
+                losses.append(self._episode_loss(torch.cat(log_probs), torch.cat(entropies[-len(rewards):]), rewards))
                 if not env.within(budget):
                     break
             self._update(losses, entropies)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from rlnas.agents.architecture_agent import ArchitectureAgent
 from rlnas.agents.base import AgentConfig
-from rlnas.core.settings import INT_AT_LEAST_1, SWITCH, setting
+from rlnas.core.settings import INT_AT_LEAST_1, setting
 from rlnas.spaces import Decisions
 
 try:
@@ -32,7 +32,7 @@ class TPEConfig(AgentConfig):
     PRESETS: ClassVar[dict] = {"nas": {"multivariate": True}}
     n_startup_trials: int = setting(10, "random trials before the densities are used", INT_AT_LEAST_1)
     n_ei_candidates: int = setting(24, "candidates drawn from the good density per suggestion", INT_AT_LEAST_1)
-    multivariate: bool = setting(False, "one joint density over all decisions instead of one per decision", SWITCH)
+    multivariate: bool = setting(False, "one joint density over all decisions instead of one per decision")
 
 
 class TPE(ArchitectureAgent):

@@ -1,5 +1,4 @@
-"""Budgets and the wrapper that counts what a search spends and finds: an evaluation once
-per distinct architecture (a repeat costs steps, no budget); on any Gymnasium env."""
+"""Budgets, and the wrapper counting what a search spends (repeats cost steps, no budget)."""
 
 from __future__ import annotations
 
@@ -116,8 +115,7 @@ class SearchCounts:
         if self.best is None or reward > self.best_reward:
             self.best, self.best_reward = evaluation, reward
 
-    def restore(self, evaluations: Iterable[Evaluation], env_steps: int, episodes: int,
-                wall_seconds: float) -> None:
+    def restore(self, evaluations: Iterable[Evaluation], env_steps: int, episodes: int, wall_seconds: float) -> None:
         """Pick up a killed run: its evaluations from the store, its counters from the checkpoint."""
         for evaluation in evaluations:
             self._add(evaluation)

@@ -22,6 +22,7 @@ def test_table_covers_every_cell_once():
     assert len(costs) == 15625 and set(costs) == every
 
 
+@pytest.mark.slow
 def test_the_tables_are_written_again_where_they_ship():
     """``python -m rlnas.networks.costs`` (and proxies) write to rlnas/data, where the package reads them."""
     import subprocess

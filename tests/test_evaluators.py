@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from rlnas.evaluators import NATSBenchEvaluator, ScratchEvaluator, TabularEvaluator, make_evaluator
+from rlnas.core.registry import EVALUATORS
+from rlnas.evaluators import NATSBenchEvaluator, ScratchEvaluator, TabularEvaluator
 from rlnas.spaces import NASNetSpace
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
@@ -85,7 +86,7 @@ def test_nats_bench_is_an_optional_extra(tmp_path):
 def test_bad_evaluator_names_and_values(nasnet):
     with pytest.raises(ValueError, match="unknown evaluator 'oracle'; available evaluators: function, nats, "
                                          "scratch, supernet, tabular, trial"):
-        make_evaluator("oracle", nasnet)
+        EVALUATORS.get("oracle")
     with pytest.raises(ValueError, match="^scratch evaluator: epochs=0 must be an integer >= 1; lr=-1 must be a num"):
         ScratchEvaluator(nasnet, epochs=0, lr=-1)
     with pytest.raises(ValueError, match="dataset='mnist' must be one of 'digits', 'cifar10'"):
@@ -99,17 +100,17 @@ def nasnet_cell(blocks):
 
 @pytest.mark.parametrize("value", [0.25, {"default": 0.25, "epochs": 3}])
 def test_a_function_minimized_scores_minus_its_value(nasnet, value):
-    evaluator = make_evaluator("function", nasnet, fn=lambda arch: value, optimize_mode="minimize")
+    evaluator = EVALUATORS.get("function")(nasnet, fn=lambda arch: value, optimize_mode="minimize")
     result = evaluator.evaluate("any cell")
     assert result.score == -0.25 and result.metrics["value"] == 0.25
     assert result.metrics.get("epochs", 3) == 3 and "default" not in result.metrics
-    assert make_evaluator("function", nasnet, fn=lambda arch: value).evaluate("any cell").score == 0.25
+    assert EVALUATORS.get("function")(nasnet, fn=lambda arch: value).evaluate("any cell").score == 0.25
 
 
 @pytest.mark.parametrize("value,shown", [(float("nan"), "nan"), (float("-inf"), "-inf"), (None, "None"),
                                          ("0.9", "'0.9'"), (True, "True"), ({"acc": 0.9}, "None")])
 def test_a_value_that_is_no_finite_number_fails_and_says_what_it_was(nasnet, value, shown):
-    result = make_evaluator("function", nasnet, fn=lambda arch: value).evaluate("any cell")
+    result = EVALUATORS.get("function")(nasnet, fn=lambda arch: value).evaluate("any cell")
     assert result.score == -math.inf  # below every real score, whatever the objective's sign
     assert result.metrics["failed"] == f"the function's value is {shown}, not a finite number"
 

@@ -43,8 +43,7 @@ class State:
 
 
 def straight_through_onehot(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A one-hot sample whose gradient is the gradient through the probabilities:
-    ``sample + probs - stop_grad(probs)``. Sampled by Gumbel-max (one op for any batch shape)."""
+    """A Gumbel-max one-hot sample with the probabilities' gradient: ``sample + probs - sg(probs)``."""
     probs = logits.softmax(-1)
     uniform = torch.rand(logits.shape, generator=generator, device=logits.device).clamp_(1e-20, 1.0)
     index = (logits.detach() - torch.log(-torch.log(uniform))).argmax(-1)

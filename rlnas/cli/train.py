@@ -46,8 +46,7 @@ def register_configs() -> None:
 
 
 def string_keys() -> set[str]:
-    """The keys whose values are strings: the command line keeps what is typed for them as
-    text (``evaluator.command=true`` is the command ``true``, not a boolean)."""
+    """Keys holding strings: what is typed stays text (``evaluator.command=true`` is a command)."""
     keys = {f"pareto.{n}" for n, hint in typing.get_type_hints(ParetoConfig).items() if _holds_str(hint)}
     keys |= {n for n, hint in typing.get_type_hints(RunConfig).items() if _holds_str(hint)}
     for group, registry in REGISTRIES.items():

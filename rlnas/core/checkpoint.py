@@ -1,5 +1,4 @@
-"""Checkpoint files: written atomically (a kill mid-write leaves the previous one whole),
-read with ``weights_only=True`` (tensors and plain values, never code)."""
+"""Checkpoints written atomically, read with ``weights_only=True`` (never code)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Where agents and the runner write what they measure: TensorBoard, or nowhere (an agent
-used outside ``train.py`` logs nothing and costs nothing)."""
+"""Where agents and the runner log: TensorBoard, or nowhere (outside ``train.py``, free)."""
 
 from __future__ import annotations
 

@@ -161,7 +161,6 @@ DECAY = Range(0, 1, high_open=True)  # exponential averages: at 1 one would neve
 INT_AT_LEAST_0 = Range(0, integer=True)
 INT_AT_LEAST_1 = Range(1, integer=True)
 SIZES = Sizes()
-SWITCH = OneOf((False, True))
 THREADS = Range(1, integer=True, none_means="torch's default, all cores")  # torch CPU threads
 
 

@@ -1,5 +1,4 @@
-"""Fixed train / valid / test splits for evaluators that train (search reads valid only):
-scikit-learn's bundled digits by default, CIFAR-10 downloaded only when asked."""
+"""Fixed train / valid / test splits: bundled digits, or CIFAR-10 (downloaded if asked)."""
 
 from __future__ import annotations
 
@@ -33,8 +32,7 @@ class Dataset:
         return tuple(self.train.x.shape[1:])
 
 
-def _split(x: np.ndarray, y: np.ndarray, fractions: tuple[float, float],
-           seed: int) -> tuple[Split, Split, Split]:
+def _split(x: np.ndarray, y: np.ndarray, fractions: tuple[float, float], seed: int) -> tuple[Split, Split, Split]:
     order = np.random.default_rng(seed).permutation(len(x))
     n_train, n_valid = int(fractions[0] * len(x)), int(fractions[1] * len(x))
     parts = np.split(order, [n_train, n_train + n_valid])
@@ -98,13 +96,9 @@ def load_cifar10(root: str | Path = DATA_ROOT, download: bool = False, split_see
     check_dataset("cifar10", root)
     batches = [_read_cifar_batch(folder / name) for name in CIFAR10_TRAIN]
     x, y = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
-    order = np.random.default_rng(split_seed).permutation(len(x))
-    half = len(x) // 2
-    train, valid = order[:half], order[half:]
+    train, valid, _ = _split(x, y, (0.5, 0.5), split_seed)  # NAS-Bench-201's halves
     test_x, test_y = _read_cifar_batch(folder / CIFAR10_TEST)
-    return Dataset("cifar10", Split(torch.as_tensor(x[train]), torch.as_tensor(y[train])),
-                   Split(torch.as_tensor(x[valid]), torch.as_tensor(y[valid])),
-                   Split(torch.as_tensor(test_x), torch.as_tensor(test_y)), num_classes=10)
+    return Dataset("cifar10", train, valid, Split(torch.as_tensor(test_x), torch.as_tensor(test_y)), num_classes=10)
 
 
 def _cifar10_missing(folder: Path) -> list[str]:
@@ -123,8 +117,7 @@ def check_dataset(name: str, root: str | Path | None = None, download: bool = Fa
         missing = _cifar10_missing(folder)
         if missing:
             raise FileNotFoundError(f"CIFAR-10 not found in {folder} (missing {', '.join(missing)}); set "
-                                    "download=true to fetch it, or data_root=<folder holding "
-                                    f"{CIFAR10_DIR}>")
+                                    f"download=true to fetch it, or data_root=<folder holding {CIFAR10_DIR}>")
 
 
 def load_dataset(name: str, root: str | Path | None = None, download: bool = False) -> Dataset:

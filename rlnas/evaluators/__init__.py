@@ -9,9 +9,6 @@
 :class:`~rlnas.evaluators.stored.StoredEvaluator` puts any of them behind the durable store.
 """
 
-from typing import Any
-
-from rlnas.core.registry import EVALUATORS
 from rlnas.evaluators.base import Evaluator, EvaluatorConfig, Objective
 from rlnas.evaluators.function import CallableEvaluator
 from rlnas.evaluators.scratch import ScratchEvaluator
@@ -19,13 +16,6 @@ from rlnas.evaluators.stored import StoredEvaluator
 from rlnas.evaluators.supernet import SupernetEvaluator
 from rlnas.evaluators.tabular import NATSBenchEvaluator, TabularEvaluator
 from rlnas.evaluators.trial import TrialEvaluator
-from rlnas.spaces import SearchSpace
 
 __all__ = ["CallableEvaluator", "Evaluator", "EvaluatorConfig", "NATSBenchEvaluator", "Objective",
-           "ScratchEvaluator", "StoredEvaluator", "SupernetEvaluator", "TabularEvaluator", "TrialEvaluator",
-           "make_evaluator"]
-
-
-def make_evaluator(name: str, space: SearchSpace | None = None, **settings: Any) -> Evaluator:
-    """The evaluator registered as ``name`` for ``space`` (``settings`` are its config's)."""
-    return EVALUATORS.get(name)(space=space, **settings)
+           "ScratchEvaluator", "StoredEvaluator", "SupernetEvaluator", "TabularEvaluator", "TrialEvaluator"]

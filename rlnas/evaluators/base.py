@@ -86,8 +86,7 @@ def optimize_mode() -> Any:
 
 
 def failed(arch: str, why: str, metrics: dict | None = None, cost: float = 0.0) -> Evaluation:
-    """An evaluation that produced no score (``metrics["failed"]`` says why): -inf, which
-    the store answers with the lowest real score seen."""
+    """An evaluation with no score: -inf (the store answers it with the lowest real one)."""
     return Evaluation(arch, -math.inf, {**(metrics or {}), "failed": why}, cost=cost)
 
 

@@ -10,17 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlnas.core import checkpoint
-from rlnas.core.settings import (
-    INT_AT_LEAST_0,
-    INT_AT_LEAST_1,
-    NON_NEGATIVE,
-    POSITIVE,
-    SWITCH,
-    OneOf,
-    Range,
-    Text,
-    setting,
-)
+from rlnas.core.settings import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, OneOf, Range, Text, setting
 from rlnas.core.store import Evaluation
 from rlnas.data.datasets import DATA_ROOT, DATASETS, load_dataset
 from rlnas.evaluators.base import Evaluator, EvaluatorConfig
@@ -36,15 +26,14 @@ class DataConfig(EvaluatorConfig):
                                      "distribution, split as NAS-Bench-201's cifar10-valid)", OneOf(DATASETS))
     data_root: str | None = setting(None, "the folder holding cifar-10-batches-bin",
                                     Text("a path", none_means=DATA_ROOT))
-    download: bool = setting(False, "fetch CIFAR-10 (about 160 MB, MD5-checked) if it is missing", SWITCH)
+    download: bool = setting(False, "fetch CIFAR-10 (about 160 MB, MD5-checked) if it is missing")
 
 
 @dataclass
 class ScratchConfig(DataConfig):
     epochs: int = setting(4, "training epochs per child", INT_AT_LEAST_1)
     batch_size: int = setting(64, "minibatch size", INT_AT_LEAST_1)
-    lr: float = setting(0.1, "peak learning rate of SGD (Nesterov, momentum 0.9) under a one-cycle schedule",
-                        POSITIVE)
+    lr: float = setting(0.1, "peak learning rate of SGD (Nesterov, momentum 0.9) under a one-cycle schedule", POSITIVE)
     weight_decay: float = setting(3e-4, "SGD's weight decay", NON_NEGATIVE)
     channels: int = setting(8, "channels of the first stage", INT_AT_LEAST_1)
     cells_per_stage: int = setting(1, "cells in each of the three stages", INT_AT_LEAST_0)

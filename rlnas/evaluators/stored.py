@@ -40,8 +40,7 @@ class StoredEvaluator:
         return self.store.get(self.fingerprint, arch)
 
     def record(self, evaluation: Evaluation) -> Evaluation:
-        """Commit an evaluation as this run's and return it as stored; a nan or inf score is
-        a failed evaluation (SQLite keeps no nan; gradients must not see one)."""
+        """Commit an evaluation as this run's (a nan or inf score as a failed one); return it."""
         if "failed" not in evaluation.metrics and not math.isfinite(evaluation.score):
             evaluation = dataclasses.replace(evaluation, score=-math.inf, metrics={
                 **evaluation.metrics, "failed": f"score {evaluation.score!r} is not a finite number"})

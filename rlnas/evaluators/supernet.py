@@ -102,8 +102,7 @@ class SupernetConfig(DataConfig):
 class SupernetTrainer:
     """A supernet with its optimizer, data stream and weight version: what a host owns."""
 
-    def __init__(self, space: SearchSpace, config: SupernetConfig | None = None, device: str = "cpu",
-                 **settings: Any):
+    def __init__(self, space: SearchSpace, config: SupernetConfig | None = None, device: str = "cpu", **settings: Any):
         import torch
 
         from rlnas.networks.supernet import Supernet

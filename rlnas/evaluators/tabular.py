@@ -40,8 +40,7 @@ class TabularConfig(EvaluatorConfig):
 
 
 class TabularEvaluator(NB201Evaluator):
-    """NAS-Bench-201 lookup: ``score`` is validation accuracy (search never sees test);
-    ``metrics`` adds test accuracy, the index, ``params`` and ``flops``."""
+    """NAS-Bench-201 lookup: validation accuracy to search, test accuracy and costs in metrics."""
 
     Config = TabularConfig
     name = "tabular"
@@ -122,8 +121,7 @@ class NATSConfig(EvaluatorConfig):
 
 
 class NATSBenchEvaluator(NB201Evaluator):
-    """The official NATS-Bench (topology) files: ``cifar10-valid`` validation accuracy for
-    search, ``cifar10`` test for reports, after ``hp`` epochs. Needs ``rlnas[nats]``."""
+    """The official NATS-Bench (topology) files, after ``hp`` epochs; needs ``rlnas[nats]``."""
 
     Config = NATSConfig
     name = "nats"

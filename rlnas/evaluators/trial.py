@@ -148,8 +148,7 @@ def _exit_code(process: subprocess.Popen, seconds: float) -> int | None:
 
 
 def files_made_absolute(command: str, base: Path) -> list[str]:
-    """``command``'s words naming a file under ``base``, made absolute (not resolved: a venv's
-    python is a symlink out of it), since a trial runs in a directory of its own."""
+    """``command``'s words naming a file under ``base``, made absolute (not resolved: venvs)."""
     return [str((base / word).absolute()) if (base / word).is_file() else word for word in shlex.split(command)]
 
 

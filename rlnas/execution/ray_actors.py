@@ -1,5 +1,4 @@
-"""Ray actors, one per worker (one CPU, or one GPU on CUDA), on a local Ray or a cluster
-(``backend.address``; docs/parallel.md). Needs ``pip install 'rlnas[ray]'``."""
+"""Ray actors, one per worker, on a local Ray or a cluster; needs ``rlnas[ray]``."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Child networks: ``build_network(space, arch)`` compiles a cell architecture into a
-stand-alone module on its benchmark's own skeleton (NAS-Bench-201's, NASNet's)."""
+"""Child networks: a cell architecture compiled onto its benchmark's own skeleton."""
 
 from __future__ import annotations
 
@@ -45,8 +44,7 @@ class ResNetBasicBlock(nn.Module):
 
 
 class NB201Network(nn.Module):
-    """Stem, three stages of cells with residual reductions between, BN-ReLU, pooling,
-    classifier; ``cell(channels)`` builds each, so the supernet shares the skeleton."""
+    """NB201's skeleton: stem, three stages of ``cell(channels)`` with reductions between, head."""
 
     def __init__(self, cell: Callable[[int], nn.Module], in_channels: int, num_classes: int,
                  channels: int = 16, cells_per_stage: int = 5):
@@ -68,8 +66,7 @@ class NB201Network(nn.Module):
 
 # -- NASNet / ENAS ------------------------------------------------------------------------
 class NASNetCell(nn.Module):
-    """One normal or reduction cell: each block adds its two ops' results (or concatenates
-    and projects them); the output concatenates the blocks nothing consumed."""
+    """One normal or reduction cell; it outputs the blocks nothing consumed, concatenated."""
 
     def __init__(self, blocks: Sequence[tuple[int, int, str, str, str]], c_pp: int, c_p: int,
                  channels: int, reduction: bool, reduction_prev: bool):
@@ -96,8 +93,7 @@ class NASNetCell(nn.Module):
 
 
 class NASNetNetwork(nn.Module):
-    """Stem, three stacks of normal cells with reduction cells between, pooling, classifier;
-    ``cell(c_pp, c_p, channels, reduction, reduction_prev)`` builds each, as the supernet's."""
+    """NASNet's skeleton: stem, three stacks of ``cell(...)`` with reduction cells between, head."""
 
     def __init__(self, cell: Callable[..., nn.Module], in_channels: int, num_classes: int, channels: int = 16,
                  cells_per_stage: int = 2, stem_multiplier: int = 3):

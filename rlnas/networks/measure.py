@@ -68,8 +68,7 @@ def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
 @torch.no_grad()
 def measure_latency(model: nn.Module, input_shape: Sequence[int], batch: int, device: str = "cpu",
                     warmup: int = 5, repeats: int = 30) -> tuple[float, float]:
-    """Median forward time (ms) of a batch of zeros after ``warmup`` forwards, and the
-    repeats' interquartile range (the noise a reward on it carries)."""
+    """Median forward time (ms) of a batch of zeros, and its interquartile range."""
     was_training = model.training
     model.eval().to(device)
     x = torch.zeros(batch, *input_shape, device=device)

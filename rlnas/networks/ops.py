@@ -1,5 +1,4 @@
-"""Candidate operations as builders ``(channels, stride) -> Module`` keeping the channel
-count; NASNet's follow DARTS', NAS-Bench-201's the benchmark's code."""
+"""Candidate ops as builders ``(channels, stride) -> Module``, as DARTS and NB201 define them."""
 
 from __future__ import annotations
 

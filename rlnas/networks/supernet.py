@@ -137,8 +137,7 @@ class Supernet(nn.Module):
         return dict(self._shapes)
 
     def weigh(self, weights: Mapping[str, torch.Tensor]) -> None:
-        """Route the next forward passes through every op, each edge mixed under ``weights``
-        (shapes as :meth:`mixture_shapes`); :meth:`select` goes back to one path."""
+        """Run every op, each edge mixed under ``weights``; :meth:`select` goes back to one path."""
         shapes = {k: tuple(v.shape) for k, v in weights.items()}
         if shapes != self._shapes:
             raise ValueError(f"supernet.weigh needs weights {self._shapes}, got {shapes}")

@@ -1,2 +1,1 @@
-"""The search: built (:mod:`.build`), driven (:mod:`.driver`) and reported (:mod:`.report`),
-beside the rewards, Pareto fronts and schedulers it weighs and stops by."""
+"""The search: built, driven and reported, with its rewards, Pareto fronts and schedulers."""

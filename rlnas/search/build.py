@@ -94,8 +94,7 @@ def build(cfg: DictConfig | dict, run_dir: str | Path | None = None, resume: boo
     pareto = pareto_archive(config, evaluator)
     if pareto is not None:
         observers.append(lambda e: pareto.add(e.arch, e.score, e.metrics))
-    monitor = make_monitor(how, config, space, stored, parts["env"], reward, logger, observers,
-                           lambda: pool)
+    monitor = make_monitor(how, config, space, stored, parts["env"], reward, logger, observers, lambda: pool)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     agent = agent_class(monitor, parts["agent"], seed=config.seed, device=run.device)
@@ -175,8 +174,7 @@ def retrainer(evaluator: Evaluator, run: RunContext) -> tuple[int, Evaluator | N
     return settings.top_k, ScratchEvaluator(space=evaluator.space, config=scratch, run=run)
 
 
-def worker_pool(config: RunConfig, space: SearchSpace, evaluator: Evaluator, run: RunContext,
-                backend: Any) -> Pool:
+def worker_pool(config: RunConfig, space: SearchSpace, evaluator: Evaluator, run: RunContext, backend: Any) -> Pool:
     """``parallel`` workers on the run's backend, each with the evaluator, pinned to the GPUs."""
     inline = replace(run, backend=BACKENDS.config("inline"))
     factory = partial(type(evaluator), space=space, config=evaluator.config, run=inline)

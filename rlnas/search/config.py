@@ -6,17 +6,7 @@ from dataclasses import dataclass
 from numbers import Real
 from typing import Any
 
-from rlnas.core.settings import (
-    INT_AT_LEAST_0,
-    INT_AT_LEAST_1,
-    MISSING,
-    SWITCH,
-    THREADS,
-    Settings,
-    Text,
-    nested,
-    setting,
-)
+from rlnas.core.settings import INT_AT_LEAST_0, INT_AT_LEAST_1, MISSING, THREADS, Settings, Text, nested, setting
 from rlnas.envs.monitor import Budget
 
 GROUPS = ("agent", "env", "evaluator", "reward", "scheduler", "backend")  # in the order they are built
@@ -61,7 +51,7 @@ class RunConfig(Settings):
     store: str | None = setting(None, "an earlier run's evaluations.sqlite, to share its evaluations",
                                 Text("a path", none_means="the run's own"))
     checkpoint_every: int = setting(10, "evaluations between checkpoints", INT_AT_LEAST_1)
-    quiet: bool = setting(False, "no progress bar and no summary (CI, batch jobs)", SWITCH)
+    quiet: bool = setting(False, "no progress bar and no summary (CI, batch jobs)")
     resume: str | None = setting(None, "a killed run's directory: continue it there",
                                  Text("a path", none_means="a new run"))
     run_id: str | None = setting(None, "set by the runner: names this run's rows in the store",

@@ -43,8 +43,7 @@ def strategy(agent_class: type, parallel: int) -> str:
 
 
 class Checkpoints:
-    """The agent's state, the monitor's counters and what is in flight, written atomically
-    every ``every`` evaluations (or every callback, where an epoch lies between two)."""
+    """The agent's state, counters and what is in flight, saved atomically every ``every``."""
 
     def __init__(self, path: Path | None, every: int, monitor: SearchCounts):
         self.path, self.every, self.monitor = path, every, monitor
@@ -90,8 +89,7 @@ class AsyncSearch:
 
     def learn(self, budget: Budget, callback: Callable[[Any], None] | None = None,
               resumed: Sequence[Sequence[int]] = ()) -> None:
-        """Search until the budget is spent, first evaluating ``resumed`` (a killed run's
-        in-flight cells); ``callback(agent)`` runs after every result."""
+        """Search until the budget is spent, first evaluating ``resumed`` (a killed run's in flight)."""
         agent, pool = self.agent, self.pool
         for decisions in resumed:
             self._offer(tuple(decisions))

@@ -23,8 +23,7 @@ from rlnas.execution.pool import Outcome, Pool
 
 
 class LockStepEnvs(gym.vector.SyncVectorEnv):
-    """NASEnvs stepped together. Before a step, ``settle(archs)`` evaluates and stores the
-    architectures it completes that the budget pays for, and returns them."""
+    """NASEnvs stepped together, ``settle(archs)`` evaluating what a step completes first."""
 
     def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], settle: Callable[[list[str]], list[str]]):
         super().__init__(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)

@@ -34,8 +34,7 @@ def hypervolume(front: Sequence[Point], reference: Point) -> float:
 
 
 class ParetoArchive:
-    """The front as a search goes (evaluations without the cost are left out). Without a
-    ``reference``, the hypervolume is measured from score 0 and the costliest so far."""
+    """The front as a search goes; without a ``reference``, from score 0 and the costliest cost."""
 
     def __init__(self, cost: str, reference: Point | None = None):
         self.cost, self.given_reference = cost, reference
@@ -70,5 +69,4 @@ class ParetoArchive:
         return 0.0 if self.reference is None else hypervolume(list(self._archs), self.reference)
 
     def report(self) -> dict:
-        return {"cost": self.cost, "reference": self.reference, "hypervolume": self.hypervolume,
-                "front": self.front}
+        return {"cost": self.cost, "reference": self.reference, "hypervolume": self.hypervolume, "front": self.front}

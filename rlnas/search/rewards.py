@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from rlnas.core.settings import POSITIVE, SWITCH, Component, Range, check, configured, setting
+from rlnas.core.settings import POSITIVE, Component, Range, check, configured, setting
 
 
 @dataclass
@@ -53,9 +53,8 @@ class ConstrainedConfig(RewardConfig):
     target: dict[str, float] = setting({"params": 5e5}, "metric -> its target (MnasNet's T); any metric the "
                                                         "evaluator reports")
     hard: bool = setting(True, "a cell over any target earns 0, one within all of them its score: the most "
-                               "accurate cell within the budget; false: MnasNet's soft reward", SWITCH)
-    w: float = setting(-0.07, "hard=false: the exponent of (cost / target), on both sides of the target",
-                       Range(high=0))
+                               "accurate cell within the budget; false: MnasNet's soft reward")
+    w: float = setting(-0.07, "hard=false: the exponent of (cost / target), on both sides of the target", Range(high=0))
 
     def validate(self) -> None:
         if not self.target:
@@ -118,8 +117,7 @@ class ScalarizedConfig(RewardConfig):
             raise ValueError(f"reward 'scalarized' needs a weight and a scale for each cost metric, and the "
                              f"same metrics in both; got weights {dict(weights)}, scales {dict(scales)}")
         check("reward", {f"scales.{m}": v for m, v in scales.items()}, {f"scales.{m}": POSITIVE for m in scales})
-        check("reward", {f"weights.{m}": v for m, v in weights.items()},
-              {f"weights.{m}": Range(0) for m in weights})
+        check("reward", {f"weights.{m}": v for m, v in weights.items()}, {f"weights.{m}": Range(0) for m in weights})
 
 
 class Scalarized(Reward):

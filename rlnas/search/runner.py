@@ -99,8 +99,7 @@ class Progress:
 
     def __init__(self, search: Search):
         self.search = search
-        done, total, unit = search.agent.progress() or (0, search.budget.evaluations or search.budget.env_steps,
-                                                         "eval")
+        done, total, unit = search.agent.progress() or (0, search.budget.evaluations or search.budget.env_steps, "eval")
         values = search.values
         self.bar = tqdm(total=total, initial=done, disable=search.config.quiet, unit=unit, dynamic_ncols=True,
                         desc=f"{values['agent']['name']} on {values['env']['name']}")

@@ -29,8 +29,7 @@ class SpaceConfig(Component):
 
 
 class SearchSpace(ABC):
-    """Architectures built by ``num_decisions`` choices of at most ``max_choices`` each (one
-    ``Discrete`` action space); :meth:`legal_choices` says which are legal at a step."""
+    """Architectures built by ``num_decisions`` choices of at most ``max_choices`` each."""
 
     Config: ClassVar[type[SpaceConfig]] = SpaceConfig
     name: str
@@ -91,8 +90,7 @@ class SearchSpace(ABC):
         return tuple(decisions)
 
     def mutate(self, decisions: Sequence[int], rng: np.random.Generator) -> Decisions:
-        """Change one decision to another legal value (Real et al. 2019); later ones are
-        resampled where no longer legal."""
+        """Change one decision (Real et al. 2019); later ones resampled where no longer legal."""
         decisions = self.validate(decisions)
         mutable = self._mutable_steps(decisions)
         step = mutable[int(rng.integers(len(mutable)))]
