@@ -310,7 +310,6 @@ class DARTS(DifferentiableSearch):
 class GDASConfig(DARTSConfig):
     """GDAS (Dong & Yang 2019): a straight-through Gumbel-softmax path, tau 10 -> 0.1."""
 
-    PRESETS: ClassVar[dict] = {"nas": {"arch_lr": 0.01}}
     relaxation: str = redefault(DARTSConfig, "relaxation", "gumbel_hard")
     tau_max: float = redefault(DARTSConfig, "tau_max", 10.0)
     tau_min: float = redefault(DARTSConfig, "tau_min", 0.1)
@@ -325,7 +324,6 @@ class GDAS(DifferentiableSearch):
 class SNASConfig(DARTSConfig):
     """SNAS (Xie et al. 2019): a relaxed Gumbel-softmax sample, tau 1 -> 0.03 exponentially."""
 
-    PRESETS: ClassVar[dict] = {"nas": {"arch_lr": 0.01}}
     relaxation: str = redefault(DARTSConfig, "relaxation", "gumbel")
     tau_min: float = redefault(DARTSConfig, "tau_min", 0.03)
     tau_schedule: str = redefault(DARTSConfig, "tau_schedule", "exponential")

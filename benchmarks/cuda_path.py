@@ -21,7 +21,7 @@ Every row is one ``train.py`` run in a fresh run directory, as a user would star
 "score" is the report's best search score (NB201: the table's validation accuracy of the
 cell; NASNet: the cell's validation accuracy trained from scratch; supernet: the supernet's
 score), "test" its test score where the evaluator has one. The epochs are fewer than
-the yaml's, so that both devices fit in minutes: these rows time the code paths, they do
+the presets', so that both devices fit in minutes: these rows time the code paths, they do
 not rank the methods (benchmarks/oneshot_search.py does).
 """
 

@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--spaces", nargs="*", default=["nb201", "nasnet"], choices=["nb201", "nasnet"])
     parser.add_argument("--methods", nargs="*", default=[*ONE_SHOT, *SAMPLED], choices=[*ONE_SHOT, *SAMPLED])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=None, help="one-shot epochs (default: the agents' yaml)")
+    parser.add_argument("--epochs", type=int, default=None, help="one-shot epochs (default: the agents' nas preset)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 

@@ -159,7 +159,7 @@ COLLAPSED_AT_ONE_EPOCH = [
 def test_scratch_score_measures_the_network_after_one_epoch(arch):
     """Eval-mode accuracy agrees with what the trained weights do on batch statistics, well
     above chance (0.1). Thresholds leave room for other CPUs' kernels (they move a one-epoch
-    score by up to 0.1; see the README on reproducibility)."""
+    score by up to 0.1; see docs/reproducibility.md)."""
     import torch
 
     evaluator = ScratchEvaluator(NASNetSpace(), epochs=1)

@@ -6,6 +6,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -18,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def train(*args, env=None, check=True, timeout=300):
+    if not any(a.startswith(("hydra.run.dir=", "resume=")) for a in args):  # runs go to a temporary folder,
+        args = (*args, f"hydra.run.dir={tempfile.mkdtemp(prefix='rlnas-test-')}")  # never the clone's outputs/
     proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
