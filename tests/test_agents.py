@@ -195,7 +195,7 @@ def test_reinforce_runs_on_cartpole():
     assert agent.env.env_steps >= 500 and agent.env.evaluations == []
 
 
-@pytest.mark.parametrize("name", BASELINES + PEERS)
+@pytest.mark.parametrize("name", [*BASELINES, "local_search", "tpe", pytest.param("planner", marks=pytest.mark.slow)])
 def test_save_load_continues_identically(tmp_path, table, name):
     agent = make_agent(name, nb201_env(table), seed=1, preset=None)
     agent.learn(Budget(evaluations=30))

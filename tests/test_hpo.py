@@ -10,9 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rlnas.cli.train import compose
 from rlnas.core.store import EvaluationStore
 from rlnas.envs import NASEnv
 from rlnas.evaluators import CallableEvaluator, StoredEvaluator
+from rlnas.search.runner import run
 from rlnas.spaces.hpo import HPOSpace, load_search_space
 from tests.objectives import learning_rate_bowl
 from tests.test_train import train
@@ -257,8 +259,9 @@ def test_an_objective_that_raises_fails_that_evaluation_and_the_search_goes_on(t
         assert db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == 5  # every one stored
 
 
-def test_a_missing_search_space_is_named():
-    proc = train("env=hpo", "evaluator=function", "evaluator.fn=tests.objectives:learning_rate_bowl", "quiet=true",
-                 check=False)
-    assert proc.returncode != 0
-    assert "env.search_space has no value: give it on the command line, env.search_space=..." in proc.stderr
+def test_a_missing_search_space_is_named(tmp_path):
+    args = ["env=hpo", "evaluator=function", "evaluator.fn=tests.objectives:learning_rate_bowl", "quiet=true"]
+    config = compose(args)
+    with pytest.raises(ValueError) as refused:
+        run(config, tmp_path)
+    assert "env.search_space has no value: give it on the command line, env.search_space=..." in str(refused.value)

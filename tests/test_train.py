@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.errors import MissingConfigException
 
+from rlnas.cli.train import compose
+from rlnas.search.runner import load_run_config, run
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,10 +100,10 @@ def test_pareto_options_cost_reference_and_none(tmp_path):
 
 
 def test_unknown_agent_lists_the_available_ones():
-    proc = train("agent=nonexistent", check=False)
-    assert proc.returncode != 0
+    with pytest.raises(MissingConfigException) as refused:
+        compose(["agent=nonexistent"])
     for name in ("evolution", "random", "reinforce"):
-        assert name in proc.stderr
+        assert f"\t{name}\n" in str(refused.value)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -117,9 +120,17 @@ def test_unknown_agent_lists_the_available_ones():
     (["threads=0"], "config: threads=0 must be an integer >= 1, or null"),
 ])
 def test_impossible_values_fail_before_any_work(tmp_path, args, message):
-    proc = train(*args, "quiet=true", f"hydra.run.dir={tmp_path}", check=False)
+    """In process, for speed: the composed config ``train.py ARGS`` runs, refused as it is built."""
+    with pytest.raises((ValueError, TypeError, FileNotFoundError)) as refused:
+        run(compose([*args, "quiet=true"]), tmp_path)
+    assert message in str(refused.value)
+    assert not (tmp_path / "evaluations.sqlite").exists()
+
+
+def test_a_refused_value_exits_2_with_its_message(tmp_path):
+    proc = train("agent=dreamer_v2", "agent.horizon=0", "quiet=true", f"hydra.run.dir={tmp_path}", check=False)
     assert proc.returncode == 2, proc.stderr
-    assert message in proc.stderr
+    assert "rlnas: error: dreamer_v2: horizon=0 must be an integer >= 1" in proc.stderr
     assert not (tmp_path / "evaluations.sqlite").exists()
 
 
@@ -172,8 +183,8 @@ def test_sigkill_then_resume(tmp_path, agent):
 
 
 def test_resume_of_a_missing_run(tmp_path):
-    proc = train(f"resume={tmp_path / 'nope'}", check=False)
-    assert proc.returncode == 2 and "no config.yaml" in proc.stderr
+    with pytest.raises(FileNotFoundError, match="no config.yaml"):
+        load_run_config(tmp_path / "nope")
 
 
 PLUGIN = {
