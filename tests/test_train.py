@@ -170,7 +170,7 @@ def test_sigkill_then_resume(tmp_path, agent):
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     before = kill_midway(args, killed, at_least=25, budget=60)
 
-    train(f"resume={killed}", "quiet=true")
+    run(load_run_config(killed), killed, resume=True)  # as train.py resume=KILLED does, in process for speed
     after = stored_archs(killed)
     assert after[: len(before)] == before  # the store is intact
     assert len(after) == 60 == len(set(after))  # budget reached, nothing evaluated twice
@@ -178,7 +178,7 @@ def test_sigkill_then_resume(tmp_path, agent):
     assert report["evaluations"] == 60
 
     # and the resumed search is the very search an uninterrupted run makes
-    train(*args, f"hydra.run.dir={whole}")
+    run(compose(args), whole)
     assert stored_archs(whole) == after
 
 
