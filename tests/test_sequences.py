@@ -33,8 +33,12 @@ def replay(agent: str, search: str, tmp_path: Path) -> list[list]:
 def test_first_evaluations_are_as_recorded(search, agent, tmp_path):
     sequence = replay(agent, search, tmp_path)
     variants = FIXTURE[search][agent]
-    if sequence not in variants:
-        first = min(next((i for i, (a, b) in enumerate(zip(sequence, v, strict=False)) if a != b), len(v))
-                    for v in variants)
-        pytest.fail(f"{agent} on {search} left the recording at evaluation {first}: "
-                    f"{sequence[first] if first < len(sequence) else 'nothing'} instead of {variants[0][first]}")
+    assert sequence in variants, left_at(sequence, variants, f"{agent} on {search}")
+
+
+def left_at(sequence: list[list], variants: list[list[list]], who: str) -> str:
+    """Where ``sequence`` first leaves the recording, and with what, for the failure message."""
+    first = min(next((i for i, (a, b) in enumerate(zip(sequence, v, strict=False)) if a != b), len(v))
+                for v in variants)
+    got = sequence[first] if first < len(sequence) else "nothing"
+    return f"{who} left the recording at evaluation {first}: {got} instead of {variants[0][first]}"

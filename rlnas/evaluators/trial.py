@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -65,7 +64,7 @@ class TrialEvaluator(Evaluator):
         self.fingerprint = f"trial:{c.command}{self.objective.suffix}"
 
     def evaluate(self, arch: str) -> Evaluation:
-        trial_id = hashlib.sha256(arch.encode()).hexdigest()[:16]
+        trial_id = self.space.arch_hash(arch)  # a trial run again (after a crash) has the same one
         here = self.workdir / trial_id
         shutil.rmtree(here, ignore_errors=True)  # a trial run again (after a crash) starts afresh
         here.mkdir(parents=True)

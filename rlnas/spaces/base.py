@@ -127,9 +127,10 @@ class SearchSpace(ABC):
         """A hyperparameter point's parameter dict, handed to objectives; None for an architecture."""
         return None
 
-    def arch_hash(self, decisions: Sequence[int]) -> str:
-        """Stable across processes and Python versions (unlike ``hash``)."""
-        return hashlib.sha256(self.to_string(decisions).encode()).hexdigest()[:16]
+    @staticmethod
+    def arch_hash(arch: str) -> str:
+        """A short id of an architecture's string, stable across processes (unlike ``hash``)."""
+        return hashlib.sha256(arch.encode()).hexdigest()[:16]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(decisions={self.num_decisions}, size={self.size})"
