@@ -25,6 +25,7 @@ from typing import Any
 from rlnas.core import lifeline
 
 PARAMETERS, RESULT_FILE, TRIAL_ID, SEED = "RLNAS_PARAMETERS", "RLNAS_RESULT_FILE", "RLNAS_TRIAL_ID", "RLNAS_SEED"
+SEQUENCE_ID, EXPERIMENT_ID = "RLNAS_SEQUENCE_ID", "RLNAS_EXPERIMENT_ID"
 PARENT = "RLNAS_PARENT_PID"  # the process running the evaluation: the trial ends when it does
 
 
@@ -45,9 +46,14 @@ def get_trial_id() -> str | None:
     return os.environ.get(TRIAL_ID)
 
 
-def get_sequence_id() -> str | None:
-    """NNI's name for :func:`get_trial_id`."""
-    return get_trial_id()
+def get_sequence_id() -> int | None:
+    """This trial's index in the run (0, 1, 2, ... as trials start), or None outside a search."""
+    return None if SEQUENCE_ID not in os.environ else int(os.environ[SEQUENCE_ID])
+
+
+def get_experiment_id() -> str | None:
+    """The run's id (as the store names its rows), or None outside a search."""
+    return os.environ.get(EXPERIMENT_ID) or None
 
 
 def report_intermediate_result(value: float | dict[str, Any]) -> None:

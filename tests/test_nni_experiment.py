@@ -41,8 +41,8 @@ def test_a_config_becomes_the_same_search(tmp_path, config):
     assert args == [
         "env=hpo", f"env.search_space={tmp_path / 'space.json'}", "evaluator=trial",
         f"evaluator.command='python {script} --tag \\'a b\\''",  # Hydra's quoting of the shell's
-        "agent=tpe", "evaluator.optimize_mode=minimize", "scheduler=median", "scheduler.start_step=2",
-        "parallel=2", "budget.evaluations=6", "evaluator.timeout=90", "seed=3"]
+        "agent=tpe", "evaluator.optimize_mode=minimize", "seed=3", "scheduler=median", "scheduler.start_step=2",
+        "parallel=2", "budget.evaluations=6", "evaluator.timeout=90"]
     assert any(note.startswith("trials run in RUN_DIR/trials/<id>") for note in notes)
     assert any(note.startswith("experimentName ('demo') is not carried over") for note in notes) == (config is V2)
 
@@ -103,4 +103,4 @@ def test_rlnas_nni_runs_an_nni_experiment_minimizing_with_median_stopping(tmp_pa
     assert report["agent"] == "tpe" and report["seed"] == 3 and report["evaluations"] == len(rows) == 4
     assert all(score == -m["value"] for score, m in rows)
     assert report["best_metrics"]["value"] == min(m["value"] for _, m in rows)  # minimised, as NNI would
-    assert "rlnas-nni: note: experimentName ('demo') is not carried over" in proc.stderr
+    assert "rlnas-nni: experimentName ('demo') is not carried over" in proc.stderr

@@ -70,8 +70,27 @@ def load(path: str | Path) -> dict[str, Any]:
     return config
 
 
+class Translation:
+    """The ``train.py`` arguments an experiment config becomes, and a line per key saying what
+    became of it: used (as what), not carried over (why), or a note."""
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.config, self.args, self.lines = config, [], []
+
+    def use(self, key: str, *args: str, shown: Any = None) -> None:
+        self.args.extend(args)
+        value = config_value(self.config, key) if shown is None else shown
+        self.lines.append(f"{key}: {value} -> {' '.join(args)}" if args else f"{key}: {value}, as rlnas does already")
+
+
+def config_value(config: Mapping[str, Any], key: str) -> str:
+    value = config[key]
+    return value.get("name", value) if isinstance(value, dict) and key != "searchSpace" else repr(value)
+
+
 def overrides(config: Mapping[str, Any], base: Path) -> tuple[list[str], list[str]]:
-    """The ``train.py`` overrides for ``config`` (paths relative to ``base``, as NNI's) and notes."""
+    """The ``train.py`` overrides for ``config`` (paths relative to ``base``, as NNI's), and
+    what became of each key, one line each."""
     unknown = sorted(set(config) - V2_KEYS)
     if unknown:
         raise ValueError(f"NNI experiment config: unknown key(s) {unknown}; rlnas reads {sorted(V2_KEYS)}")
@@ -79,36 +98,50 @@ def overrides(config: Mapping[str, Any], base: Path) -> tuple[list[str], list[st
         raise ValueError("NNI experiment config: useAnnotation has no rlnas counterpart; write the search space "
                          "as a file (searchSpaceFile) and call rlnas.trial.get_next_parameter() in the script")
     _local_only(config.get("trainingService"))
-    notes = [f"{key} ({config[key]!r}) is not carried over" + (f": {why}" if why else "")
-             for key, why in NOT_CARRIED.items() if config.get(key) is not None]
-    args = ["env=hpo", f"env.search_space={_quoted(str(_search_space(config, base)))}", "evaluator=trial",
-            f"evaluator.command={_quoted(_command(config, base))}"]
-    agent, rule, mode = _algorithms(config)
-    args.append(f"agent={agent}")
-    if mode == "minimize":
-        args.append("evaluator.optimize_mode=minimize")
-    if rule is not None:
-        name = rule.pop("name")
-        args += [f"scheduler={name}", *(f"scheduler.{k}={v}" for k, v in rule.items())]
-    if (concurrency := config.get("trialConcurrency")) not in (None, 1):
-        args.append(f"parallel={_count('trialConcurrency', concurrency)}")
+    out = Translation(config)
+    space = "searchSpaceFile" if "searchSpaceFile" in config else "searchSpace"
+    out.use(space, "env=hpo", f"env.search_space={_quoted(str(_search_space(config, base)))}",
+            shown="(inline)" if space == "searchSpace" else None)
+    out.use("trialCommand", "evaluator=trial", f"evaluator.command={_quoted(_command(config, base))}")
+    _algorithms_used(config, out)
+    if config.get("trialConcurrency") is not None:
+        parallel = _count("trialConcurrency", config["trialConcurrency"])
+        out.use("trialConcurrency", *([f"parallel={parallel}"] if parallel > 1 else []))
     if config.get("maxTrialNumber") is not None:
-        args.append(f"budget.evaluations={_count('maxTrialNumber', config['maxTrialNumber'])}")
-    else:
-        notes.append("no maxTrialNumber: the search stops at budget.evaluations (200 unless you set it)")
+        out.use("maxTrialNumber", f"budget.evaluations={_count('maxTrialNumber', config['maxTrialNumber'])}")
     if config.get("maxTrialDuration") is not None:
-        args.append(f"evaluator.timeout={_seconds('maxTrialDuration', config['maxTrialDuration']):g}")
+        out.use("maxTrialDuration", f"evaluator.timeout={_seconds('maxTrialDuration', config['maxTrialDuration']):g}")
     gpus = _count("trialGpuNumber", config.get("trialGpuNumber") or 0, low=0)
-    if gpus:
-        args.append("device=cuda")  # each worker, and the trial it runs, is pinned to one GPU
-        if gpus > 1:
-            notes.append(f"trialGpuNumber={gpus}: rlnas gives each trial one GPU")
-    seed = _class_args(config.get("tuner") or config.get("advisor")).get("seed")
-    if seed is not None:
-        args.append(f"seed={_count('seed', seed, low=0)}")
-    notes.append("trials run in RUN_DIR/trials/<id>, not in trialCodeDirectory: a script that opens files beside "
-                 "itself should find them from Path(__file__).parent")
-    return args, notes
+    if gpus:  # each worker, and the trial it runs, is pinned to one GPU
+        out.use("trialGpuNumber", "device=cuda")
+    if config.get("trainingService") is not None:
+        out.use("trainingService", shown="local (trials on this machine)")
+    out.lines += [f"{key} ({config[key]!r}) is not carried over" + (f": {why}" if why else "")
+                  for key, why in NOT_CARRIED.items() if config.get(key) is not None]
+    if config.get("maxTrialNumber") is None:
+        out.lines.append("no maxTrialNumber: the search stops at budget.evaluations (200 unless you set it)")
+    if gpus > 1:
+        out.lines.append(f"trialGpuNumber={gpus}: rlnas gives each trial one GPU")
+    out.lines.append("trials run in RUN_DIR/trials/<id>, not in trialCodeDirectory: a script that opens files "
+                     "beside itself should find them from Path(__file__).parent")
+    return out.args, out.lines
+
+
+def _algorithms_used(config: Mapping[str, Any], out: Translation) -> None:
+    """The tuner (or advisor) as an agent, with its optimize_mode and seed; the assessor as a scheduler."""
+    agent, rule, mode = _algorithms(config)
+    role = "tuner" if config.get("tuner") else "advisor"
+    seed = _class_args(config.get(role)).get("seed")
+    out.use(role, f"agent={agent}", *(["evaluator.optimize_mode=minimize"] if mode == "minimize" else []),
+            *([] if seed is None else [f"seed={_count('seed', seed, low=0)}"]),
+            *([] if role == "tuner" or rule is None else _rule_args(rule)))
+    if config.get("assessor"):
+        out.use("assessor", *_rule_args(rule))
+
+
+def _rule_args(rule: dict[str, Any]) -> list[str]:
+    rule = dict(rule)
+    return [f"scheduler={rule.pop('name')}", *(f"scheduler.{k}={v}" for k, v in rule.items())]
 
 
 def _quoted(value: str) -> str:
@@ -220,8 +253,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (ValueError, FileNotFoundError) as err:
         print(f"rlnas-nni: error: {err}", file=sys.stderr)
         sys.exit(2)
-    for note in notes:
-        print(f"rlnas-nni: note: {note}", file=sys.stderr)
+    for line in notes:
+        print(f"rlnas-nni: {line}", file=sys.stderr)
     if show:
         print(shlex.join(["rlnas-train", *args]))
         return

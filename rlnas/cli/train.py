@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from rlnas.core.registry import AGENTS, BACKENDS, EVALUATORS, REWARDS, SCHEDULERS, SPACES
 from rlnas.search.config import GROUPS, ParetoConfig, RunConfig
+from rlnas.search.fail_fast import SystematicFailure
 from rlnas.search.runner import load_run_config, run
 
 REGISTRIES = dict(zip(GROUPS, (AGENTS, SPACES, EVALUATORS, REWARDS, SCHEDULERS, BACKENDS), strict=True))
@@ -83,13 +84,16 @@ def _search(cfg: DictConfig) -> None:
     try:
         if cfg.resume:
             saved = load_run_config(cfg.resume)
-            saved.quiet = cfg.quiet
+            saved.quiet, saved.retry_failed = cfg.quiet, cfg.retry_failed
             run(saved, cfg.resume, resume=True)
         else:
             run(cfg, HydraConfig.get().runtime.output_dir)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
         print(f"rlnas: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except SystematicFailure as stop:
+        print(f"rlnas: {stop}", file=sys.stderr)
+        sys.exit(SystematicFailure.EXIT_CODE)
     except KeyboardInterrupt as stop:  # the runner has said how to resume
         sys.exit(128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT))
 

@@ -71,10 +71,12 @@ class EvaluationStore:
         ).fetchone()
         return None if row is None else Evaluation(row[0], row[1], json.loads(row[2]), row[3], True)
 
-    def put(self, evaluator: str, evaluation: Evaluation, run: str | None = None) -> None:
-        """Write and commit one evaluation (a no-op if this evaluator already scored it)."""
+    def put(self, evaluator: str, evaluation: Evaluation, run: str | None = None, replace: bool = False) -> None:
+        """Write and commit one evaluation; one this evaluator already scored is kept, or with
+        ``replace`` (a failure run again) replaced."""
         self._db.execute(
-            "INSERT OR IGNORE INTO evaluations (evaluator, run, arch, score, metrics, cost, created) "
+            f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO evaluations (evaluator, run, arch, score, metrics, "
+            "cost, created) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (evaluator, run, evaluation.arch, evaluation.score, json.dumps(evaluation.metrics),
              evaluation.cost, time.time()),

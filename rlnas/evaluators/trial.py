@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shlex
@@ -20,6 +21,7 @@ from rlnas.core.store import Evaluation
 from rlnas.evaluators.base import Evaluator, EvaluatorConfig, Objective, default_value, failed, optimize_mode
 
 TRIALS = "trials"  # the run directory's folder of trial directories
+NNI_STAND_IN = Path(trial.__file__).parent / "nni_stand_in"  # on a trial's path: its `import nni` is rlnas.trial
 
 
 @dataclass
@@ -71,7 +73,9 @@ class TrialEvaluator(Evaluator):
         parameters = self.space.parameters(arch)
         env = {**os.environ, trial.PARAMETERS: json.dumps({"arch": arch} if parameters is None else parameters),
                trial.RESULT_FILE: str(here / "results.jsonl"), trial.TRIAL_ID: trial_id,
-               trial.SEED: str(self.run.seed), trial.PARENT: str(os.getpid())}
+               trial.SEQUENCE_ID: str(next_sequence_id(self.workdir)), trial.EXPERIMENT_ID: self.run.run_id or "",
+               trial.SEED: str(self.run.seed), trial.PARENT: str(os.getpid()),
+               "PYTHONPATH": os.pathsep.join(filter(None, (str(NNI_STAND_IN), os.environ.get("PYTHONPATH"))))}
         start = time.monotonic()
         code, why, stopped_at = self._run(here, env)
         seconds = time.monotonic() - start
@@ -89,7 +93,7 @@ class TrialEvaluator(Evaluator):
         why = why or ("reported no final result" if not final else None)
         if why is not None:
             tail = (here / "stderr.log").read_bytes()[-2000:].decode(errors="replace")
-            return failed(arch, f"trial {why}", {**metrics, "stderr_tail": tail}, seconds)
+            return failed(arch, f"trial {why}", {**metrics, "stderr_tail": tail, "trial_dir": str(here)}, seconds)
         return self.objective.evaluation(arch, final[-1], metrics, cost=seconds)
 
     def _run(self, here: Path, env: dict[str, str]) -> tuple[int, str | None, int | None]:
@@ -144,6 +148,20 @@ def _exit_code(process: subprocess.Popen, seconds: float) -> int | None:
         return process.wait(seconds)
     except subprocess.TimeoutExpired:
         return None
+
+
+def next_sequence_id(workdir: Path) -> int:
+    """The next trial's index in the run, 0, 1, 2, ..., counted in ``workdir`` under a lock
+    (the workers share it) and kept there, so that a resumed run counts on."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / "sequence", "a+") as counter:
+        fcntl.flock(counter, fcntl.LOCK_EX)
+        counter.seek(0)
+        number = int(counter.read() or 0)
+        counter.seek(0)
+        counter.truncate()
+        counter.write(str(number + 1))
+    return number
 
 
 def files_made_absolute(command: str, base: Path) -> list[str]:

@@ -26,6 +26,7 @@ from rlnas.evaluators.stored import StoredEvaluator
 from rlnas.execution.pool import Pool
 from rlnas.search.config import AUTO, GROUPS, RunConfig
 from rlnas.search.driver import Checkpoints, strategy
+from rlnas.search.fail_fast import FailFast
 from rlnas.search.lockstep import LockStepEnvs, evaluate_all
 from rlnas.search.pareto import ParetoArchive
 from rlnas.search.rewards import Constrained, Reward
@@ -88,7 +89,7 @@ def build(cfg: DictConfig | dict, run_dir: str | Path | None = None, resume: boo
     agent_class = AGENTS.get(parts["agent"].name)
     how = check_combination(config, space, evaluator, reward, agent_class)
     store = EvaluationStore(config.store or (run_dir / STORE if run_dir else ":memory:"))
-    stored = StoredEvaluator(evaluator, store, run=config.run_id)
+    stored = StoredEvaluator(evaluator, store, run=config.run_id, watch=FailFast(config.fail_fast).see)
     logger = TensorBoardLogger(run_dir / TENSORBOARD) if run_dir else Logger()  # opened at its first write
     observers: list[Callable[[Evaluation], None]] = []
     pareto = pareto_archive(config, evaluator)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from numbers import Real
 from typing import Any
 
-from rlnas.core.settings import INT_AT_LEAST_0, INT_AT_LEAST_1, MISSING, THREADS, Settings, Text, nested, setting
+from rlnas.core.settings import INT_AT_LEAST_0, INT_AT_LEAST_1, MISSING, THREADS, Range, Settings, Text, nested, setting
 from rlnas.envs.monitor import Budget
 
 GROUPS = ("agent", "env", "evaluator", "reward", "scheduler", "backend")  # in the order they are built
@@ -51,6 +51,11 @@ class RunConfig(Settings):
     store: str | None = setting(None, "an earlier run's evaluations.sqlite, to share its evaluations",
                                 Text("a path", none_means="the run's own"))
     checkpoint_every: int = setting(10, "evaluations between checkpoints", INT_AT_LEAST_1)
+    fail_fast: int | None = setting(5, "stop (exit code 3) when this many evaluations in a row fail the same way: "
+                                       "the same exit code and last line of stderr, or the same error",
+                                    Range(1, integer=True, none_means="never"))
+    retry_failed: bool = setting(True, "on resume=, run this run's failed evaluations again (once their cause "
+                                       "is fixed); false keeps them failed")
     quiet: bool = setting(False, "no progress bar and no summary (CI, batch jobs)")
     resume: str | None = setting(None, "a killed run's directory: continue it there",
                                  Text("a path", none_means="a new run"))

@@ -73,6 +73,23 @@ class Checkpoints:
         return state.get("in_flight", [])
 
 
+def retry_failures(stored: StoredEvaluator, pool: Pool | None) -> None:
+    """Run this run's failed evaluations again, on the workers if there are some, each result in
+    place of its failure: a resumed run's, whose cause may have been fixed. A kill meanwhile
+    leaves the rest failed, to be retried by the next resume."""
+    archs = stored.failures()
+    if pool is None:
+        for arch in archs:
+            stored.record(stored.inner.evaluate(arch), retried=True)
+        return
+    while archs or pool.in_flight:
+        while archs and pool.free:
+            arch = archs.pop(0)
+            pool.submit(arch, "evaluate", arch)
+        for outcome in pool.wait():
+            stored.record(as_evaluation(outcome), retried=True)
+
+
 class AsyncSearch:
     """Drive a proposing agent with ``pool.workers`` evaluations in flight. A proposal in
     flight waits for its result (a free repeat), a stored one is answered at once; a result

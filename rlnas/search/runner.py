@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from rlnas.evaluators.stored import StoredEvaluator
 from rlnas.search.build import CONFIG, Search, build
-from rlnas.search.driver import AsyncSearch
+from rlnas.search.driver import AsyncSearch, retry_failures
+from rlnas.search.fail_fast import SystematicFailure
 from rlnas.search.report import REPORT, draw_pareto_front, flatten, pictures, report, retrain_best, summary
 
 
@@ -52,6 +53,9 @@ def run(cfg: DictConfig | dict, run_dir: str | Path, resume: bool = False) -> di
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: {command()} resume={search.run_dir}", file=sys.stderr)
         raise
+    except SystematicFailure as stop:
+        raise SystematicFailure(f"{stop}\n  fix that, then continue: {command()} resume={search.run_dir} (the failed "
+                                "evaluations run again; add retry_failed=false to keep them failed)") from None
     finally:
         search.stored.close()
         if search.pool is not None:
@@ -64,6 +68,8 @@ def drive(search: Search, resume: bool = False) -> None:
     agent, monitor, checkpoints, pool = search.agent, search.monitor, search.checkpoints, search.pool
     progress = Progress(search)
     search.observers.append(progress.observe)
+    if resume and search.config.retry_failed:
+        retry_failures(search.stored, pool)
     in_flight = checkpoints.restore(agent, search.stored) if resume else []
     if search.pareto is not None:  # restored evaluations: the front knows them again
         for evaluation in monitor.evaluations:
