@@ -46,6 +46,7 @@ def test_site_packages_gains_only_rlnas(installed):
     assert (purelib / "rlnas" / "conf" / "config.yaml").is_file()
     for name in ("core", "spaces", "networks", "data", "execution", "evaluators", "search", "cli"):
         assert (purelib / "rlnas" / name / "__init__.py").is_file(), name
+    assert (purelib / "rlnas" / "nni_stand_in" / "nni" / "utils.py").is_file()  # a trial's `import nni`
 
 
 @pytest.mark.slow
