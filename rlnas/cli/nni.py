@@ -84,8 +84,9 @@ class Translation:
 
 
 def config_value(config: Mapping[str, Any], key: str) -> str:
+    """A key's value as a line shows it: a tuner, advisor or assessor by its name."""
     value = config[key]
-    return value.get("name", value) if isinstance(value, dict) and key != "searchSpace" else repr(value)
+    return value.get("name", value) if isinstance(value, dict) else repr(value)
 
 
 def overrides(config: Mapping[str, Any], base: Path) -> tuple[list[str], list[str]]:
