@@ -196,7 +196,7 @@ def test_failures_on_half_the_space_do_not_stop_the_search_and_resume_retries_th
     log, run_dir = tmp_path / "runs.log", tmp_path / "run"
     report = run(compose(["agent=random", "env=hpo", f"env.search_space={tmp_path / 'space.json'}",
                           "evaluator=trial", f"evaluator.command={sys.executable} {tmp_path / 'trial.py'} {log}",
-                          "budget.evaluations=8", "quiet=true"]), run_dir)
+                          "budget.evaluations=8", "parallel=2", "quiet=true"]), run_dir)  # resume retries on workers
     assert report["evaluations"] == 8 and sum("failed" in m for _, _, m in rows(run_dir)) == 4
 
     def resumed(retry_failed: bool) -> list[str]:

@@ -129,20 +129,20 @@ def overrides(config: Mapping[str, Any], base: Path) -> tuple[list[str], list[st
 
 
 def _algorithms_used(config: Mapping[str, Any], out: Translation) -> None:
-    """The tuner (or advisor) as an agent, with its optimize_mode and seed; the assessor as a scheduler."""
+    """The tuner (or advisor) as an agent, with its optimize_mode and seed; the early-stopping
+    rule as a scheduler, on the assessor's line (an advisor's own, on the advisor's)."""
     agent, rule, mode = _algorithms(config)
     role = "tuner" if config.get("tuner") else "advisor"
-    seed = _class_args(config.get(role)).get("seed")
-    out.use(role, f"agent={agent}", *(["evaluator.optimize_mode=minimize"] if mode == "minimize" else []),
-            *([] if seed is None else [f"seed={_count('seed', seed, low=0)}"]),
-            *([] if role == "tuner" or rule is None else _rule_args(rule)))
+    seed = _class_args(config[role]).get("seed")
+    args = [f"agent={agent}", *(["evaluator.optimize_mode=minimize"] if mode == "minimize" else []),
+            *([] if seed is None else [f"seed={_count('seed', seed, low=0)}"])]
+    schedule = [] if rule is None else [f"scheduler={rule['name']}",
+                                        *(f"scheduler.{k}={v}" for k, v in rule.items() if k != "name")]
     if config.get("assessor"):
-        out.use("assessor", *_rule_args(rule))
-
-
-def _rule_args(rule: dict[str, Any]) -> list[str]:
-    rule = dict(rule)
-    return [f"scheduler={rule.pop('name')}", *(f"scheduler.{k}={v}" for k, v in rule.items())]
+        out.use(role, *args)
+        out.use("assessor", *schedule)
+    else:
+        out.use(role, *args, *schedule)
 
 
 def _quoted(value: str) -> str:

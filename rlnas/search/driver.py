@@ -20,7 +20,7 @@ from rlnas.core import checkpoint
 from rlnas.envs.monitor import Budget, SearchCounts
 from rlnas.evaluators.stored import StoredEvaluator
 from rlnas.execution.pool import Pool
-from rlnas.search.lockstep import as_evaluation
+from rlnas.search.lockstep import as_evaluation, evaluate_all
 
 
 def proposes(agent: object) -> bool:
@@ -74,20 +74,14 @@ class Checkpoints:
 
 
 def retry_failures(stored: StoredEvaluator, pool: Pool | None) -> None:
-    """Run this run's failed evaluations again, on the workers if there are some, each result in
-    place of its failure: a resumed run's, whose cause may have been fixed. A kill meanwhile
+    """Run this run's failed evaluations again (a resumed run's: their cause may be fixed), on
+    the workers if there are some, each result in place of its failure. A kill meanwhile
     leaves the rest failed, to be retried by the next resume."""
-    archs = stored.failures()
-    if pool is None:
-        for arch in archs:
-            stored.record(stored.inner.evaluate(arch), retried=True)
+    if pool is not None:
+        evaluate_all(pool, stored, stored.failures(), retried=True)
         return
-    while archs or pool.in_flight:
-        while archs and pool.free:
-            arch = archs.pop(0)
-            pool.submit(arch, "evaluate", arch)
-        for outcome in pool.wait():
-            stored.record(as_evaluation(outcome), retried=True)
+    for arch in stored.failures():
+        stored.record(stored.inner.evaluate(arch), retried=True)
 
 
 class AsyncSearch:

@@ -43,22 +43,23 @@ class FailFast:
     def __init__(self, limit: int | None):
         self.limit = limit
         self.key: tuple | None = None
-        self.alike: list[Evaluation] = []
+        self.first: dict = {}  # the metrics of the first failure of the run of alike ones
+        self.count = 0
 
     def see(self, evaluation: Evaluation) -> None:
         key = failure_key(evaluation)
         if key is None or key != self.key:
-            self.key, self.alike = key, []
+            self.key, self.first, self.count = key, evaluation.metrics, 0
         if key is None or self.limit is None:
             return
-        self.alike.append(evaluation)
-        if len(self.alike) >= self.limit:
+        self.count += 1
+        if self.count >= self.limit:
             raise SystematicFailure(self.message())
 
     def message(self) -> str:
-        exit_code, first = self.key[0], self.alike[0].metrics
-        lines = [f"stopped: the last {len(self.alike)} evaluations all failed the same way"
-                 + ("" if exit_code is None else f" (exit code {exit_code})") + ":", f"  {last_line(first)}"]
-        if first.get("trial_dir"):
-            lines.append(f"  one of them ran in {first['trial_dir']} (its stdout.log and stderr.log say more)")
+        exit_code = self.key[0]
+        lines = [f"stopped: the last {self.count} evaluations all failed the same way"
+                 + ("" if exit_code is None else f" (exit code {exit_code})") + ":", f"  {last_line(self.first)}"]
+        if self.first.get("trial_dir"):
+            lines.append(f"  one of them ran in {self.first['trial_dir']} (its stdout.log and stderr.log say more)")
         return "\n".join(lines)

@@ -55,14 +55,16 @@ class LockStepEnvs(gym.vector.SyncVectorEnv):
                 np.copy(self._truncations), infos)
 
 
-def evaluate_all(pool: Pool, stored: StoredEvaluator, archs: Sequence[str]) -> None:
-    """Evaluate on ``pool`` the ``archs`` the store lacks, at once, and commit them."""
-    for arch in archs:
-        if stored.lookup(arch) is None:
+def evaluate_all(pool: Pool, stored: StoredEvaluator, archs: Sequence[str], retried: bool = False) -> None:
+    """Evaluate on ``pool`` the ``archs`` the store lacks (``retried``: its failures, run
+    again), each as a worker is free, and commit them."""
+    todo = [arch for arch in archs if retried or stored.lookup(arch) is None]
+    while todo or pool.in_flight:
+        while todo and pool.free:
+            arch = todo.pop(0)
             pool.submit(arch, "evaluate", arch)
-    while pool.in_flight:
         for outcome in pool.wait():
-            stored.record(as_evaluation(outcome))
+            stored.record(as_evaluation(outcome), retried=retried)
 
 
 def as_evaluation(outcome: Outcome) -> Evaluation:
