@@ -144,7 +144,10 @@ def latin_hypercube(space: SearchSpace, n: int, rng: np.random.Generator) -> lis
 
 
 def choice_classes(space: SearchSpace) -> list[list[int]]:
-    """Each decision's choices by class (D, max_choices): an op's class, else the choice itself."""
+    """Each decision's choices by class (D, max_choices): the space's own (a model space's
+    candidates), an op's class, else the choice itself."""
+    if hasattr(space, "choice_classes"):
+        return space.choice_classes()
     ops = set(getattr(space, "ops", ()))
     rows = []
     for step in range(space.num_decisions):
