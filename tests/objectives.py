@@ -90,3 +90,23 @@ def recorded_svc_score(params: dict) -> float:
     (by any agent's run), so that replaying a search trains nothing; a point never recorded
     raises, which fails that evaluation and shows that the replay has left the recording."""
     return _recorded_svc()[json.dumps(params, sort_keys=True, separators=(",", ":"))]
+
+
+def untrained_accuracy(model, data, device) -> dict:
+    """A model-space network's validation accuracy untrained: cheap, and it differs by
+    architecture (a training function of the user's kind, without the training)."""
+    import torch
+
+    with torch.no_grad():
+        model.eval()
+        val = (model(data.valid.x.to(device)).argmax(1) == data.valid.y.to(device)).float().mean().item()
+    return {"default": val, "params": sum(p.numel() for p in model.parameters())}
+
+
+def slow_untrained_accuracy(model, data, device) -> dict:
+    time.sleep(0.05)  # a SIGKILL lands mid-search
+    return untrained_accuracy(model, data, device)
+
+
+def no_number(model, data, device) -> str:
+    return "high"

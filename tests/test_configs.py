@@ -10,13 +10,13 @@ import pytest
 import yaml
 
 from rlnas.agents import make_agent
-from rlnas.cli.train import REGISTRIES, compose
+from rlnas.cli.train import compose
 from rlnas.core.registry import AGENTS
 from rlnas.core.settings import Settings
 from rlnas.envs import NASEnv
 from rlnas.evaluators.supernet import RetrainConfig
 from rlnas.search.build import build
-from rlnas.search.config import GROUPS, ParetoConfig, RunConfig
+from rlnas.search.config import GROUPS, REGISTRIES, ParetoConfig, RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 EVERY_CONFIG = sorted({cls.Config for registry in REGISTRIES.values() for cls in registry.available().values()}

@@ -85,7 +85,7 @@ def test_nats_bench_is_an_optional_extra(tmp_path):
 
 def test_bad_evaluator_names_and_values(nasnet):
     with pytest.raises(ValueError, match="unknown evaluator 'oracle'; available evaluators: function, nats, "
-                                         "scratch, supernet, tabular, trial"):
+                                         "scratch, supernet, tabular, train, trial"):
         EVALUATORS.get("oracle")
     with pytest.raises(ValueError, match="^scratch evaluator: epochs=0 must be an integer >= 1; lr=-1 must be a num"):
         ScratchEvaluator(nasnet, epochs=0, lr=-1)

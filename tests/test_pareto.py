@@ -59,7 +59,7 @@ def test_bad_settings_are_named(settings, message):
 
 def front(evaluator, **pareto) -> ParetoArchive | None:
     return pareto_archive(RunConfig.make({"pareto": pareto}, agent={}, env={}, evaluator={}, reward={}, scheduler={},
-                                         backend={}), evaluator)
+                                         backend={}, dataset={}), evaluator)
 
 
 def test_a_cost_the_evaluator_does_not_report_is_refused_by_name():

@@ -19,12 +19,10 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from rlnas.core.registry import AGENTS, BACKENDS, EVALUATORS, REWARDS, SCHEDULERS, SPACES
-from rlnas.search.config import GROUPS, ParetoConfig, RunConfig
+from rlnas.search.config import GROUPS, REGISTRIES, ParetoConfig, RunConfig
 from rlnas.search.fail_fast import SystematicFailure
 from rlnas.search.runner import load_run_config, run
 
-REGISTRIES = dict(zip(GROUPS, (AGENTS, SPACES, EVALUATORS, REWARDS, SCHEDULERS, BACKENDS), strict=True))
 NAS = "nas"  # the agents' preset train.py uses
 PRIMITIVE = re.compile(r"(?i)(true|false|[-+]?(\d[\d_]*)?\.?\d*(e[-+]?\d+)?|[-+]?(inf|nan))")
 

@@ -10,8 +10,9 @@ from typing import Any
 @dataclass(frozen=True)
 class RunContext:
     """The run's seed, device, threads and directory (None outside a run: nothing is
-    written), its early-stopping ``scheduler``, and the ``backend`` a component that needs a
-    worker of its own (the supernet's host) starts it on (None: worker processes)."""
+    written), its early-stopping ``scheduler``, the ``dataset`` it trains on, and the
+    ``backend`` a component that needs a worker of its own (the supernet's host) starts it
+    on (None: worker processes)."""
 
     seed: int = 0
     device: str = "cpu"
@@ -20,6 +21,7 @@ class RunContext:
     run_id: str | None = None
     scheduler: Any = None
     backend: Any = None
+    dataset: Any = None  # the dataset group's settings (None: digits), for evaluators that train
 
     def path(self, name: str) -> Path | None:
         """``name`` in the run directory, or None outside a run."""

@@ -4,10 +4,8 @@ names what a score means (the store keys by it); ``costs`` names the cost metric
 
 from __future__ import annotations
 
-import importlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any, ClassVar
@@ -93,17 +91,3 @@ def failed(arch: str, why: str, metrics: dict | None = None, cost: float = 0.0) 
 def default_value(value: Any) -> Any:
     """A result as NNI's trial API reports it: a number, or a dict of metrics with it as ``"default"``."""
     return value.get("default") if isinstance(value, dict) else value
-
-
-def import_callable(path: str) -> Callable[..., Any]:
-    """The function at ``"package.module:function"``, or ``ValueError`` saying why not."""
-    module, _, attr = path.partition(":")
-    if not module or not attr:
-        raise ValueError(f"evaluator function {path!r} must be an import path 'package.module:function'")
-    try:
-        fn = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"cannot import evaluator function {path!r}: {err}") from err
-    if not callable(fn):
-        raise ValueError(f"evaluator function {path!r} is not callable")
-    return fn

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rlnas.core.imports import import_callable
 from rlnas.core.settings import MISSING, Text, setting
 from rlnas.core.store import Evaluation
-from rlnas.evaluators.base import Evaluator, EvaluatorConfig, Objective, failed, import_callable, optimize_mode
+from rlnas.evaluators.base import Evaluator, EvaluatorConfig, Objective, failed, optimize_mode
 
 
 @dataclass

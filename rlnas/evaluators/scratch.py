@@ -148,7 +148,8 @@ class ScratchEvaluator(Evaluator):
                 if kept["evaluator"] == self.fingerprint:
                     self.best_model_score = max(self.best_model_score, kept["metrics"]["val_acc"])
             if metrics["val_acc"] > self.best_model_score:
-                checkpoint.save({"arch": arch, "space": self.space.config.to_dict(), "network": self.network_settings,
+                checkpoint.save({"arch": self.space.describe(arch), "space": self.space.config.to_dict(),
+                                 "network": self.network_settings,
                                  "state_dict": model.state_dict(), "metrics": metrics,
                                  "evaluator": self.fingerprint}, path)
                 self.best_model_score = metrics["val_acc"]

@@ -230,6 +230,8 @@ class ModelSpace(SearchSpace):
         self.factory = load_factory(spec) if isinstance(spec, str) else spec
         if not callable(self.factory):
             raise ValueError(f"env.space={spec!r} is not a model class or factory")
+        if not isinstance(spec, str):  # the config names it, as a config file would
+            self.config.space = f"{spec.__module__}:{spec.__qualname__}"
         self.kwargs = dict(self.config.kwargs)
         self.blueprint = Blueprint(self.factory, self.network_kwargs())
         self._steps = [(i, j) for i, d in enumerate(self.blueprint.decisions) for j in range(d.n_chosen)]
@@ -338,6 +340,13 @@ class ModelSpace(SearchSpace):
             decisions += [d.options.index(v) for v in values]
         return self.validate(decisions)
 
+    def describe(self, arch: str) -> dict[str, Any]:
+        return json.loads(arch)
+
+    def parameters(self, arch: str) -> dict[str, Any]:
+        """What a trial receives: ``{"arch": {label: choice}}``, for :func:`rlnas.nn.fixed_arch`."""
+        return {"arch": json.loads(arch)}
+
     def build(self, arch: str | Mapping[str, Any], data: Mapping[str, int] | None = None) -> nn.Module:
         """A plain network of ``arch``, initialised from torch's current generator; ``data``
         gives the constructor what it takes of ``num_classes``, ``in_channels``, ``in_features``."""
@@ -346,10 +355,10 @@ class ModelSpace(SearchSpace):
         return freeze(blueprint.model)
 
     def __getstate__(self) -> dict:
-        return {"config": self.config}
+        return {"config": self.config, "factory": self.factory}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(config=state["config"])
+        self.__init__(state["factory"], config=state["config"])
 
 
 def model_space(factory: Callable[..., nn.Module], **kwargs: Any) -> ModelSpace:

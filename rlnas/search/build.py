@@ -24,7 +24,7 @@ from rlnas.evaluators.base import Evaluator
 from rlnas.evaluators.scratch import ScratchConfig, ScratchEvaluator
 from rlnas.evaluators.stored import StoredEvaluator
 from rlnas.execution.pool import Pool
-from rlnas.search.config import AUTO, GROUPS, RunConfig
+from rlnas.search.config import AUTO, REGISTRIES, RunConfig
 from rlnas.search.driver import Checkpoints, strategy
 from rlnas.search.fail_fast import FailFast
 from rlnas.search.lockstep import LockStepEnvs, evaluate_all
@@ -78,12 +78,12 @@ def build(cfg: DictConfig | dict, run_dir: str | Path | None = None, resume: boo
     if not resume:
         config = replace(config, run_id=uuid.uuid4().hex)
     values["run_id"] = config.run_id
-    parts = {group: registry.config(values[group]["name"], values[group]) for group, registry in zip(
-        GROUPS, (AGENTS, SPACES, EVALUATORS, REWARDS, SCHEDULERS, BACKENDS), strict=True)}
+    parts = {group: registry.config(values[group]["name"], values[group]) for group, registry in REGISTRIES.items()}
     run_dir = None if run_dir is None else Path(run_dir)
     space = SPACES.get(parts["env"].name)(config=parts["env"])
     run = RunContext(config.seed, resolve_device(config.device), config.threads, run_dir, config.run_id,
-                     SCHEDULERS.get(parts["scheduler"].name)(config=parts["scheduler"]), parts["backend"])
+                     SCHEDULERS.get(parts["scheduler"].name)(config=parts["scheduler"]), parts["backend"],
+                     parts["dataset"])
     evaluator = EVALUATORS.get(parts["evaluator"].name)(space=space, config=parts["evaluator"], run=run)
     reward = REWARDS.get(parts["reward"].name)(config=parts["reward"])
     agent_class = AGENTS.get(parts["agent"].name)

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from numbers import Real
 from typing import Any
 
+from rlnas.core.registry import AGENTS, BACKENDS, DATASETS, EVALUATORS, REWARDS, SCHEDULERS, SPACES
 from rlnas.core.settings import INT_AT_LEAST_0, INT_AT_LEAST_1, MISSING, THREADS, Range, Settings, Text, nested, setting
 from rlnas.envs.monitor import Budget
 
-GROUPS = ("agent", "env", "evaluator", "reward", "scheduler", "backend")  # in the order they are built
+REGISTRIES = {"agent": AGENTS, "env": SPACES, "evaluator": EVALUATORS, "reward": REWARDS, "scheduler": SCHEDULERS,
+              "backend": BACKENDS, "dataset": DATASETS}  # each config group's components
+GROUPS = tuple(REGISTRIES)
 AUTO = "auto"
 
 
@@ -67,6 +70,7 @@ class RunConfig(Settings):
     reward: Any = setting(MISSING, "what a finished episode earns from its evaluation")
     scheduler: Any = setting(MISSING, "what stops trials early from their intermediate results")
     backend: Any = setting(MISSING, "where workers run: the parallel=N evaluations and the supernet's host")
+    dataset: Any = setting(MISSING, "the data an evaluator that trains networks reads (evaluator=train)")
 
     @property
     def owner(self) -> str:

@@ -127,6 +127,10 @@ class SearchSpace(ABC):
         """A hyperparameter point's parameter dict, handed to objectives; None for an architecture."""
         return None
 
+    def describe(self, arch: str) -> Any:
+        """The architecture as reports and checkpoints carry it: its string (a model space's: its dict)."""
+        return arch
+
     @staticmethod
     def arch_hash(arch: str) -> str:
         """A short id of an architecture's string, stable across processes (unlike ``hash``)."""
