@@ -19,7 +19,7 @@ from tests.test_train import kill_midway, stored_archs
 CNN = ["env=model", "env.space=examples/cnn_space.py:Net", "evaluator=train", "quiet=true"]
 UNTRAINED = [*CNN, "evaluator.fn=tests.objectives:untrained_accuracy"]
 ONE_SHOT = ("darts", "gdas", "snas")  # they search through a supernet evaluator
-SLOW_AGENTS = ("a2c", "dreamer_v1", "dreamer_v2")  # 4 to 8 s each: the fast tier keeps one of each kind
+SLOW_AGENTS = ("a2c", "dreamer_v1", "dreamer_v2", "tpe")  # 2 to 8 s each: the fast tier keeps one of each kind
 
 
 @pytest.mark.parametrize("agent", [pytest.param(a, marks=pytest.mark.slow) if a in SLOW_AGENTS else a
@@ -34,6 +34,7 @@ def test_every_agent_searches_the_cnn_example_through_train_py(tmp_path, agent):
     assert report["best_parameters"]["arch"] == json.loads(report["best_arch"])
 
 
+@pytest.mark.slow
 def test_the_built_in_recipe_trains_and_keeps_the_best_network_as_its_plain_module(tmp_path):
     run(compose(["agent=random", *CNN, "evaluator.epochs=1", "budget.evaluations=2"]), tmp_path)
     report = json.loads((tmp_path / "report.json").read_text())

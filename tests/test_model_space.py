@@ -204,3 +204,49 @@ class TwoLists(nn.Module):
 def test_a_malformed_model_space_is_refused_by_name(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+NNI_SPACE = '''
+import torch
+import torch.nn.functional as F
+import nni.retiarii.nn.pytorch as nn
+from nni.retiarii import model_wrapper
+
+
+@model_wrapper
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.conv2 = nn.LayerChoice([nn.Conv2d(8, 16, 3, padding=1), nn.Conv2d(8, 16, 5, padding=2)], label="conv2")
+        self.dropout = nn.Dropout(nn.ValueChoice([0.25, 0.5, 0.75], label="dropout"))
+        feature = nn.ValueChoice([32, 64, 128], label="hidden")
+        self.fc1 = nn.Linear(16, feature)
+        self.blocks = nn.Repeat(lambda i: nn.Linear(feature, feature), (1, 2), label="depth")
+        self.skip = nn.InputChoice(n_candidates=2, n_chosen=1, label="skip")
+        self.fc2 = nn.Linear(feature, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(self.conv2(F.relu(self.conv1(x))), 2).mean((2, 3))
+        h = F.relu(self.fc1(self.dropout(x)))
+        return self.fc2(self.skip([h, self.blocks(h)]))
+'''
+
+
+def test_a_model_space_written_the_nni_way_runs_after_changing_its_imports(tmp_path):
+    source = NNI_SPACE.replace("import nni.retiarii.nn.pytorch as nn", "import rlnas.nn as nn").replace(
+        "from nni.retiarii import model_wrapper", "from rlnas.nn import model_wrapper")
+    (tmp_path / "nni_space.py").write_text(source)
+    space = rnn.ModelSpace(f"{tmp_path}/nni_space.py:Net")
+    assert space.decision_names() == ["conv2", "dropout", "hidden", "depth", "skip"]
+    assert space.size == 2 * 3 * 3 * 2 * 2
+    net = space.build({"conv2": 1, "dropout": 0.5, "hidden": 64, "depth": 2, "skip": [1]})
+    assert net(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+    assert [m.out_features for m in net.blocks] == [64, 64]
+
+
+def test_a_fixed_network_exports_with_torch_export():
+    net = rnn.fixed_arch(load_factory(CNN), HAND_ARCH).eval()
+    x = torch.randn(2, 1, 8, 8)
+    exported = torch.export.export(net, (x,))
+    torch.testing.assert_close(exported.module()(x), net(x))

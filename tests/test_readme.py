@@ -65,15 +65,18 @@ def test_commands_name_only_files_a_clone_has():
 
 
 def test_readme_python_examples_run(tmp_path, monkeypatch):
-    """The README's Python snippets, with the CartPole budget cut to keep the suite fast."""
+    """The README's Python snippets, with the CartPole and model-space budgets cut to keep the suite fast."""
     monkeypatch.chdir(tmp_path)
-    env_block, agent_block = blocks(ROOT / "README.md", "python")
+    env_block, agent_block, model_block = blocks(ROOT / "README.md", "python")
     scope: dict = {}
     exec(env_block, scope)
     assert scope["reward"] == 0.84892 and scope["info"]["metrics"]["test_acc"] == 0.8903
     exec(agent_block.replace("env_steps=100_000", "env_steps=512"), scope)
     assert scope["agent"].env.env_steps == 512 and (tmp_path / "ppo_cartpole.pt").is_file()
     assert scope["agent"].config.n_steps == 32  # the cartpole preset, not SB3's 2048
+    exec(model_block.replace("evaluations=20", "evaluations=2"), scope)
+    assert len(scope["agent"].env.evaluations) == 2
+    assert not any(isinstance(m, scope["rnn"].Repeat) for m in scope["net"].modules())
 
 
 @pytest.mark.slow

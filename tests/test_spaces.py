@@ -143,7 +143,8 @@ def test_bad_space_configs():
         NASNetSpace(num_blocks=0)
     with pytest.raises(ValueError, match="empty"):
         NASNetSpace(ops=[])
-    with pytest.raises(ValueError, match="unknown search space 'darts'; available search spaces: hpo, model, nasnet, nb201"):
+    with pytest.raises(ValueError, match="unknown search space 'darts'; available search spaces: hpo, model, nasnet, "
+                                         "nb201"):
         make_space("darts")
     with pytest.raises(ValueError, match="out of range"):
         make_space("nb201").from_index(15625)

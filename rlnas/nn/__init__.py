@@ -28,4 +28,20 @@ from rlnas.nn.space import Blueprint, ModelSpace, fixed_arch, freeze, load_facto
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "Blueprint", "ChosenInputs", "Conv2d", "Dropout", "InputChoice",
            "LayerChoice", "Linear", "ModelSpace", "Repeat", "ValueChoice", "Valued", "choice", "fixed_arch",
-           "freeze", "load_factory", "model_space"]
+           "freeze", "load_factory", "model_space", "model_wrapper"]
+
+
+def model_wrapper(cls):
+    """NNI's class decorator for a model space; rlnas needs none, so it returns ``cls``."""
+    return cls
+
+
+def __getattr__(name: str):
+    """Everything else of ``torch.nn`` (``Module``, ``ReLU``, ``Sequential``...), so a model
+    space written as ``import nni.retiarii.nn.pytorch as nn`` runs as ``import rlnas.nn as nn``."""
+    import torch.nn
+
+    try:
+        return getattr(torch.nn, name)
+    except AttributeError:
+        raise AttributeError(f"rlnas.nn has no {name!r} (nor has torch.nn)") from None
