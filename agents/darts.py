@@ -35,8 +35,8 @@ from torch import nn
 
 from rlnas.agents.architecture_agent import ArchitectureAgent
 from rlnas.agents.base import AgentConfig, Callback
-from rlnas.core.settings import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, OneOf, Text, redefault, setting
-from rlnas.data.datasets import DATA_ROOT, DATASETS, load_dataset
+from rlnas.core.settings import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, OneOf, redefault, setting
+from rlnas.data.sources import load_source
 from rlnas.envs.monitor import Budget
 from rlnas.networks.ops import PARAMETER_FREE
 from rlnas.networks.relaxations import RELAXATIONS, STOCHASTIC, expected, relax
@@ -106,10 +106,6 @@ class DARTSConfig(AgentConfig):
     tau_min: float = setting(1.0, "the Gumbel temperature at the last epoch", POSITIVE)
     tau_schedule: str = setting("linear", "how the temperature goes from tau_max to tau_min",
                                 OneOf(("linear", "exponential")))
-    dataset: str = setting("digits", "the supernet's data: digits (bundled) or cifar10", OneOf(DATASETS))
-    data_root: str | None = setting(None, "the folder holding cifar-10-batches-bin",
-                                    Text("a path", none_means=DATA_ROOT))
-    download: bool = setting(False, "fetch CIFAR-10 if it is missing")
     channels: int = setting(8, "the supernet's channels in its first stage", INT_AT_LEAST_1)
     cells_per_stage: int = setting(1, "the supernet's cells in each of its three stages", INT_AT_LEAST_0)
     batch_size: int = setting(64, "minibatch size of both updates", INT_AT_LEAST_1)
@@ -142,11 +138,13 @@ class DifferentiableSearch(ArchitectureAgent):
                  **settings: Any):
         super().__init__(env, config, seed, device, **settings)
         c = self.config
-        data = load_dataset(c.dataset, c.data_root, c.download)
+        evaluator = self.nas_env().evaluator
+        evaluator = getattr(evaluator, "inner", evaluator)  # under the store
+        data = load_source(evaluator.run.dataset).load()  # the run's data: the dataset group
         split = torch.randperm(len(data.train.y), generator=torch.Generator().manual_seed(seed))
         half = len(split) // 2
         if half < c.batch_size:
-            raise ValueError(f"{self.name}: batch_size={c.batch_size} is more than half of {c.dataset}'s training "
+            raise ValueError(f"{self.name}: batch_size={c.batch_size} is more than half of {data.name}'s training "
                              f"split ({half} images), the batch each update draws from; lower batch_size")
         self.train_x, self.train_y = (t[split[:half]].to(self.device) for t in (data.train.x, data.train.y))
         self.arch_x, self.arch_y = (t[split[half:]].to(self.device) for t in (data.train.x, data.train.y))

@@ -3,6 +3,7 @@ import math
 
 import pytest
 
+from rlnas.core.context import RunContext
 from rlnas.core.registry import EVALUATORS
 from rlnas.evaluators import NATSBenchEvaluator, ScratchEvaluator, TabularEvaluator
 from rlnas.spaces import NASNetSpace
@@ -89,8 +90,8 @@ def test_bad_evaluator_names_and_values(nasnet):
         EVALUATORS.get("oracle")
     with pytest.raises(ValueError, match="^scratch evaluator: epochs=0 must be an integer >= 1; lr=-1 must be a num"):
         ScratchEvaluator(nasnet, epochs=0, lr=-1)
-    with pytest.raises(ValueError, match="dataset='mnist' must be one of 'digits', 'cifar10'"):
-        ScratchEvaluator(nasnet, dataset="mnist")
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'; available datasets: cifar10, digits"):
+        ScratchEvaluator(nasnet, run=RunContext(dataset="mnist"))
 
 
 def nasnet_cell(blocks):

@@ -1,19 +1,18 @@
 """Searching the user's own model on the user's own data, through train.py: every agent on
-the CNN example, the built-in recipe and its kept model, the data sources, and a SIGKILL."""
+the CNN example, the built-in recipe and its kept model, bad input refused, and a SIGKILL."""
 
 import json
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from rlnas import nn as rnn
 from rlnas.cli.train import compose
 from rlnas.core.registry import AGENTS
-from rlnas.data.sources import load_source
 from rlnas.nn.space import load_factory
 from rlnas.search.runner import load_run_config, run
+from tests.test_datasets import png_tree
 from tests.test_train import kill_midway, stored_archs
 
 CNN = ["env=model", "env.space=examples/cnn_space.py:Net", "evaluator=train", "quiet=true"]
@@ -55,61 +54,10 @@ def test_a_training_function_that_returns_no_number_fails_its_evaluation_by_name
         in report["first_failure"]
 
 
-def _png_tree(root, sizes):
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 6), ("val", 2)):
-        for label in ("cat", "dog"):
-            (root / split / label).mkdir(parents=True)
-            for i in range(n):
-                size = sizes(split, label, i)
-                pixels = rng.integers(0, 255, (*size, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(root / split / label / f"{i}.png")
-
-
-def test_a_folder_of_pngs_loads_with_its_classes_and_splits(tmp_path):
-    _png_tree(tmp_path, lambda *_: (6, 5))
-    data = load_source(_config("folder", path=str(tmp_path))).load()
-    assert data.num_classes == 2 and data.input_shape == (3, 6, 5)
-    assert len(data.valid.y) == 4 and len(data.train.y) + len(data.test.y) == 12  # val/ given, test drawn
-    assert abs(float(data.train.x.mean())) < 0.2  # standardised with the training images' statistics
-
-
-def _config(name, **settings):
-    from rlnas.core.registry import DATASETS
-
-    return DATASETS.config(name, settings)
-
-
-def test_an_npz_with_its_own_splits_and_a_python_hook_load(tmp_path):
-    x, y = np.random.default_rng(0).normal(size=(50, 7)).astype(np.float32), np.arange(50) % 3
-    np.savez(tmp_path / "d.npz", x_train=x[:30], y_train=y[:30], x_valid=x[30:40], y_valid=y[30:40],
-             x_test=x[40:], y_test=y[40:])
-    data = load_source(_config("npz", path=str(tmp_path / "d.npz"))).load()
-    assert (len(data.train.y), len(data.valid.y), len(data.test.y), data.num_classes) == (30, 10, 10, 3)
-    assert torch.equal(data.valid.x, torch.as_tensor(x[30:40]))
-    wine = load_source(_config("python", fn="examples.mlp_space:wine", split_seed=1)).load()
-    assert (wine.input_shape, wine.num_classes, len(wine.train.y) + len(wine.valid.y) + len(wine.test.y)) == \
-        ((13,), 3, 178)
-
-
-def test_a_cifar_format_binary_file_loads_through_the_source(tmp_path, monkeypatch):
-    from rlnas.data import datasets
-
-    folder = tmp_path / datasets.CIFAR10_DIR
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name in (*datasets.CIFAR10_TRAIN, datasets.CIFAR10_TEST):
-        records = rng.integers(0, 255, (4, 3073), dtype=np.uint8)
-        records[:, 0] = np.arange(4) % 10
-        records.tofile(folder / name)
-    data = load_source(_config("cifar10", root=str(tmp_path))).load()
-    assert data.input_shape == (3, 32, 32) and len(data.train.y) + len(data.valid.y) == 20 and len(data.test.y) == 4
-
-
 @pytest.mark.parametrize(("dataset", "make", "message"), [
     (["dataset=folder", "dataset.path={tmp}/nope"], None, "nope/train does not exist"),
     (["dataset=npz", "dataset.path={tmp}/nope.npz"], None, "nope.npz does not exist"),
-    (["dataset=folder", "dataset.path={tmp}"], lambda tmp: _png_tree(tmp, lambda split, label, i: (6, 6 + (i == 3))),
+    (["dataset=folder", "dataset.path={tmp}"], lambda tmp: png_tree(tmp, lambda split, label, i: (6, 6 + (i == 3))),
      "images of mixed sizes"),
     (["dataset=npz", "dataset.path={tmp}/d.npz", "dataset.num_classes=3"],
      lambda tmp: np.savez(tmp / "d.npz", x=np.zeros((9, 1, 4, 4)), y=np.arange(9) % 4), "label 3 is outside 0..2"),

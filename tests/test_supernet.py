@@ -90,9 +90,9 @@ def test_bad_settings_are_refused_by_name(nb201):
         SupernetEvaluator(nb201, mode="oneshot", warmup_epochs=0)
     with pytest.raises(ValueError, match="train_steps must be >= 1"):
         SupernetEvaluator(nb201, mode="enas", train_steps=0)
-    with pytest.raises(ValueError, match="dataset='mnist' must be one of 'digits', 'cifar10'"):
-        SupernetEvaluator(nb201, dataset="mnist")
-    with pytest.raises(ValueError, match=r"supernet has no setting\(s\) \['lrr'\]; it takes dataset, data_root"):
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'; available datasets: cifar10, digits"):
+        SupernetEvaluator(nb201, run=RunContext(dataset="mnist"))
+    with pytest.raises(ValueError, match=r"supernet has no setting\(s\) \['lrr'\]; it takes mode, warmup_epochs"):
         SupernetEvaluator(nb201, lrr=0.1)
 
 

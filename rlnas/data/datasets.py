@@ -93,7 +93,7 @@ def load_cifar10(root: str | Path = DATA_ROOT, download: bool = False, split_see
     folder = Path(root).expanduser() / CIFAR10_DIR
     if _cifar10_missing(folder) and download:
         folder = download_cifar10(root)
-    check_dataset("cifar10", root)
+    check_cifar10(root)
     batches = [_read_cifar_batch(folder / name) for name in CIFAR10_TRAIN]
     x, y = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
     train, valid, _ = _split(x, y, (0.5, 0.5), split_seed)  # NAS-Bench-201's halves
@@ -105,24 +105,12 @@ def _cifar10_missing(folder: Path) -> list[str]:
     return [name for name in (*CIFAR10_TRAIN, CIFAR10_TEST) if not (folder / name).is_file()]
 
 
-DATASETS = ("digits", "cifar10")
-
-
-def check_dataset(name: str, root: str | Path | None = None, download: bool = False) -> None:
-    """Refuse an unknown dataset, or a missing one not to be downloaded, before any work."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
-    if name == "cifar10" and not download:
+def check_cifar10(root: str | Path | None = None, download: bool = False) -> None:
+    """Refuse a CIFAR-10 that is missing and not to be downloaded, before any work."""
+    if not download:
         folder = Path(root or DATA_ROOT).expanduser() / CIFAR10_DIR
         missing = _cifar10_missing(folder)
         if missing:
             raise FileNotFoundError(f"CIFAR-10 not found in {folder} (missing {', '.join(missing)}); set "
-                                    f"download=true to fetch it, or data_root=<folder holding {CIFAR10_DIR}>")
-
-
-def load_dataset(name: str, root: str | Path | None = None, download: bool = False) -> Dataset:
-    """A dataset by name; ``root`` and ``download`` apply to CIFAR-10 (digits is bundled)."""
-    check_dataset(name, root, download)
-    if name == "digits":
-        return load_digits()
-    return load_cifar10(root or DATA_ROOT, download)
+                                    f"dataset.download=true to fetch it, or dataset.root=<folder holding "
+                                    f"{CIFAR10_DIR}>")

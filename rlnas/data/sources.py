@@ -20,7 +20,7 @@ import torch
 from rlnas.core.imports import import_callable
 from rlnas.core.registry import DATASETS
 from rlnas.core.settings import INT_AT_LEAST_0, MISSING, Component, Range, Text, configured, setting
-from rlnas.data.datasets import DATA_ROOT, Dataset, Split, check_dataset, load_cifar10, load_digits
+from rlnas.data.datasets import DATA_ROOT, Dataset, Split, check_cifar10, load_cifar10, load_digits
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 SPLITS = ("train", "valid", "test")
@@ -112,7 +112,7 @@ class Cifar10(Source):
     Config = Cifar10Config
 
     def check(self) -> None:
-        check_dataset("cifar10", self.config.root, self.config.download)
+        check_cifar10(self.config.root, self.config.download)
 
     def load(self) -> Dataset:
         return load_cifar10(self.config.root or DATA_ROOT, self.config.download, self.config.split_seed)
@@ -229,8 +229,8 @@ def _arrays(part: Any, split: str) -> tuple[np.ndarray, np.ndarray]:
     return tuple(np.asarray(p.numpy() if isinstance(p, torch.Tensor) else p) for p in part)
 
 
-def load_source(config: SourceConfig | None = None) -> Source:
-    """The source ``config`` names (default: digits), made and checked."""
-    config = config or DATASETS.config("digits")
+def load_source(config: SourceConfig | str | None = None) -> Source:
+    """The source ``config`` (or a name, with its defaults) makes, checked; None: digits."""
+    config = DATASETS.config(config or "digits") if isinstance(config, str | None) else config
     return DATASETS.get(config.name)(config=config)
 

@@ -10,27 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlnas.core import checkpoint
-from rlnas.core.settings import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, OneOf, Range, Text, setting
+from rlnas.core.settings import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, Range, setting
 from rlnas.core.store import Evaluation
-from rlnas.data.datasets import DATA_ROOT, DATASETS, load_dataset
+from rlnas.data.sources import load_source
 from rlnas.evaluators.base import Evaluator, EvaluatorConfig
 
 BEST_MODEL = "best_model.pt"
 
 
 @dataclass
-class DataConfig(EvaluatorConfig):
-    """Where an evaluator that trains networks reads its data."""
-
-    dataset: str = setting("digits", "digits (bundled, seconds per child on a CPU) or cifar10 (its binary "
-                                     "distribution, split as NAS-Bench-201's cifar10-valid)", OneOf(DATASETS))
-    data_root: str | None = setting(None, "the folder holding cifar-10-batches-bin",
-                                    Text("a path", none_means=DATA_ROOT))
-    download: bool = setting(False, "fetch CIFAR-10 (about 160 MB, MD5-checked) if it is missing")
-
-
-@dataclass
-class ScratchConfig(DataConfig):
+class ScratchConfig(EvaluatorConfig):
     epochs: int = setting(4, "training epochs per child", INT_AT_LEAST_1)
     batch_size: int = setting(64, "minibatch size", INT_AT_LEAST_1)
     lr: float = setting(0.1, "peak learning rate of SGD (Nesterov, momentum 0.9) under a one-cycle schedule", POSITIVE)
@@ -59,9 +48,10 @@ class ScratchEvaluator(Evaluator):
     def __init__(self, space=None, *, config: ScratchConfig | None = None, run=None, **settings):
         super().__init__(space, config=config, run=run, **settings)
         c, threads, device = self.config, self.run.threads, self.run.device
-        self.data = load_dataset(c.dataset, c.data_root, c.download)
+        source = load_source(self.run.dataset)
+        self.data = source.load()
         self.costs = ("params", "flops") + (("latency_ms",) if c.latency_batch is not None else ())
-        recipe = (f"{self.space.name}:{c.dataset}:e{c.epochs}:b{c.batch_size}:lr{c.lr}:wd{c.weight_decay}"
+        recipe = (f"{self.space.name}:{source.fingerprint}:e{c.epochs}:b{c.batch_size}:lr{c.lr}:wd{c.weight_decay}"
                   f":c{c.channels}:n{c.cells_per_stage}:s{c.seed}:t{threads or 'all'}:bn-recalibrated")
         if c.latency_batch is not None:  # stored rows without a latency must not answer this evaluator
             recipe += f":latency-b{c.latency_batch}-{device}"

@@ -34,9 +34,8 @@ from rlnas.core.settings import (
     setting,
 )
 from rlnas.core.store import Evaluation
-from rlnas.data.datasets import check_dataset, load_dataset
-from rlnas.evaluators.base import Evaluator, failed
-from rlnas.evaluators.scratch import DataConfig
+from rlnas.data.sources import load_source
+from rlnas.evaluators.base import Evaluator, EvaluatorConfig, failed
 from rlnas.spaces import SearchSpace
 
 MODES = ("oneshot", "enas")
@@ -59,7 +58,7 @@ class RetrainConfig(Settings):
 
 
 @dataclass
-class SupernetConfig(DataConfig):
+class SupernetConfig(EvaluatorConfig):
     mode: str = setting("enas", "enas: train each proposed architecture, interleaved with the search; oneshot: "
                                 "uniform-sampling warm-up only, weights frozen during the search", OneOf(MODES))
     warmup_epochs: int = setting(1, "uniform-sampling epochs before the search (oneshot needs >= 1)", INT_AT_LEAST_0)
@@ -90,28 +89,28 @@ class SupernetConfig(DataConfig):
         if self.mode == "enas" and self.train_steps < 1:
             raise ValueError(f"{self.owner}: mode=enas trains each evaluated architecture: train_steps must be "
                              f">= 1, got {self.train_steps}")
-        check_dataset(self.dataset, self.data_root, self.download)
 
-    def recipe(self) -> str:
-        """What a score means: every setting but where the data lives and how often it is saved."""
-        return ":".join(f"{key}={getattr(self, key)}" for key in (
-            "dataset", "mode", "warmup_epochs", "train_steps", "channels", "cells_per_stage", "batch_size", "lr",
+    def recipe(self, data: str) -> str:
+        """What a score means: the data, and every setting but how often it is saved."""
+        return f"dataset={data}:" + ":".join(f"{key}={getattr(self, key)}" for key in (
+            "mode", "warmup_epochs", "train_steps", "channels", "cells_per_stage", "batch_size", "lr",
             "momentum", "weight_decay", "grad_clip", "valid_size", "seed"))
 
 
 class SupernetTrainer:
     """A supernet with its optimizer, data stream and weight version: what a host owns."""
 
-    def __init__(self, space: SearchSpace, config: SupernetConfig | None = None, device: str = "cpu", **settings: Any):
+    def __init__(self, space: SearchSpace, config: SupernetConfig | None = None, device: str = "cpu",
+                 dataset: Any = None, **settings: Any):
         import torch
 
         from rlnas.networks.supernet import Supernet
 
         c = self.config = SupernetConfig.make(None if config is None else config.to_dict(), **settings)
         self.space, self.device = space, device
-        data = load_dataset(c.dataset, c.data_root, c.download)
+        data = load_source(dataset).load()
         if c.valid_size is not None and c.valid_size > len(data.valid.y):
-            raise ValueError(f"supernet evaluator: valid_size must be in 1..{len(data.valid.y)} (the {c.dataset} "
+            raise ValueError(f"supernet evaluator: valid_size must be in 1..{len(data.valid.y)} (the {data.name} "
                              f"validation split), got {c.valid_size}")
         self.train_x, self.train_y = data.train.x.to(device), data.train.y.to(device)
         self.valid_x, self.valid_y = (t[:c.valid_size].to(device) for t in (data.valid.x, data.valid.y))
@@ -210,8 +209,8 @@ class TrainerHost:
     evaluations that moved the weights."""
 
     def __init__(self, space: SearchSpace, config: SupernetConfig, device: str = "cpu",
-                 checkpoint_path: str | Path | None = None):
-        self.trainer = SupernetTrainer(space, config, device)
+                 checkpoint_path: str | Path | None = None, dataset: Any = None):
+        self.trainer = SupernetTrainer(space, config, device, dataset)
         self.path = Path(checkpoint_path) if checkpoint_path else None
         if self.path is not None and self.path.is_file():
             self.trainer.load_state_dict(checkpoint.load(self.path))
@@ -254,7 +253,7 @@ class SupernetEvaluator(Evaluator):
 
     def __init__(self, space=None, *, config: SupernetConfig | None = None, run=None, **settings: Any):
         super().__init__(space, config=config, run=run, **settings)
-        self.fingerprint = f"supernet:{self.space.name}:{self.config.recipe()}"
+        self.fingerprint = f"supernet:{self.space.name}:{self.config.recipe(load_source(self.run.dataset).fingerprint)}"
         if self.config.mode == "enas" and self.run.run_id is not None:
             self.fingerprint += f":run={self.run.run_id}"
         self._host = None
@@ -264,7 +263,8 @@ class SupernetEvaluator(Evaluator):
         """The pool of one worker that holds the supernet, started on first use."""
         if self._host is None:
             backend = self.run.backend or BACKENDS.config("process")
-            factory = partial(TrainerHost, self.space, self.config, self.run.device, self.run.path(CHECKPOINT))
+            factory = partial(TrainerHost, self.space, self.config, self.run.device, self.run.path(CHECKPOINT),
+                              self.run.dataset)
             gpus = 1 if str(self.run.device).startswith("cuda") else 0
             self._host = BACKENDS.get(backend.name)(factory, 1, backend, gpus=gpus, threads=None)
         return self._host

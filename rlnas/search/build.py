@@ -169,8 +169,7 @@ def retrainer(evaluator: Evaluator, run: RunContext) -> tuple[int, Evaluator | N
     if settings is None or settings.top_k == 0:
         return 0, None
     c = evaluator.config
-    scratch = ScratchConfig.make(name="scratch", dataset=c.dataset, data_root=c.data_root, download=c.download,
-                                 seed=c.seed, epochs=settings.epochs, channels=settings.channels,
+    scratch = ScratchConfig.make(name="scratch", seed=c.seed, epochs=settings.epochs, channels=settings.channels,
                                  cells_per_stage=settings.cells_per_stage)
     return settings.top_k, ScratchEvaluator(space=evaluator.space, config=scratch, run=run)
 
