@@ -207,10 +207,10 @@ class Python(Source):
     Config = PythonConfig
 
     def check(self) -> None:
-        import_callable(self.config.fn, "dataset function")
+        self.fn = import_callable(self.config.fn, "dataset function")
 
     def load(self) -> Dataset:
-        splits = import_callable(self.config.fn, "dataset function")()
+        splits = self.fn()
         if not isinstance(splits, dict) or "train" not in splits or not set(splits) <= set(SPLITS):
             raise ValueError(f"dataset function {self.config.fn} must return a dict with train (and valid, test); "
                              f"got {type(splits).__name__}")

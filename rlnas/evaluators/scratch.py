@@ -47,17 +47,21 @@ class ScratchEvaluator(Evaluator):
 
     def __init__(self, space=None, *, config: ScratchConfig | None = None, run=None, **settings):
         super().__init__(space, config=config, run=run, **settings)
-        c, threads, device = self.config, self.run.threads, self.run.device
+        c = self.config
         source = load_source(self.run.dataset)
         self.data = source.load()
         self.costs = ("params", "flops") + (("latency_ms",) if c.latency_batch is not None else ())
-        recipe = (f"{self.space.name}:{source.fingerprint}:e{c.epochs}:b{c.batch_size}:lr{c.lr}:wd{c.weight_decay}"
-                  f":c{c.channels}:n{c.cells_per_stage}:s{c.seed}:t{threads or 'all'}:bn-recalibrated")
+        self.fingerprint = f"{self.name}:{self.recipe(source.fingerprint)}"
         if c.latency_batch is not None:  # stored rows without a latency must not answer this evaluator
-            recipe += f":latency-b{c.latency_batch}-{device}"
-        self.fingerprint = f"scratch:{recipe}"
+            self.fingerprint += f":latency-b{c.latency_batch}-{self.run.device}"
         self.best_model_path: Path | None = self.run.path(BEST_MODEL)
         self.best_model_score = -math.inf  # the kept file's score when last read: it only rises
+
+    def recipe(self, data: str) -> str:
+        """What a score means: the space, the data and the training."""
+        c = self.config
+        return (f"{self.space.name}:{data}:e{c.epochs}:b{c.batch_size}:lr{c.lr}:wd{c.weight_decay}:c{c.channels}"
+                f":n{c.cells_per_stage}:s{c.seed}:t{self.run.threads or 'all'}:bn-recalibrated")
 
     @property
     def network_settings(self) -> dict[str, int]:

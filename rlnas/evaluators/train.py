@@ -11,16 +11,14 @@ random crops and flips as a switch, mixed precision on CUDA), or your own functi
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 
 from rlnas.core.imports import import_callable
 from rlnas.core.settings import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, OneOf, Range, Text, setting
 from rlnas.core.store import Evaluation
-from rlnas.data.sources import load_source
 from rlnas.evaluators.base import EvaluatorConfig, Objective
-from rlnas.evaluators.scratch import BEST_MODEL, ScratchEvaluator
+from rlnas.evaluators.scratch import ScratchEvaluator
 
 
 @dataclass
@@ -51,22 +49,17 @@ class TrainEvaluator(ScratchEvaluator):
     name = "train"
 
     def __init__(self, space=None, *, config: TrainConfig | None = None, run=None, **settings):
-        super(ScratchEvaluator, self).__init__(space, config=config, run=run, **settings)
+        super().__init__(space, config=config, run=run, **settings)
+        fn = self.config.fn
+        self.fn = import_callable(fn, "training function") if fn else None
+        self.objective = Objective(self.name, "maximize", f"training function {fn}'s result")
+
+    def recipe(self, data: str) -> str:
         c = self.config
-        source = load_source(getattr(self.run, "dataset", None))
-        self.data = source.load()
-        self.fn = import_callable(c.fn, "training function") if c.fn else None
-        self.objective = Objective(self.name, "maximize", f"training function {c.fn}'s result")
-        self.costs = ("params", "flops") + (("latency_ms",) if c.latency_batch is not None else ())
-        recipe = ":".join(f"{k}={getattr(c, k)}" for k in ("epochs", "batch_size", "optimizer", "lr", "weight_decay",
-                                                           "schedule", "augment", "seed", "fn"))
-        self.fingerprint = (f"train:{self.space.config.space}:"
-                            f"{json.dumps(self.space.kwargs, sort_keys=True)}:{source.fingerprint}:{recipe}"
-                            f":t{self.run.threads or 'all'}")
-        if c.latency_batch is not None:
-            self.fingerprint += f":latency-b{c.latency_batch}-{self.run.device}"
-        self.best_model_path = self.run.path(BEST_MODEL)
-        self.best_model_score = -math.inf
+        return (f"{self.space.config.space}:{json.dumps(self.space.kwargs, sort_keys=True)}:{data}:"
+                + ":".join(f"{k}={getattr(c, k)}" for k in ("epochs", "batch_size", "optimizer", "lr", "weight_decay",
+                                                            "schedule", "augment", "seed", "fn"))
+                + f":t{self.run.threads or 'all'}")
 
     def check_space(self, space):
         if not hasattr(space, "build"):

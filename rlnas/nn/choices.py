@@ -42,7 +42,7 @@ class Expr:
         leaves = list(dict.fromkeys(self.leaves()))
         seen = []
         for combo in itertools.product(*(leaf.values for leaf in leaves)):
-            with _set_active(leaves, combo):
+            with set_active(leaves, combo):
                 seen.append(self.value)
         return seen
 
@@ -64,7 +64,8 @@ class Expr:
 
 
 @contextlib.contextmanager
-def _set_active(leaves: Sequence[ValueChoice], values: Sequence[Any]) -> Iterator[None]:
+def set_active(leaves: Sequence[ValueChoice], values: Sequence[Any]) -> Iterator[None]:
+    """The ``leaves`` take ``values`` inside the block, and what they had after it."""
     before = [leaf.active for leaf in leaves]
     for leaf, v in zip(leaves, values, strict=True):
         leaf.active = v

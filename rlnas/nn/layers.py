@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlnas.nn.choices import Expr, leaves_of, note_uses, resolve
+from rlnas.nn.choices import Expr, leaves_of, note_uses, resolve, set_active
 
 
 class Sliced:
@@ -147,11 +147,8 @@ class Valued(nn.Module):
                              "of its choices); at most 64")
         self.copies = nn.ModuleList()
         for combo in combos:
-            for leaf, v in zip(self.leaves, combo, strict=True):
-                leaf.active = v
-            self.copies.append(self._build())
-        for leaf in self.leaves:
-            leaf.active = leaf.values[0]
+            with set_active(self.leaves, combo):
+                self.copies.append(self._build())
 
     def _build(self) -> nn.Module:
         return self.layer_class(*resolve(list(self.args)), **{k: resolve(v) for k, v in self.kwargs.items()})

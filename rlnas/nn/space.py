@@ -138,20 +138,24 @@ def _decisions(model: nn.Module, rec) -> list[Decision]:
     decisions = list(by_label.values())
     index = {d.label: i for i, d in enumerate(decisions)}
     for i, d in enumerate(decisions):
-        for member in d.members:
-            uses = rec.uses[id(member)]
-            for where in (uses[1:] or uses) if isinstance(member, ValueChoice) else uses[:1]:
-                alt = tuple((index[repeat.label], block) for repeat, block in where)
-                if any(j >= i for j, _ in alt):
-                    raise ValueError(f"choice {d.label!r} is made before the depth of the Repeat it is in")
-                if not alt:
-                    d.conditions = []
-                    break
-                d.conditions.append(alt)
-            else:
-                continue
-            break
+        d.conditions = _conditions(d, i, rec, index)
     return decisions
+
+
+def _conditions(d: Decision, i: int, rec, index: dict[str, int]) -> list[tuple[tuple[int, int], ...]]:
+    """Where decision ``i`` is used: a value where a layer takes it (else where it was made),
+    anything else where it was made; one use outside every Repeat: always (no condition)."""
+    found = []
+    for member in d.members:
+        uses = rec.uses[id(member)]
+        for where in (uses[1:] or uses) if isinstance(member, ValueChoice) else uses[:1]:
+            alt = tuple((index[repeat.label], block) for repeat, block in where)
+            if any(j >= i for j, _ in alt):
+                raise ValueError(f"choice {d.label!r} is made before the depth of the Repeat it is in")
+            if not alt:
+                return []
+            found.append(alt)
+    return found
 
 
 def _chosen(n: int) -> str:
