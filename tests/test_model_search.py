@@ -2,6 +2,9 @@
 the CNN example, the built-in recipe and its kept model, bad input refused, and a SIGKILL."""
 
 import json
+import sqlite3
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +18,7 @@ from rlnas.search.runner import load_run_config, run
 from tests.test_datasets import png_tree
 from tests.test_train import kill_midway, stored_archs
 
+ROOT = Path(__file__).resolve().parents[1]
 CNN = ["env=model", "env.space=examples/cnn_space.py:Net", "evaluator=train", "quiet=true"]
 UNTRAINED = [*CNN, "evaluator.fn=tests.objectives:untrained_accuracy"]
 ONE_SHOT = ("darts", "gdas", "snas")  # they search through a supernet evaluator
@@ -84,3 +88,29 @@ def test_sigkill_then_resume_of_a_model_space_search_loses_and_repeats_nothing(t
     assert after[:len(before)] == before and len(after) == 40 == len(set(after))
     run(compose(args), whole)
     assert stored_archs(whole) == after
+
+
+TRIAL = """
+import sys
+
+from rlnas import trial
+from rlnas.nn import fixed_arch, load_factory
+
+arch = trial.get_next_parameter()["arch"]  # {label: choice}
+net = fixed_arch(load_factory(sys.argv[1]), arch)
+trial.report_final_result(sum(p.numel() for p in net.parameters()) / 1e5)
+"""
+
+
+@pytest.mark.slow
+def test_a_trial_script_gets_the_architecture_as_a_dict_and_builds_it_with_fixed_arch(tmp_path):
+    script, space = tmp_path / "trial.py", f"{ROOT / 'examples' / 'cnn_space.py'}:Net"
+    script.write_text(TRIAL)
+    report = run(compose(["agent=random", "env=model", f"env.space={space}", "evaluator=trial",
+                          f"evaluator.command={sys.executable} {script} {space}", "budget.evaluations=2",
+                          "quiet=true"]), tmp_path / "run")
+    assert report["evaluations"] == 2 and "failed" not in report
+    factory = load_factory(space)
+    with sqlite3.connect(tmp_path / "run" / "evaluations.sqlite") as db:
+        for arch, score in db.execute("SELECT arch, score FROM evaluations"):
+            assert score == pytest.approx(sum(p.numel() for p in rnn.fixed_arch(factory, arch).parameters()) / 1e5)
