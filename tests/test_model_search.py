@@ -114,3 +114,14 @@ def test_a_trial_script_gets_the_architecture_as_a_dict_and_builds_it_with_fixed
     with sqlite3.connect(tmp_path / "run" / "evaluations.sqlite") as db:
         for arch, score in db.execute("SELECT arch, score FROM evaluations"):
             assert score == pytest.approx(sum(p.numel() for p in rnn.fixed_arch(factory, arch).parameters()) / 1e5)
+
+
+@pytest.mark.slow
+def test_a_supernet_over_the_users_model_scores_paths_and_retrains_the_best(tmp_path):
+    run(compose(["agent=random", "env=model", "env.space=examples/cnn_space.py:Net", "evaluator=supernet",
+                 "evaluator.retrain.top_k=1", "evaluator.retrain.epochs=1", "budget.evaluations=6", "quiet=true"]),
+        tmp_path)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["evaluations"] == 6 and "failed" not in report
+    assert "supernet_acc" in report["best_metrics"]
+    assert report["final"][0]["arch"] == report["best_arch"] and report["final"][0]["test_acc"] > 0.3

@@ -14,6 +14,7 @@ from rlnas.core.settings import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, PO
 from rlnas.core.store import Evaluation
 from rlnas.data.sources import load_source
 from rlnas.evaluators.base import Evaluator, EvaluatorConfig
+from rlnas.nn.space import ModelSpace
 
 BEST_MODEL = "best_model.pt"
 
@@ -56,6 +57,12 @@ class ScratchEvaluator(Evaluator):
             self.fingerprint += f":latency-b{c.latency_batch}-{self.run.device}"
         self.best_model_path: Path | None = self.run.path(BEST_MODEL)
         self.best_model_score = -math.inf  # the kept file's score when last read: it only rises
+
+    def check_space(self, space):
+        if isinstance(super().check_space(space), ModelSpace):
+            raise ValueError("the scratch evaluator trains the cells rlnas ships; a model space (env=model) is "
+                             "trained by evaluator=train")
+        return space
 
     def recipe(self, data: str) -> str:
         """What a score means: the space, the data and the training."""

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from rlnas.core.imports import import_callable
 from rlnas.core.settings import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, OneOf, Range, Text, setting
 from rlnas.core.store import Evaluation
-from rlnas.evaluators.base import EvaluatorConfig, Objective
+from rlnas.evaluators.base import Evaluator, EvaluatorConfig, Objective
 from rlnas.evaluators.scratch import ScratchEvaluator
+from rlnas.nn.space import ModelSpace
 
 
 @dataclass
@@ -62,15 +63,18 @@ class TrainEvaluator(ScratchEvaluator):
                 + f":t{self.run.threads or 'all'}")
 
     def check_space(self, space):
-        if not hasattr(space, "build"):
+        if not isinstance(Evaluator.check_space(self, space), ModelSpace):
             raise ValueError(f"the train evaluator trains model spaces (env=model); search space "
                              f"{getattr(space, 'name', space)!r} is trained by evaluator=scratch")
         return space
 
     @property
     def network_settings(self) -> dict[str, int]:
-        shape = self.data.input_shape
-        return {"num_classes": self.data.num_classes, "in_channels": shape[0], "in_features": shape[0]}
+        """The arguments the data gives the model's constructor (kept in ``best_model.pt``)."""
+        return self.space.network_kwargs(self.data.input_shape, self.data.num_classes)
+
+    def build(self, arch: str):
+        return self.space.build(arch, self.data.input_shape, self.data.num_classes).to(self.run.device)
 
     def evaluate(self, arch: str) -> Evaluation:
         if self.fn is None:
@@ -79,7 +83,7 @@ class TrainEvaluator(ScratchEvaluator):
 
         start = time.perf_counter()
         torch.manual_seed(self.config.seed)
-        model = self.space.build(arch, self.network_settings).to(self.run.device)
+        model = self.build(arch)
         with torch.enable_grad():
             value = self.fn(model, self.data, self.run.device)
         return self.objective.evaluation(arch, value, {}, time.perf_counter() - start)
@@ -93,7 +97,7 @@ class TrainEvaluator(ScratchEvaluator):
 
         c, data, device = self.config, self.data, self.run.device
         torch.manual_seed(c.seed)
-        model = self.space.build(arch, self.network_settings).to(device)
+        model = self.build(arch)
         cuda = device.startswith("cuda")
         loader = torch.utils.data.DataLoader(
             torch.utils.data.TensorDataset(data.train.x, data.train.y), batch_size=c.batch_size, shuffle=True,

@@ -2,8 +2,10 @@
 
 Every op at every position owns its weights once. ``select(decisions)`` runs one path, so
 architectures sharing an op at a position share its tensors; ``weigh(weights)`` runs every
-op scaled by its weight (DARTS's mixed op). BatchNorm uses the batch's statistics (a shared
-layer's running averages would mix every path), as NAS-Bench-201's and ENAS's code do.
+op scaled by its weight (DARTS's mixed op). A model space's supernet is its own module:
+its choices hold every candidate, its layers the largest weights, sliced per path.
+BatchNorm uses the batch's statistics (a shared layer's running averages would mix every
+path), as NAS-Bench-201's and ENAS's code do.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch import nn
 
 from rlnas.networks.cells import NASNetNetwork, NB201Cell, NB201Network
 from rlnas.networks.ops import NASNET_OP_BUILDERS, NB201_OP_BUILDERS, FactorizedReduce, ReLUConvBN
+from rlnas.nn.space import Blueprint, ModelSpace
 from rlnas.spaces import NB201_EDGES, NASNetSpace, NB201Space, SearchSpace, loose_ends
 
 
@@ -113,21 +116,27 @@ class Supernet(nn.Module):
                 return NASNetSuperCell(space.num_blocks, space.ops, c_pp, c_p, c, reduction, reduction_prev)
 
             self.net = NASNetNetwork(cell, in_channels, num_classes, channels, cells_per_stage)
+        elif isinstance(space, ModelSpace):  # the user's model: its choices hold the shared weights
+            self.blueprint = Blueprint(space.factory, space.network_kwargs((in_channels,), num_classes),
+                                       record_seed=None)
+            self.net = self.blueprint.model
         else:
             raise TypeError(f"no supernet for search space {type(space).__name__}")
         for module in self.modules():
-            if isinstance(module, nn.BatchNorm2d):
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.track_running_stats = False
                 module.running_mean = module.running_var = module.num_batches_tracked = None
         # Found once: select() runs before every training step and every score.
         self._cells = [m for m in self.modules() if isinstance(m, NB201SuperCell | NASNetSuperCell)]
-        n_ops = len(space.ops)
-        self._shapes = ({"cell": (len(NB201_EDGES), n_ops)} if isinstance(space, NB201Space) else
-                        {cell: (sum(space.block_inputs), n_ops) for cell in ("normal", "reduce")})
+        self._shapes = ({} if isinstance(space, ModelSpace) else {"cell": (len(NB201_EDGES), len(space.ops))}
+                        if isinstance(space, NB201Space) else
+                        {cell: (sum(space.block_inputs), len(space.ops)) for cell in ("normal", "reduce")})
 
     def select(self, decisions: Sequence[int]) -> None:
         """Route the next forward passes through architecture ``decisions``."""
         decisions = self.space.validate(decisions)
+        if isinstance(self.space, ModelSpace):
+            self.blueprint.activate(self.space.to_arch(decisions))
         for cell in self._cells:
             cell.weigh(None)
             cell.select(self.space, decisions)
@@ -138,6 +147,9 @@ class Supernet(nn.Module):
 
     def weigh(self, weights: Mapping[str, torch.Tensor]) -> None:
         """Run every op, each edge mixed under ``weights``; :meth:`select` goes back to one path."""
+        if isinstance(self.space, ModelSpace):
+            raise ValueError("DARTS, GDAS and SNAS relax the cells rlnas ships (nb201, nasnet), not a model space "
+                             "yet: search a model space's supernet with evaluator=supernet and a sampling agent")
         shapes = {k: tuple(v.shape) for k, v in weights.items()}
         if shapes != self._shapes:
             raise ValueError(f"supernet.weigh needs weights {self._shapes}, got {shapes}")

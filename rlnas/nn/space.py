@@ -31,7 +31,7 @@ from rlnas.nn.choices import ChosenInputs, Expr, InputChoice, LayerChoice, Repea
 from rlnas.nn.layers import Sliced, Valued
 from rlnas.spaces.base import Decisions, SearchSpace, SpaceConfig
 
-RECORDED_WITH = {"num_classes": 10, "in_channels": 3, "in_features": 16}  # for a constructor that needs them, no data
+PLACEHOLDERS = {"num_classes": 10, "in_channels": 3, "in_features": 16}  # to list a space's choices without data
 
 
 @dataclass
@@ -234,20 +234,27 @@ class ModelSpace(SearchSpace):
         self.factory = load_factory(spec) if isinstance(spec, str) else spec
         if not callable(self.factory):
             raise ValueError(f"env.space={spec!r} is not a model class or factory")
-        if not isinstance(spec, str):  # the config names it, as a config file would
+        self._given = None if isinstance(spec, str) else spec  # a class from Python travels as itself
+        if self._given is not None:  # the config names it, as a config file would
             self.config.space = f"{spec.__module__}:{spec.__qualname__}"
         self.kwargs = dict(self.config.kwargs)
-        self.blueprint = Blueprint(self.factory, self.network_kwargs())
+        self.blueprint = Blueprint(self.factory, self.network_kwargs(placeholders=True))
         self._steps = [(i, j) for i, d in enumerate(self.blueprint.decisions) for j in range(d.n_chosen)]
         self.num_decisions = len(self._steps)
         self.max_choices = max(len(d.options) for d in self.blueprint.decisions)
 
-    def network_kwargs(self, data: Mapping[str, int] | None = None) -> dict[str, Any]:
-        """The constructor's arguments: the space's, and those of ``data`` it takes by name."""
+    def network_kwargs(self, input_shape: Sequence[int] | None = None, num_classes: int | None = None,
+                       placeholders: bool = False) -> dict[str, Any]:
+        """The constructor's arguments: the space's, and what the data gives of those it takes by
+        name (``num_classes``, ``in_channels`` and ``in_features``: an input's first dimension);
+        ``placeholders`` stand in for those it needs when there is no data (to list the choices)."""
         taken = inspect.signature(self.factory).parameters
-        needed = {k: v for k, v in RECORDED_WITH.items() if k in taken and taken[k].default is inspect.Parameter.empty}
-        given = {**needed, **{k: v for k, v in (data or {}).items() if k in taken}}
-        return {**given, **self.kwargs}
+        given = {} if input_shape is None else {"num_classes": num_classes, "in_channels": input_shape[0],
+                                                "in_features": input_shape[0]}
+        if placeholders:
+            given = {k: v for k, v in PLACEHOLDERS.items()
+                     if k in taken and taken[k].default is inspect.Parameter.empty} | given
+        return {**{k: v for k, v in given.items() if k in taken}, **self.kwargs}
 
     @property
     def decisions(self) -> list[Decision]:
@@ -351,18 +358,20 @@ class ModelSpace(SearchSpace):
         """What a trial receives: ``{"arch": {label: choice}}``, for :func:`rlnas.nn.fixed_arch`."""
         return {"arch": json.loads(arch)}
 
-    def build(self, arch: str | Mapping[str, Any], data: Mapping[str, int] | None = None) -> nn.Module:
-        """A plain network of ``arch``, initialised from torch's current generator; ``data``
-        gives the constructor what it takes of ``num_classes``, ``in_channels``, ``in_features``."""
-        blueprint = Blueprint(self.factory, self.network_kwargs(data), record_seed=None)
+    def build(self, arch: str | Mapping[str, Any], input_shape: Sequence[int] | None = None,
+              num_classes: int | None = None) -> nn.Module:
+        """A plain network of ``arch`` for data of ``input_shape`` and ``num_classes`` (see
+        :meth:`network_kwargs`), initialised from torch's current generator."""
+        blueprint = Blueprint(self.factory, self.network_kwargs(input_shape, num_classes), record_seed=None)
         blueprint.activate(self.to_arch(self.from_string(arch)))
         return freeze(blueprint.model)
 
     def __getstate__(self) -> dict:
-        return {"config": self.config, "factory": self.factory}
+        """To another process: the config (the space file is loaded again there), or the class given."""
+        return {"config": self.config, "given": self._given}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["factory"], config=state["config"])
+        self.__init__(state["given"], config=state["config"])
 
 
 def model_space(factory: Callable[..., nn.Module], **kwargs: Any) -> ModelSpace:
@@ -372,4 +381,4 @@ def model_space(factory: Callable[..., nn.Module], **kwargs: Any) -> ModelSpace:
 
 def fixed_arch(factory: Callable[..., nn.Module], arch: str | Mapping[str, Any], **kwargs: Any) -> nn.Module:
     """``factory(**kwargs)`` as the plain network ``arch`` names: no choice is left in it."""
-    return ModelSpace(factory, kwargs=kwargs).build(arch, data=None)
+    return ModelSpace(factory, kwargs=kwargs).build(arch)

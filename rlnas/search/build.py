@@ -23,7 +23,9 @@ from rlnas.envs import Budget, NASEnv, SearchMonitor, VectorSearchMonitor
 from rlnas.evaluators.base import Evaluator
 from rlnas.evaluators.scratch import ScratchConfig, ScratchEvaluator
 from rlnas.evaluators.stored import StoredEvaluator
+from rlnas.evaluators.train import TrainEvaluator
 from rlnas.execution.pool import Pool
+from rlnas.nn.space import ModelSpace
 from rlnas.search.config import AUTO, REGISTRIES, RunConfig
 from rlnas.search.driver import Checkpoints, strategy
 from rlnas.search.fail_fast import FailFast
@@ -168,10 +170,12 @@ def retrainer(evaluator: Evaluator, run: RunContext) -> tuple[int, Evaluator | N
     settings = getattr(evaluator.config, "retrain", None)
     if settings is None or settings.top_k == 0:
         return 0, None
-    c = evaluator.config
+    c, space = evaluator.config, evaluator.space
+    if isinstance(space, ModelSpace):  # the user's model: trained as evaluator=train trains it
+        return settings.top_k, TrainEvaluator(space=space, seed=c.seed, epochs=settings.epochs, run=run)
     scratch = ScratchConfig.make(name="scratch", seed=c.seed, epochs=settings.epochs, channels=settings.channels,
                                  cells_per_stage=settings.cells_per_stage)
-    return settings.top_k, ScratchEvaluator(space=evaluator.space, config=scratch, run=run)
+    return settings.top_k, ScratchEvaluator(space=space, config=scratch, run=run)
 
 
 def worker_pool(config: RunConfig, space: SearchSpace, evaluator: Evaluator, run: RunContext, backend: Any) -> Pool:
