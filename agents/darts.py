@@ -41,11 +41,17 @@ from rlnas.envs.monitor import Budget
 from rlnas.networks.ops import PARAMETER_FREE
 from rlnas.networks.relaxations import RELAXATIONS, STOCHASTIC, expected, relax
 from rlnas.networks.supernet import Supernet
+from rlnas.nn.space import ModelSpace
 from rlnas.spaces import CELLS, COMBINATIONS, NB201_EDGES, Decisions, NB201Space, SearchSpace
 
 
 def parameter_free_fraction(space: SearchSpace, decisions: Sequence[int]) -> float:
-    """The share of a cell's ops that have no weights: near 1 is a collapsed search."""
+    """The share of a cell's ops (a model space's LayerChoices) that have no weights: near 1 is a
+    collapsed search."""
+    if isinstance(space, ModelSpace):
+        classes = space.choice_classes()
+        layers = [s for s, (d, _) in enumerate(space.step_decisions()) if d.kind == "layer"]
+        return sum(classes[s][decisions[s]] == 1 for s in layers) / max(len(layers), 1)
     if isinstance(space, NB201Space):
         ops = [space.ops[d] for d in decisions]
     else:
@@ -54,9 +60,9 @@ def parameter_free_fraction(space: SearchSpace, decisions: Sequence[int]) -> flo
 
 
 def normalised_entropy(weights: dict[str, torch.Tensor]) -> float:
-    """Mean entropy of the architecture weights per row (edge), over log(#ops): 1 is uniform."""
-    rows = torch.cat(list(weights.values()))
-    return float(-(rows * rows.clamp(min=1e-12).log()).sum(-1).mean() / math.log(rows.shape[-1]))
+    """Mean entropy of the architecture weights per row (edge, decision), over log(#options): 1 is uniform."""
+    rows = [row for w in weights.values() for row in w if len(row) > 1]
+    return float(np.mean([-(r * r.clamp(min=1e-12).log()).sum() / math.log(len(r)) for r in rows]))
 
 
 def _grad(loss: torch.Tensor, inputs: Sequence[torch.Tensor], retain_graph: bool = False) -> list[torch.Tensor]:
@@ -231,6 +237,8 @@ class DifferentiableSearch(ArchitectureAgent):
     def derive(self, weights: dict[str, torch.Tensor] | None = None) -> Decisions:
         """The discrete cell from ``weights`` (default: the expected weights now)."""
         weights = self.expected_weights() if weights is None else weights
+        if isinstance(self.space, ModelSpace):
+            return self.space.strongest([weights[f"d{i}"][0] for i in range(len(self.space.decisions))])
         if isinstance(self.space, NB201Space):
             return self.space.validate(weights["cell"].argmax(-1).tolist())
         keep = torch.tensor([float(op != "none") for op in self.space.ops], device=self.device)
@@ -275,7 +283,8 @@ class DifferentiableSearch(ArchitectureAgent):
             return weights_figure({k: w.cpu().numpy() for k, w in weights.items()}, self.row_labels(),
                                   list(self.space.ops), f"epoch {record['epoch']}")
 
-        self.logger.figure("oneshot/arch_weights", heat_map, record["epoch"])
+        if not isinstance(self.space, ModelSpace):  # its decisions have options of their own, not one op list
+            self.logger.figure("oneshot/arch_weights", heat_map, record["epoch"])
 
     def row_labels(self) -> dict[str, list[str]]:
         """What each row of the architecture weights is: an NB201 edge, or a NASNet (block, input)."""

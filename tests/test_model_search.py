@@ -125,3 +125,15 @@ def test_a_supernet_over_the_users_model_scores_paths_and_retrains_the_best(tmp_
     assert report["evaluations"] == 6 and "failed" not in report
     assert "supernet_acc" in report["best_metrics"]
     assert report["final"][0]["arch"] == report["best_arch"] and report["final"][0]["test_acc"] > 0.3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("agent", ONE_SHOT)
+def test_darts_gdas_and_snas_relax_the_users_model_and_derive_an_architecture(tmp_path, agent):
+    run(compose([f"agent={agent}", "env=model", "env.space=examples/cnn_space.py:Net", "evaluator=supernet",
+                 "agent.epochs=2", "evaluator.retrain.top_k=0", "quiet=true"]), tmp_path)
+    report = json.loads((tmp_path / "report.json").read_text())
+    space = rnn.ModelSpace("examples/cnn_space.py:Net")
+    derived = report["search"]["derived"]
+    assert report["evaluations"] == 1 and report["best_arch"] == derived == space.to_string(space.from_string(derived))
+    assert [h["epoch"] for h in report["search"]["history"]] == [1, 2]

@@ -250,3 +250,31 @@ def test_a_fixed_network_exports_with_torch_export():
     x = torch.randn(2, 1, 8, 8)
     exported = torch.export.export(net, (x,))
     torch.testing.assert_close(exported.module()(x), net(x))
+
+
+@pytest.mark.parametrize("factory", [load_factory(CNN), Kernels])
+def test_a_one_hot_relaxation_computes_the_path_it_points_at(factory):
+    """DARTS's mixture with all weight on one option per decision is that path: candidates and
+    depths summed, widths and kernels as masks over the largest layer (zero channels, zero taps)."""
+    space, supernet = rnn.model_space(factory), rnn.Blueprint(factory, {})
+    x = torch.randn(3, *((1, 8, 8) if factory is not Kernels else (3, 6, 6)))
+    for seed in range(5):
+        decisions = space.sample(np.random.default_rng(seed))
+        arch = space.to_arch(decisions)
+        one_hot = [torch.zeros(len(d.options)) for d in space.decisions]
+        for (d, _), choice in zip(space.step_decisions(), decisions, strict=True):
+            one_hot[space.decisions.index(d)][choice] = 1.0
+        for mode in (True, False):
+            supernet.model.train(mode)
+            supernet.activate(arch)
+            path = supernet.model(x)
+            supernet.weigh(one_hot)
+            torch.testing.assert_close(supernet.model(x), path)
+
+
+def test_the_strongest_architecture_of_a_relaxation_by_hand():
+    space = rnn.model_space(Hand)  # w, op, pick (2 of 3), blocks (1..3), act, three rates
+    weights = [torch.tensor(w) for w in ([0.3, 0.7], [0.5, 0.2, 0.3], [0.5, 0.1, 0.4], [0.6, 0.3, 0.1],
+                                         [0.2, 0.8], [0.9, 0.1], [0.1, 0.9], [0.4, 0.6])]
+    assert space.to_arch(space.strongest(weights)) == {"w": 8, "op": 0, "pick": [0, 2], "blocks": 1, "act": "gelu",
+                                                       "blocks.0.drop.p": 0.0}  # depth 1: the other rates off

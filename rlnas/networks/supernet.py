@@ -128,9 +128,12 @@ class Supernet(nn.Module):
                 module.running_mean = module.running_var = module.num_batches_tracked = None
         # Found once: select() runs before every training step and every score.
         self._cells = [m for m in self.modules() if isinstance(m, NB201SuperCell | NASNetSuperCell)]
-        self._shapes = ({} if isinstance(space, ModelSpace) else {"cell": (len(NB201_EDGES), len(space.ops))}
-                        if isinstance(space, NB201Space) else
-                        {cell: (sum(space.block_inputs), len(space.ops)) for cell in ("normal", "reduce")})
+        if isinstance(space, ModelSpace):  # a row per decision (labels hold dots: keys by index)
+            self._shapes = {f"d{i}": (1, len(d.options)) for i, d in enumerate(space.decisions)}
+        elif isinstance(space, NB201Space):
+            self._shapes = {"cell": (len(NB201_EDGES), len(space.ops))}
+        else:
+            self._shapes = {cell: (sum(space.block_inputs), len(space.ops)) for cell in ("normal", "reduce")}
 
     def select(self, decisions: Sequence[int]) -> None:
         """Route the next forward passes through architecture ``decisions``."""
@@ -147,12 +150,12 @@ class Supernet(nn.Module):
 
     def weigh(self, weights: Mapping[str, torch.Tensor]) -> None:
         """Run every op, each edge mixed under ``weights``; :meth:`select` goes back to one path."""
-        if isinstance(self.space, ModelSpace):
-            raise ValueError("DARTS, GDAS and SNAS relax the cells rlnas ships (nb201, nasnet), not a model space "
-                             "yet: search a model space's supernet with evaluator=supernet and a sampling agent")
         shapes = {k: tuple(v.shape) for k, v in weights.items()}
         if shapes != self._shapes:
             raise ValueError(f"supernet.weigh needs weights {self._shapes}, got {shapes}")
+        if isinstance(self.space, ModelSpace):
+            self.blueprint.weigh([weights[k][0] for k in self._shapes])
+            return
         mixed = {}
         for name, w in weights.items():
             active = _nonzero(w)

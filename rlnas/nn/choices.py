@@ -3,6 +3,8 @@
 A choice is made once per label: every object with one label is one decision. Each holds
 the value it takes now (``active``); a space module runs that path (single-path weight
 sharing, as SPOS and ENAS do), and :func:`rlnas.nn.freeze` turns it into a plain network.
+Given a ``mixture`` (weights over its options, DARTS's relaxation) a choice runs them all,
+weighed: candidates and inputs summed, widths and kernels as soft masks (FBNetV2).
 
 While :func:`record` builds a model, every choice is noted in the order it is made, with
 the :class:`Repeat` blocks it sits in: a choice used only in blocks a shorter depth
@@ -23,6 +25,7 @@ import torch
 from torch import nn
 
 Scalar = int | float | str | bool
+Mixture = tuple[torch.Tensor, list[int]]  # weights over a choice's options, and those not zero
 REDUCTIONS = ("sum", "mean", "concat", "none")
 
 
@@ -126,6 +129,7 @@ class ValueChoice(Expr):
         if len(set(map(repr, values))) < len(values):
             raise ValueError(f"ValueChoice values must be distinct; got {values}")
         self.values, self.label, self.active = values, _checked_label(label), values[0]
+        self.mixture: Mixture | None = None  # weights over the values: every one runs, weighed
         _note(self)
 
     def leaves(self) -> list[ValueChoice]:
@@ -146,6 +150,7 @@ class Mutable(nn.Module):
     """A module that is one of several: what :func:`rlnas.nn.freeze` replaces."""
 
     label: str | None
+    mixture: Mixture | None = None  # weights over the options: all of them run, weighed
 
     def options(self) -> list[Any]:
         """The choices of this decision, as the architecture's JSON writes them."""
@@ -185,7 +190,10 @@ class LayerChoice(Mutable):
         return getattr(self, str(self.active))
 
     def forward(self, *args, **kwargs):
-        return self.chosen()(*args, **kwargs)
+        if self.mixture is None:
+            return self.chosen()(*args, **kwargs)
+        weights, active = self.mixture
+        return sum(weights[i] * getattr(self, str(self.names[i]))(*args, **kwargs) for i in active)
 
 
 class InputChoice(Mutable):
@@ -212,7 +220,14 @@ class InputChoice(Mutable):
         return list(range(self.n_candidates))
 
     def forward(self, tensors: Sequence[torch.Tensor]):
-        return reduce_inputs(tensors, self.active, self.reduction)
+        if self.mixture is None:
+            return reduce_inputs(tensors, self.active, self.reduction)
+        if self.reduction not in ("sum", "mean"):
+            raise ValueError(f"InputChoice {self.label!r}: a relaxation weighs its inputs, which reduction="
+                             f"{self.reduction!r} cannot; DARTS, GDAS and SNAS need sum or mean")
+        weights, active = self.mixture
+        mixed = sum(weights[i] * tensors[i] for i in active)
+        return mixed * self.n_chosen if self.reduction == "sum" else mixed
 
 
 def reduce_inputs(tensors: Sequence[torch.Tensor], chosen: Sequence[int], reduction: str):
@@ -271,9 +286,17 @@ class Repeat(Mutable):
         return list(self.depth.values)
 
     def forward(self, x):
-        for block in list(self.children())[:self.depth.active]:
+        blocks, mixture = list(self.children()), self.depth.mixture
+        if mixture is None:
+            for block in blocks[:self.depth.active]:
+                x = block(x)
+            return x
+        weights, active = mixture
+        outputs = []  # after each block; depth d's is outputs[d - 1]
+        for block in blocks[:max(self.depth.values[i] for i in active)]:
             x = block(x)
-        return x
+            outputs.append(x)
+        return sum(weights[i] * outputs[self.depth.values[i] - 1] for i in active)
 
 
 def _checked_label(label: str | None) -> str | None:

@@ -39,6 +39,32 @@ class Sliced:
     def active_arguments(self) -> dict[str, Any]:
         return {k: resolve(v) for k, v in self.arguments.items()}
 
+    @property
+    def mixed(self) -> bool:
+        """Whether a relaxation weighs this layer's choices (every value runs, masked)."""
+        return any(leaf.mixture is not None for leaf in leaves_of(list(self.arguments.values())))
+
+    def soft_mask(self, name: str, shape: tuple[int, ...]) -> torch.Tensor | None:
+        """Argument ``name``'s values, weighed: sum_i w_i * [the first value_i channels] (or, for a
+        kernel, its centre value_i x value_i), over ``shape``; None if no weights reach it."""
+        leaves = list(dict.fromkeys(leaves_of(self.arguments[name])))
+        if not any(leaf.mixture is not None for leaf in leaves):
+            return None
+        if len(leaves) > 1:
+            raise ValueError(f"{type(self).__name__}.{name} depends on {len(leaves)} choices; a relaxation weighs "
+                             "sizes that follow one")
+        (leaf,), (weights, active) = leaves, leaves[0].mixture
+        mask = torch.zeros(shape, device=weights.device)
+        for i in active:
+            with set_active([leaf], [leaf.values[i]]):
+                size = nn.modules.utils._pair(resolve(self.arguments[name])) if len(shape) == 2 else \
+                    (resolve(self.arguments[name]),)
+            part = torch.zeros(shape, device=weights.device)
+            part[tuple(slice((f - n) // 2, (f - n) // 2 + n) for f, n in zip(shape, size, strict=True))
+                 if len(shape) == 2 else slice(0, size[0])] = 1.0  # a kernel's centre; the first channels
+            mask = mask + weights[i] * part
+        return mask
+
     def fixed(self, inherit: bool) -> nn.Module:
         """The plain layer of the active path; with ``inherit``, its weights are this one's slice."""
         layer = self.torch_class(**self.active_arguments())
@@ -63,6 +89,11 @@ def _slices(full: torch.Size, part: torch.Size) -> tuple[slice, ...]:
                  for d, (f, p) in enumerate(zip(full, part, strict=True)))
 
 
+def _masked(out: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``out`` with its channels (dimension 1) weighed by ``mask``."""
+    return out if mask is None else out * mask.view(1, -1, *([1] * (out.dim() - 2)))
+
+
 class Conv2d(Sliced, nn.Conv2d):
     """``torch.nn.Conv2d``; channels, kernel size, stride, padding, dilation and groups may be choices."""
 
@@ -71,6 +102,11 @@ class Conv2d(Sliced, nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.has_choices:
             return nn.Conv2d.forward(self, x)
+        if self.mixed:  # the largest, its kernel and output channels masked by the weights
+            kernel = self.soft_mask("kernel_size", tuple(self.weight.shape[2:]))
+            weight = self.weight if kernel is None else self.weight * kernel
+            out = F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+            return _masked(out, self.soft_mask("out_channels", (self.out_channels,)))
         a = self.active_arguments()
         kernel = nn.modules.utils._pair(a["kernel_size"])
         weight = self.weight[_slices(self.weight.shape, (a["out_channels"], a["in_channels"] // a["groups"], *kernel))]
@@ -86,6 +122,8 @@ class Linear(Sliced, nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.has_choices:
             return nn.Linear.forward(self, x)
+        if self.mixed:
+            return _masked(nn.Linear.forward(self, x), self.soft_mask("out_features", (self.out_features,)))
         a = self.active_arguments()
         bias = None if self.bias is None else self.bias[:a["out_features"]]
         return F.linear(x, self.weight[:a["out_features"], :a["in_features"]], bias)
@@ -95,6 +133,8 @@ class _SlicedBatchNorm(Sliced):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.has_choices:
             return self.torch_class.forward(self, x)
+        if self.mixed:
+            return _masked(self.torch_class.forward(self, x), self.soft_mask("num_features", (self.num_features,)))
         self._check_input_dim(x)
         c = x.shape[1]
         momentum = 0.0 if self.momentum is None else self.momentum
@@ -126,7 +166,14 @@ class Dropout(Sliced, nn.Dropout):
     torch_class = nn.Dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.dropout(x, resolve(self.arguments["p"]), self.training, self.inplace)
+        """Under a relaxation, the rate weighted most (a rate takes no gradient)."""
+        p = self.arguments["p"]
+        leaves = leaves_of(p)
+        if len(leaves) == 1 and leaves[0].mixture is not None:
+            weights, _ = leaves[0].mixture
+            with set_active(leaves, [leaves[0].values[int(weights.argmax())]]):
+                p = resolve(p)
+        return F.dropout(x, resolve(p), self.training, self.inplace)
 
 
 class Valued(nn.Module):
@@ -163,4 +210,11 @@ class Valued(nn.Module):
         return copy.deepcopy(self.active_copy()) if inherit else self._build()
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self.active_copy()(*args, **kwargs)
+        mixtures = [leaf.mixture for leaf in self.leaves]
+        if all(m is None for m in mixtures):
+            return self.active_copy()(*args, **kwargs)
+        if len(self.leaves) > 1:
+            raise ValueError(f"Valued({self.layer_class.__name__}) has {len(self.leaves)} choices; a relaxation "
+                             "weighs the copies of one")
+        weights, active = mixtures[0]
+        return sum(weights[i] * self.copies[i](*args, **kwargs) for i in active)

@@ -104,7 +104,15 @@ class Blueprint:
         for d in self.decisions:
             value = arch.get(d.label, [*range(d.n_chosen)] if d.kind == "input" else d.options[0])
             for member in d.members:
-                member.active = list(value) if d.kind == "input" else value
+                member.active, member.mixture = (list(value) if d.kind == "input" else value), None
+
+    def weigh(self, weights: Sequence[torch.Tensor]) -> None:
+        """Run every option of every decision, weighed by ``weights`` (one vector per decision,
+        over its options: DARTS's relaxation); :meth:`activate` goes back to one path."""
+        for d, w in zip(self.decisions, weights, strict=True):
+            active = torch.nonzero(w.detach()).flatten().tolist()  # once here, not in every forward
+            for member in d.members:
+                member.mixture = (w, active)
 
     def path(self, arch: Mapping[str, Any]) -> nn.Module:
         """A copy of path ``arch`` as a plain network that keeps the weights it has here."""
@@ -261,9 +269,10 @@ class ModelSpace(SearchSpace):
         return self.blueprint.decisions
 
     def decision_names(self) -> list[str]:
-        return [d.label if d.n_chosen == 1 else f"{d.label}[{j}]" for d, j in self._step_decisions()]
+        return [d.label if d.n_chosen == 1 else f"{d.label}[{j}]" for d, j in self.step_decisions()]
 
-    def _step_decisions(self):
+    def step_decisions(self) -> list[tuple[Decision, int]]:
+        """Each step's decision, and which of its picks the step is (0 but for an InputChoice's)."""
         return [(self.decisions[i], j) for i, j in self._steps]
 
     def choice_names(self, step: int) -> list[str]:
@@ -273,7 +282,18 @@ class ModelSpace(SearchSpace):
     def choice_classes(self) -> list[list[int]]:
         """Each step's choices by class, for the planner: a LayerChoice's, else the choice itself."""
         return [[*(d.classes if d.kind == "layer" else range(len(d.options))),
-                 *range(len(d.options), self.max_choices)] for d, _ in self._step_decisions()]
+                 *range(len(d.options), self.max_choices)] for d, _ in self.step_decisions()]
+
+    def strongest(self, weights: Sequence[torch.Tensor]) -> Decisions:
+        """The architecture ``weights`` (a vector per decision over its options, as a relaxation
+        learns them) point at: each decision's heaviest option, an InputChoice's ``n_chosen``
+        heaviest inputs in order; a decision its depths switch off takes its one legal action."""
+        decisions: list[int] = []
+        for i, j in self._steps:
+            d, legal = self.decisions[i], self.legal_choices(decisions)
+            picks = sorted(weights[i].topk(d.n_chosen).indices.tolist())
+            decisions.append(picks[j] if len(legal) > 1 else legal[0])
+        return self.validate(decisions)
 
     def _depths(self, prefix: Sequence[int]) -> dict[int, Any]:
         """The value of each decision made by ``prefix`` (depths are read from it)."""
