@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CNN = ["env=model", "env.space=examples/cnn_space.py:Net", "evaluator=train", "quiet=true"]
 UNTRAINED = [*CNN, "evaluator.fn=tests.objectives:untrained_accuracy"]
 ONE_SHOT = ("darts", "gdas", "snas")  # they search through a supernet evaluator
-SLOW_AGENTS = ("a2c", "dreamer_v1", "dreamer_v2", "tpe")  # 2 to 8 s each: the fast tier keeps one of each kind
+SLOW_AGENTS = ("a2c", "dqn", "dreamer_v1", "dreamer_v2", "rainbow", "reinforce", "tpe")  # the fast tier: one of a kind
 
 
 @pytest.mark.parametrize("agent", [pytest.param(a, marks=pytest.mark.slow) if a in SLOW_AGENTS else a
@@ -137,3 +137,13 @@ def test_darts_gdas_and_snas_relax_the_users_model_and_derive_an_architecture(tm
     derived = report["search"]["derived"]
     assert report["evaluations"] == 1 and report["best_arch"] == derived == space.to_string(space.from_string(derived))
     assert [h["epoch"] for h in report["search"]["history"]] == [1, 2]
+
+
+@pytest.mark.slow
+def test_train_py_exits_2_naming_a_bad_model_space_before_any_training():
+    from tests.test_train import train
+
+    proc = train("env=model", "env.space=examples/cnn_space.py:Nope", "evaluator=train", check=False)
+    assert proc.returncode == 2
+    assert "model space 'examples/cnn_space.py:Nope': examples/cnn_space.py has no class or function 'Nope'" \
+        in proc.stderr

@@ -3,6 +3,7 @@ networks equal to hand-written ones, and a space module's path equal to its fixe
 
 import json
 import random
+import re
 
 import numpy as np
 import pytest
@@ -91,11 +92,11 @@ def test_the_architecture_string_round_trips_in_any_key_order(seed):
      "2 distinct increasing indices below 3"),
     ({"w": 4, "op": 0, "pick": [0, 1], "blocks": 1, "act": "relu", "blocks.0.drop.p": 0.0, "blocks.1.drop.p": 0.0},
      "'blocks.1.drop.p', which its depths switch off"),
-    ("[1, 2]", "a mapping of label to choice"),
-    ("{oops", "is not JSON"),
+    ("[1, 2]", "model: '[1, 2]' is not an architecture (a JSON mapping of label to choice)"),
+    ("{oops", "'{oops' is not an architecture"),
 ])
 def test_a_malformed_architecture_is_refused_saying_what_is_wrong(arch, message):
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         rnn.model_space(Hand).from_string(arch)
 
 
@@ -278,3 +279,13 @@ def test_the_strongest_architecture_of_a_relaxation_by_hand():
                                          [0.2, 0.8], [0.9, 0.1], [0.1, 0.9], [0.4, 0.6])]
     assert space.to_arch(space.strongest(weights)) == {"w": 8, "op": 0, "pick": [0, 2], "blocks": 1, "act": "gelu",
                                                        "blocks.0.drop.p": 0.0}  # depth 1: the other rates off
+
+
+def test_a_space_is_named_by_its_file_or_its_import_path():
+    assert load_factory("tests.test_model_space:Hand") is Hand
+    assert load_factory(CNN).__name__ == "Net" and load_factory(CNN) is load_factory(CNN)  # loaded once
+    for spec, message in (("examples/cnn_space.py", "must be 'path/to/file.py:Name' or 'package.module:Name'"),
+                          ("no_such_pkg.mod:Net", "cannot import no_such_pkg.mod"),
+                          ("examples/none.py:Net", "no such file examples/none.py")):
+        with pytest.raises((ValueError, FileNotFoundError), match=re.escape(message)):
+            load_factory(spec)

@@ -29,7 +29,7 @@ from torch import nn
 from rlnas.core.settings import MISSING, OfType, setting
 from rlnas.nn.choices import ChosenInputs, Expr, InputChoice, LayerChoice, Repeat, ValueChoice, leaves_of, recording
 from rlnas.nn.layers import Sliced, Valued
-from rlnas.spaces.base import Decisions, SearchSpace, SpaceConfig
+from rlnas.spaces.base import Decisions, SearchSpace, SpaceConfig, json_mapping
 
 PLACEHOLDERS = {"num_classes": 10, "in_channels": 3, "in_features": 16}  # to list a space's choices without data
 
@@ -341,13 +341,7 @@ class ModelSpace(SearchSpace):
         return json.dumps(self.to_arch(decisions))
 
     def from_string(self, arch: str | Mapping[str, Any]) -> Decisions:
-        if isinstance(arch, str):
-            try:
-                arch = json.loads(arch)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"architecture {arch!r} is not JSON: {err}") from err
-        if not isinstance(arch, Mapping):
-            raise ValueError(f"an architecture is a mapping of label to choice; got {type(arch).__name__}")
+        arch = json_mapping(arch, "model", "an architecture (a JSON mapping of label to choice)")
         labels = [d.label for d in self.decisions]
         unknown = [k for k in arch if k not in labels]
         if unknown:

@@ -5,8 +5,9 @@ Python, so an env step never touches torch."""
 from __future__ import annotations
 
 import hashlib
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -138,3 +139,17 @@ class SearchSpace(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(decisions={self.num_decisions}, size={self.size})"
+
+
+def json_mapping(text: str | Mapping, owner: str, what: str) -> Mapping:
+    """``text`` read as a JSON object (a mapping passes as it is); else ``ValueError`` saying
+    it is not ``what``."""
+    value = text
+    if isinstance(text, str):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{owner}: {text!r} is not {what}: {err}") from err
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{owner}: {text!r} is not {what}")
+    return value

@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 from rlnas.core.settings import MISSING, Range, setting
-from rlnas.spaces.base import Decisions, SearchSpace, SpaceConfig
+from rlnas.spaces.base import Decisions, SearchSpace, SpaceConfig, json_mapping
 
 # _type -> the names of its _value's numbers (choice takes a list of options instead)
 ARGUMENTS = {
@@ -180,13 +180,7 @@ class HPOSpace(SearchSpace):
         return json.dumps(self.to_parameters(decisions), sort_keys=True, separators=(",", ":"))
 
     def from_string(self, arch: str) -> Decisions:
-        try:
-            params = json.loads(arch)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"hpo: {arch!r} is not a JSON parameter dict: {err}") from err
-        if not isinstance(params, dict):
-            raise ValueError(f"hpo: {arch!r} is not a JSON parameter dict")
-        return self.from_parameters(params)
+        return self.from_parameters(json_mapping(arch, "hpo", "a JSON parameter dict"))
 
     def from_parameters(self, params: Mapping[str, Any]) -> Decisions:
         """The decisions of a parameter dict on the grid; the first bad key is named."""
