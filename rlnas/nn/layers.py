@@ -34,7 +34,8 @@ class Sliced:
         largest = {k: _largest(v) for k, v in arguments.items()}
         self.torch_class.__init__(self, **largest)
         self.arguments = arguments
-        self.has_choices = bool(leaves_of(list(arguments.values())))
+        self.leaves = list(dict.fromkeys(leaves_of(list(arguments.values()))))  # found once: forward asks
+        self.has_choices = bool(self.leaves)
 
     def active_arguments(self) -> dict[str, Any]:
         return {k: resolve(v) for k, v in self.arguments.items()}
@@ -42,7 +43,7 @@ class Sliced:
     @property
     def mixed(self) -> bool:
         """Whether a relaxation weighs this layer's choices (every value runs, masked)."""
-        return any(leaf.mixture is not None for leaf in leaves_of(list(self.arguments.values())))
+        return any(leaf.mixture is not None for leaf in self.leaves)
 
     def soft_mask(self, name: str, shape: tuple[int, ...]) -> torch.Tensor | None:
         """Argument ``name``'s values, weighed: sum_i w_i * [the first value_i channels] (or, for a

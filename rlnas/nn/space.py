@@ -20,6 +20,7 @@ import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -311,7 +312,7 @@ class ModelSpace(SearchSpace):
         low = prefix[-1] + 1 if j > 0 else 0
         return range(low, len(d.options) - d.n_chosen + j + 1)
 
-    @property
+    @cached_property  # agents ask before every proposal
     def size(self) -> int:
         """Distinct architectures: every assignment of the depths, times the choices each leaves in use."""
         first_steps = [self._steps.index((i, 0)) for i in range(len(self.decisions))]
