@@ -61,7 +61,11 @@ class Proposer:
 
 
 class ArchitectureAgent(Proposer, Agent):
-    """An agent that thinks in whole cells on a NASEnv: propose, play, observe, one at a time."""
+    """An agent that thinks in whole cells on a NASEnv: propose, play, observe, one at a time.
+    The space samples, mutates and lists neighbours, values included, so every such agent
+    searches continuous decisions unless it says otherwise."""
+
+    acts_on_values = True
 
     def __init__(self, env: gym.Env, config: AgentConfig | None = None, seed: int = 0, device: str = "cpu", **settings):
         super().__init__(env, config, seed, device, **settings)
@@ -85,15 +89,18 @@ class ArchitectureAgent(Proposer, Agent):
         return decisions
 
     def step_of(self, obs: np.ndarray) -> int:
-        """The decision a NASEnv observation asks for (its one-hot step, after the choices so far)."""
-        return int(np.argmax(obs[self.space.num_decisions * self.space.max_choices:]))
+        """The decision a NASEnv observation asks for (its one-hot step, after the decisions so far)."""
+        return int(np.argmax(obs[self.space.num_decisions * self.nas_env().width:]))
 
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None,
-                deterministic: bool = False, episode_start: bool = False) -> int:
-        """Deterministic: the best architecture so far's decision; else uniform over legal ones."""
+                deterministic: bool = False, episode_start: bool = False) -> int | float:
+        """Deterministic: the best architecture so far's decision; else uniform over legal ones
+        (a value: uniform in [0, 1])."""
         step = self.step_of(obs)
         best = self.env.best  # the monitor tracks the best architecture evaluated so far
         if deterministic and best is not None and step < self.space.num_decisions:
             return self.space.from_string(best.arch)[step]
-        legal = np.flatnonzero(action_mask) if action_mask is not None else np.arange(self.action_space.n)
+        if step < self.space.num_decisions and self.space.is_value(step):
+            return float(self.rng.random())
+        legal = np.flatnonzero(action_mask) if action_mask is not None else np.arange(self.space.max_choices)
         return int(self.rng.choice(legal))

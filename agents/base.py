@@ -44,6 +44,7 @@ class Agent(ABC):
     Config: ClassVar[type[AgentConfig]] = AgentConfig
     name: ClassVar[str] = ""
     supports_vector_env: ClassVar[bool] = False  # steps a vector env: parallel runs go in lock-step
+    acts_on_values: ClassVar[bool] = False  # acts on a Box action (a continuous decision), not only on Discrete ones
     checkpointed: ClassVar[tuple[str, ...]] = ()  # attributes a checkpoint holds, beside the generator ``rng``
     checkpoint_each_callback: ClassVar[bool] = False
 
@@ -57,6 +58,9 @@ class Agent(ABC):
         else:
             self.env = env if isinstance(env, SearchMonitor) else SearchMonitor(env)
             self.observation_space, self.action_space = env.observation_space, env.action_space
+        if not isinstance(self.action_space, gym.spaces.Discrete) and not self.acts_on_values:
+            raise ValueError(f"agent {self.name} acts on a Discrete action space only, got {self.action_space}; on a "
+                             "hyperparameter space, give each continuous range a grid: env.levels=16")
         self.seed = seed
         self.device = torch.device(device)
         self.rng = np.random.default_rng(seed)

@@ -137,6 +137,7 @@ class DifferentiableSearch(ArchitectureAgent):
 
     Config = DARTSConfig
     config: DARTSConfig
+    acts_on_values = False  # a relaxation weighs choices; a value has none to weigh
     checkpoint_each_callback = True  # an epoch lies between two callbacks
     checkpointed = ("supernet", "alpha", "w_optimizer", "a_optimizer", "epoch", "history")
 

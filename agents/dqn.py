@@ -17,7 +17,6 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -195,8 +194,6 @@ class DQN(Agent):
     def __init__(self, env, config: DQNConfig | None = None, seed: int = 0, device: str = "cpu", **settings):
         super().__init__(env, config, seed, device, **settings)
         c = self.config
-        if not isinstance(self.action_space, gym.spaces.Discrete):
-            raise TypeError(f"{self.name} needs a Discrete action space, got {self.action_space}")
         self.envs = as_vector_env(self.env)
         self.num_envs = self.envs.num_envs
         obs_dim, n_actions = int(np.prod(self.observation_space.shape)), int(self.action_space.n)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from rlnas.agents.base import Agent, AgentConfig, as_vector_env
-from rlnas.agents.policies import ActorCritic, masked_categorical, sample
+from rlnas.agents.policies import ActionHead, ActorCritic
 from rlnas.core.settings import INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, SIZES, UNIT, OneOf, setting
 from rlnas.envs.monitor import Budget
 
@@ -70,7 +70,7 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, ended: torch.Tensor
 @dataclass
 class Rollout:
     obs: torch.Tensor  # (T, N, obs_dim)
-    actions: torch.Tensor  # (T, N)
+    actions: torch.Tensor  # (T, N): a choice's index, or a value in [0, 1]
     log_probs: torch.Tensor
     values: torch.Tensor
     rewards: torch.Tensor
@@ -90,6 +90,7 @@ class ActorCriticAgent(Agent):
     cell looks good by about +0.8 until the critic catches up."""
 
     supports_vector_env = True
+    acts_on_values = True
     checkpointed = ("policy", "optimizer", "generator", "updates", "return_mean", "return_count")
     config: ActorCriticConfig
 
@@ -97,13 +98,11 @@ class ActorCriticAgent(Agent):
                  **settings: Any):
         super().__init__(env, config, seed, device, **settings)
         c = self.config
-        if not isinstance(self.action_space, gym.spaces.Discrete):
-            raise TypeError(f"{type(self).__name__} needs a Discrete action space, got {self.action_space}")
+        self.head = ActionHead(self.action_space, self.name)
         self.envs = as_vector_env(self.env)
         torch.manual_seed(seed)
         obs_dim = int(np.prod(self.observation_space.shape))
-        self.policy = ActorCritic(obs_dim, int(self.action_space.n), list(c.hidden_sizes), c.policy == "lstm",
-                                   c.shared_lstm)
+        self.policy = ActorCritic(obs_dim, self.head.size, list(c.hidden_sizes), c.policy == "lstm", c.shared_lstm)
         self.policy.to(self.device)
         self.generator = torch.Generator().manual_seed(seed)
         self.num_envs = self.envs.num_envs
@@ -151,13 +150,13 @@ class ActorCriticAgent(Agent):
                 return None
             logits, values, state = self.policy(obs, state, starts)
             values = self._values(values)
-            dist = masked_categorical(logits, masks)
-            actions = sample(dist, self.generator)
+            dist = self.head.distribution(logits, masks)
+            actions = self.head.draw(dist, self.generator)
             buf_obs[t], buf["starts"][t], buf["actions"][t] = obs, starts, actions
             buf["log_probs"][t], buf["values"][t] = dist.log_prob(actions), values
             if masks is not None:
                 buf_masks[t] = masks
-            next_obs, rewards, terminated, truncated, info = self.envs.step(actions.cpu().numpy())
+            next_obs, rewards, terminated, truncated, info = self.envs.step(self.head.to_env(actions, dist))
             rewards = self._tensor(rewards)
             # a time limit is not a terminal state: bootstrap it (as SB3 does)
             for i in np.flatnonzero(truncated & ~terminated):
@@ -172,7 +171,7 @@ class ActorCriticAgent(Agent):
         advantages, returns = compute_gae(buf["rewards"], buf["values"], buf["ended"], last_values,
                                           gamma, self.config.gae_lambda)
         shift = self._observe_returns(returns)  # before the update, so that its value loss sees the new m
-        return Rollout(buf_obs, buf["actions"].long(), buf["log_probs"], buf["values"] + shift, buf["rewards"],
+        return Rollout(buf_obs, buf["actions"], buf["log_probs"], buf["values"] + shift, buf["rewards"],
                        buf["ended"], buf["starts"], buf_masks, advantages, returns, initial_state)
 
     def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor, masks: torch.Tensor | None,
@@ -180,25 +179,25 @@ class ActorCriticAgent(Agent):
         """Log-probabilities, entropies and values of ``actions`` (LSTM: (T, B) sequences)."""
         if not self.policy.recurrent:
             logits, values, _ = self.policy(obs)
-            dist = masked_categorical(logits, masks)
+            dist = self.head.distribution(logits, masks)
             return dist.log_prob(actions), dist.entropy(), self._values(values)
         state, out = initial_state, []
         for t in range(len(obs)):
             logits, values, state = self.policy(obs[t], state, starts[t])
-            dist = masked_categorical(logits, None if masks is None else masks[t])
+            dist = self.head.distribution(logits, None if masks is None else masks[t])
             out.append((dist.log_prob(actions[t]), dist.entropy(), self._values(values)))
         return tuple(torch.stack(x) for x in zip(*out, strict=True))
 
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False,
-                episode_start: bool = False) -> int:
+                episode_start: bool = False) -> int | float:
         """One observation at a time; ``episode_start=True`` resets the LSTM state."""
         if episode_start or self._predict_state is None:
             self._predict_state = self.policy.initial_state(1)
         with torch.no_grad():
             logits, _, self._predict_state = self.policy(self._tensor(obs).reshape(1, -1), self._predict_state)
             mask = None if action_mask is None else self._tensor(action_mask, torch.bool).reshape(1, -1)
-            dist = masked_categorical(logits, mask)
-        return int(dist.probs.argmax()) if deterministic else int(sample(dist, self.generator))
+            dist = self.head.distribution(logits, mask)
+        return self.head.one(self.head.draw(dist, self.generator, deterministic), dist)
 
     def log_update(self, stats: dict[str, float]) -> None:
         for key, value in stats.items():

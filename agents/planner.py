@@ -15,6 +15,10 @@ pay for, at 0 it stays in the first basin), score every candidate, pay for the b
   a data-free score of the untrained network.
 * Candidates are every cell of a space with at most ``enumerate_up_to``; in a larger one,
   the neighbours of the ``top_k`` best plus random cells, hill-climbed in the draw.
+* A space with continuous decisions (hyperparameter ranges) has a model of its own, a
+  Gaussian process on the values and choices (:class:`~rlnas.world_models.mixed_gp.MixedGP`),
+  and its plan is the candidate of highest expected improvement, found by the same
+  sampling and hill climbing (a value's neighbours are Gaussian steps of it).
 
 How each setting was chosen: docs/benchmarks.md, "The planner".
 """
@@ -34,6 +38,7 @@ from rlnas.core.settings import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, PO
 from rlnas.networks.ops import op_class
 from rlnas.networks.proxies import nb201_synflow
 from rlnas.spaces import Decisions, NB201Space, SearchSpace
+from rlnas.world_models.mixed_gp import MixedGP
 from rlnas.world_models.pairwise_gp import PairwiseGP
 
 
@@ -69,12 +74,15 @@ class ModelPredictiveSearch(ArchitectureAgent):
     def __init__(self, env, config: PlannerConfig | None = None, seed: int = 0, device: str = "cpu", **settings):
         super().__init__(env, config, seed, device, **settings)
         c = self.config
-        feature = synflow_feature(self.space) if c.proxy_scale > 0 and isinstance(self.space, NB201Space) else None
-        classes = choice_classes(self.space) if c.class_scale + c.class_pair_scale > 0 else None
-        self.model = PairwiseGP(self.space.num_decisions, self.space.max_choices,
-                                unary_scale=c.unary_scale, pair_scale=c.pair_scale, noise=c.noise,
-                                feature=feature, feature_scale=c.proxy_scale,
-                                classes=classes, class_scale=c.class_scale, class_pair_scale=c.class_pair_scale)
+        if self.space.has_values:
+            self.model = MixedGP([self.space.is_value(step) for step in range(self.space.num_decisions)])
+        else:
+            feature = synflow_feature(self.space) if c.proxy_scale > 0 and isinstance(self.space, NB201Space) else None
+            classes = choice_classes(self.space) if c.class_scale + c.class_pair_scale > 0 else None
+            self.model = PairwiseGP(self.space.num_decisions, self.space.max_choices,
+                                    unary_scale=c.unary_scale, pair_scale=c.pair_scale, noise=c.noise,
+                                    feature=feature, feature_scale=c.proxy_scale,
+                                    classes=classes, class_scale=c.class_scale, class_pair_scale=c.class_pair_scale)
         self.everything = torch.tensor(self.space.all_cells()) if self.space.size <= c.enumerate_up_to else None
         self.design = latin_hypercube(self.space, c.n_init, self.rng)
         self.scores: dict[Decisions, float] = {}  # everything evaluated, in order
@@ -87,30 +95,39 @@ class ModelPredictiveSearch(ArchitectureAgent):
             return fresh[0] if fresh else self.unseen_random(self.scores)
         archs = list(self.scores)
         y = np.array([self.scores[a] for a in archs])
-        self.model.fit(torch.tensor(archs), torch.from_numpy(np.maximum(y, np.quantile(y, self.config.floor_quantile))))
-        draw = self.model.draw(torch.Generator().manual_seed(int(self.rng.integers(2**63))),
-                               temperature=self.config.temperature)
-        if self.everything is not None:
-            candidates = self.everything
-            value = self.model.evaluate(draw, candidates)[:, 0].numpy()
+        if isinstance(self.model, MixedGP):  # the target's ranks are modelled: no floor needed
+            self.model.fit(torch.tensor(archs, dtype=torch.float64), torch.from_numpy(y))
+            candidates, value = self._candidates(
+                lambda cells: self.model.expected_improvement(torch.tensor(cells, dtype=torch.float64)).numpy())
         else:
-            candidates, value = self._candidates(draw)
+            floored = np.maximum(y, np.quantile(y, self.config.floor_quantile))
+            self.model.fit(torch.tensor(archs), torch.from_numpy(floored))
+            draw = self.model.draw(torch.Generator().manual_seed(int(self.rng.integers(2**63))),
+                                   temperature=self.config.temperature)
+            if self.everything is not None:
+                candidates = self.everything
+                value = self.model.evaluate(draw, candidates)[:, 0].numpy()
+            else:
+                candidates, value = self._candidates(
+                    lambda cells: self.model.evaluate(draw, torch.tensor(cells))[:, 0].numpy())
         for i in np.argsort(-value, kind="stable"):
-            if self._unseen(chosen := tuple(int(c) for c in candidates[i])):
+            if self._unseen(chosen := tuple(c.item() if hasattr(c, "item") else c for c in candidates[i])):
                 return chosen
         return self.unseen_random(self.scores)
 
     def observe(self, decisions: Decisions, score: float) -> None:
         self.scores[decisions] = score
 
-    def _candidates(self, draw: torch.Tensor) -> tuple[list[Decisions], np.ndarray]:
-        """Where the drawn function's best unevaluated cell likely is, in a space too large to score whole."""
+    def _candidates(self, score: Callable[[list[Decisions]], np.ndarray]) -> tuple[list[Decisions], np.ndarray]:
+        """Where the plan's best unevaluated cell likely is, in a space too large to score whole:
+        ``score`` (the drawn function, or expected improvement) on the neighbours of the best
+        cells and random ones, then on the neighbours of its leaders, round after round."""
         c = self.config
         ranked = sorted(self.scores, key=self.scores.__getitem__, reverse=True)
         candidates = list(dict.fromkeys(
             [n for arch in ranked[:c.top_k] for n in self.space.neighbours(arch, self.rng)]
             + [self.space.sample(self.rng) for _ in range(c.random_candidates)]))
-        value = self.model.evaluate(draw, torch.tensor(candidates))[:, 0].numpy()
+        value = score(candidates)
         for _ in range(c.planning_rounds):
             leaders = [candidates[i] for i in np.argsort(-value, kind="stable")[:c.beam]]
             known = set(candidates)
@@ -118,7 +135,7 @@ class ModelPredictiveSearch(ArchitectureAgent):
                                      if n not in known))
             if new:
                 candidates += new
-                value = np.concatenate([value, self.model.evaluate(draw, torch.tensor(new))[:, 0].numpy()])
+                value = np.concatenate([value, score(new)])
         return candidates, value
 
     def _unseen(self, decisions: Decisions) -> bool:
@@ -133,11 +150,16 @@ class ModelPredictiveSearch(ArchitectureAgent):
 
 
 def latin_hypercube(space: SearchSpace, n: int, rng: np.random.Generator) -> list[Decisions]:
-    """The categorical Latin hypercube: every legal choice of a decision equally often."""
-    cells: list[list[int]] = [[] for _ in range(n)]
-    for _ in range(space.num_decisions):
+    """The Latin hypercube: every legal choice of a decision equally often, and each value
+    once in each of ``n`` equal strata of [0, 1]."""
+    cells: list[list[int | float]] = [[] for _ in range(n)]
+    for step in range(space.num_decisions):
         order = rng.permutation(n)
         for cell, k in zip(cells, order, strict=True):
+            if space.is_value(step):
+                used = space.value_used(cell)
+                cell.append(space.canonical_value(step, (int(k) + float(rng.random())) / n) if used else 0.0)
+                continue
             legal = space.legal_choices(cell)
             cell.append(legal[int(k) % len(legal)])
     return list(dict.fromkeys(tuple(c) for c in cells))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class Categorical:
@@ -34,6 +37,103 @@ def masked_categorical(logits: torch.Tensor, mask: torch.Tensor | None) -> Categ
     if mask is not None:
         logits = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
     return Categorical(logits)
+
+
+class Hybrid:
+    """A parameterised action, row by row: a choice (a masked :class:`Categorical`) or a value
+    in [0, 1] (a Beta with concentrations ``1 + softplus(out)``: unimodal, never a spike at an
+    end), as ``value_step`` says. Actions are floats: a choice's index, or the value. The
+    log-probability and entropy of a row are its used part's; a value's density is the
+    Beta's, so PPO's ratio of two densities is as meaningful as of two probabilities."""
+
+    def __init__(self, logits: torch.Tensor, mask: torch.Tensor | None, value_params: torch.Tensor,
+                 value_step: torch.Tensor):
+        self.choice = masked_categorical(logits, mask) if logits.shape[-1] else None
+        concentration = 1.0 + F.softplus(value_params)
+        self.value = torch.distributions.Beta(concentration[..., 0], concentration[..., 1], validate_args=False)
+        self.value_step = value_step
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        value = self.value.log_prob(actions.clamp(1e-6, 1 - 1e-6))
+        if self.choice is None:
+            return value
+        return torch.where(self.value_step, value, self.choice.log_prob(torch.where(self.value_step, 0, actions)))
+
+    def entropy(self) -> torch.Tensor:
+        value = self.value.entropy()
+        return value if self.choice is None else torch.where(self.value_step, value, self.choice.entropy())
+
+    def sample(self, generator: torch.Generator) -> torch.Tensor:
+        """From the agent's checkpointed generator: the Beta through numpy, seeded by it."""
+        rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
+        a, b = (x.detach().cpu().double().numpy() for x in (self.value.concentration1, self.value.concentration0))
+        values = torch.as_tensor(rng.beta(a, b), dtype=torch.float32, device=self.value_step.device)
+        if self.choice is None:
+            return values
+        return torch.where(self.value_step, values, sample(self.choice, generator).float())
+
+    def mode(self) -> torch.Tensor:
+        """The most likely choice, or the Beta's mode ``(a - 1) / (a + b - 2)`` (its mean where flat)."""
+        a, b = self.value.concentration1, self.value.concentration0
+        values = torch.where(a + b > 2, (a - 1) / (a + b - 2).clamp(min=1e-8), a / (a + b))
+        if self.choice is None:
+            return values
+        return torch.where(self.value_step, values, self.choice.probs.argmax(-1).float())
+
+
+class ActionHead:
+    """Where an action space's parts sit on a policy's outputs: ``choices`` logits, then, if
+    a decision may be a value, the two concentrations of its Beta. A value step is one
+    whose mask allows no choice (an rlnas NASEnv's convention)."""
+
+    def __init__(self, space: gym.Space, owner: str):
+        if isinstance(space, gym.spaces.Discrete):
+            self.choices, self.values = int(space.n), False
+        elif _unit_box(space):
+            self.choices, self.values = 0, True
+        elif (isinstance(space, gym.spaces.Tuple) and len(space) == 2 and isinstance(space[0], gym.spaces.Discrete)
+              and _unit_box(space[1])):
+            self.choices, self.values = int(space[0].n), True
+        else:
+            raise TypeError(f"{owner} needs a Discrete action space, a Box of one value in [0, 1], or the Tuple of "
+                            f"both (an rlnas NASEnv's), got {space}")
+        self.size = self.choices + 2 * self.values
+
+    def distribution(self, out: torch.Tensor, mask: torch.Tensor | None) -> Categorical | Hybrid:
+        if not self.values:
+            return masked_categorical(out, mask)
+        if mask is None or not self.choices:
+            value_step = torch.full(out.shape[:-1], not self.choices, dtype=torch.bool, device=out.device)
+        else:
+            value_step = ~mask.any(-1)
+        return Hybrid(out[..., :self.choices], mask, out[..., self.choices:], value_step)
+
+    def draw(self, dist: Categorical | Hybrid, generator: torch.Generator, deterministic: bool = False):
+        """Actions of every row: a sample, or the most likely."""
+        if isinstance(dist, Hybrid):
+            return dist.mode() if deterministic else dist.sample(generator)
+        return dist.probs.argmax(-1) if deterministic else sample(dist, generator)
+
+    def to_env(self, actions: torch.Tensor, dist: Categorical | Hybrid) -> Any:
+        """A batch of actions as a vector env of this space takes them: each part filled, the
+        unused one with 0."""
+        if not self.values:
+            return actions.cpu().numpy()
+        values = torch.where(dist.value_step, actions, 0.0).cpu().numpy().astype(np.float32).reshape(-1, 1)
+        if not self.choices:
+            return values
+        return torch.where(dist.value_step, 0, actions.long()).cpu().numpy(), values
+
+    def one(self, action: torch.Tensor, dist: Categorical | Hybrid) -> int | float:
+        """One row's action as a single env takes it (an int choice or a float value)."""
+        if isinstance(dist, Hybrid) and bool(dist.value_step.reshape(-1)[0]):
+            return float(action.reshape(-1)[0])
+        return int(action.reshape(-1)[0])
+
+
+def _unit_box(space: gym.Space) -> bool:
+    return (isinstance(space, gym.spaces.Box) and space.shape == (1,) and float(space.low[0]) == 0.0
+            and float(space.high[0]) == 1.0)
 
 
 def layer_init(layer: nn.Linear, gain: float = np.sqrt(2), bias: float = 0.0) -> nn.Linear:

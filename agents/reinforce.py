@@ -25,7 +25,7 @@ from torch import nn
 from rlnas.agents.architecture_agent import Proposer
 from rlnas.agents.base import Agent, AgentConfig, Callback
 from rlnas.agents.on_policy import scale_by_running_rms
-from rlnas.agents.policies import LSTMController, masked_categorical, sample
+from rlnas.agents.policies import ActionHead, LSTMController
 from rlnas.core.settings import DECAY, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, setting
 from rlnas.envs.monitor import Budget
 from rlnas.spaces import Decisions
@@ -49,17 +49,17 @@ class ReinforceConfig(AgentConfig):
 class Reinforce(Proposer, Agent):
     Config = ReinforceConfig
     name = "reinforce"
+    acts_on_values = True
     checkpointed = ("controller", "optimizer", "generator", "baseline", "advantage_square", "updates")
     config: ReinforceConfig
 
     def __init__(self, env: gym.Env, config: ReinforceConfig | None = None, seed: int = 0, device: str = "cpu",
                  **settings: Any):
         super().__init__(env, config, seed, device, **settings)
-        if not isinstance(env.action_space, gym.spaces.Discrete):
-            raise TypeError(f"reinforce needs a Discrete action space, got {env.action_space}")
         torch.manual_seed(seed)
         obs_dim = int(np.prod(env.observation_space.shape))
-        self.controller = LSTMController(obs_dim, int(env.action_space.n), self.config.hidden_size).to(self.device)
+        self.head = ActionHead(self.action_space, self.name)
+        self.controller = LSTMController(obs_dim, self.head.size, self.config.hidden_size).to(self.device)
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=self.config.learning_rate)
         self.generator = torch.Generator().manual_seed(seed)
         self.baseline: float | None = None
@@ -74,7 +74,7 @@ class Reinforce(Proposer, Agent):
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1)
         logits, state = self.controller(obs_t, state)
         mask_t = None if mask is None else torch.as_tensor(mask, dtype=torch.bool, device=self.device)[None]
-        return masked_categorical(logits, mask_t), state
+        return self.head.distribution(logits, mask_t), state
 
     def learn(self, budget: Budget, callback: Callback | None = None) -> Reinforce:
         env = self.env
@@ -85,10 +85,10 @@ class Reinforce(Proposer, Agent):
                 state, log_probs, rewards, done = None, [], [], False
                 while not done:
                     dist, state = self._policy(obs, info.get("action_mask"), state)
-                    action = sample(dist, self.generator)
+                    action = self.head.draw(dist, self.generator)
                     log_probs.append(dist.log_prob(action))
                     entropies.append(dist.entropy())
-                    obs, reward, terminated, truncated, info = env.step(int(action))
+                    obs, reward, terminated, truncated, info = env.step(self.head.one(action, dist))
                     rewards.append(float(reward))
                     done = terminated or truncated
                 losses.append(self._episode_loss(torch.cat(log_probs), torch.cat(entropies[-len(rewards):]), rewards))
@@ -137,7 +137,7 @@ class Reinforce(Proposer, Agent):
         with torch.no_grad():
             for _ in range(env.space.num_decisions):
                 dist, state = self._policy(*env.preview(decisions), state)
-                decisions.append(int(sample(dist, self.generator)))
+                decisions.append(self.head.one(self.head.draw(dist, self.generator), dist))
         return tuple(decisions)
 
     def observe(self, decisions: Decisions, score: float) -> None:
@@ -151,7 +151,7 @@ class Reinforce(Proposer, Agent):
             for t, action in enumerate(cell):
                 dist, state = self._policy(*env.preview(cell[:t]), state)
                 _ = dist.probs  # made before log_prob, as sampling in learn() makes it: the same graph, the same sums
-                log_probs.append(dist.log_prob(torch.tensor([action], device=self.device)))
+                log_probs.append(dist.log_prob(torch.tensor([float(action)], device=self.device)))
                 entropies.append(dist.entropy())
             rewards = [0.0] * (len(cell) - 1) + [cell_score]
             losses.append(self._episode_loss(torch.cat(log_probs), torch.cat(entropies[-len(cell):]), rewards))
@@ -159,17 +159,17 @@ class Reinforce(Proposer, Agent):
         self._update(losses, entropies)
 
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False,
-                episode_start: bool = False) -> int:
+                episode_start: bool = False) -> int | float:
         """Recurrent: ``episode_start=True`` starts the LSTM state afresh."""
         if episode_start:
             self._state = None
         with torch.no_grad():
             dist, self._state = self._policy(obs, action_mask, self._state)
-        return int(dist.probs.argmax()) if deterministic else int(sample(dist, self.generator))
+        return self.head.one(self.head.draw(dist, self.generator, deterministic), dist)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "pending": [list(c) + [s] for c, s in self.pending]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.pending = [(tuple(int(a) for a in row[:-1]), float(row[-1])) for row in state.get("pending", [])]
+        self.pending = [(tuple(row[:-1]), float(row[-1])) for row in state.get("pending", [])]

@@ -1,7 +1,9 @@
 """Tree-structured Parzen Estimator (Bergstra et al. 2011) through Optuna's ask-and-tell.
 
 One categorical per decision, asked define-by-run over the choices legal given the ones
-before, so masks and conditional decisions hold by construction. A checkpoint keeps the
+before, so masks and conditional decisions hold by construction; a continuous decision is
+one float in [0, 1] (the space maps it onto its range: log-uniform ranges are uniform
+there), asked only where it is used. A checkpoint keeps the
 finished trials as plain values (no pickle) and the sampler is re-seeded from the agent's
 generator before every ask, so a resumed search asks what an uninterrupted one would.
 Needs ``pip install 'rlnas[optuna]'``.
@@ -52,10 +54,16 @@ class TPE(ArchitectureAgent):
 
     def propose(self) -> Decisions:
         trial = self._ask()
-        decisions: list[int] = []
+        decisions: list[int | float] = []
         for step in range(self.space.num_decisions):
-            legal = self.space.legal_choices(decisions)
-            decisions.append(trial.suggest_categorical(self._param(step, decisions), list(legal)))
+            if not self.space.is_value(step):
+                legal = self.space.legal_choices(decisions)
+                decisions.append(trial.suggest_categorical(self._param(step, decisions), list(legal)))
+            elif self.space.value_used(decisions):
+                decisions.append(self.space.canonical_value(step, trial.suggest_float(self._param(step, decisions),
+                                                                                      0.0, 1.0)))
+            else:
+                decisions.append(0.0)
         self.trials.setdefault(tuple(decisions), []).append(trial)
         return tuple(decisions)
 
@@ -63,7 +71,8 @@ class TPE(ArchitectureAgent):
         asked = self.trials.get(decisions)
         if not asked:  # proposed before a checkpoint this run resumed from: ask it again, fixed
             self.study.enqueue_trial({self._param(step, decisions[:step]): decisions[step]
-                                      for step in range(self.space.num_decisions)})
+                                      for step in range(self.space.num_decisions)
+                                      if not self.space.is_value(step) or self.space.value_used(decisions[:step])})
             self.propose()
             asked = self.trials[decisions]
         self.study.tell(asked.pop(0), score)
@@ -76,22 +85,31 @@ class TPE(ArchitectureAgent):
             self.study.sampler = optuna.samplers.TPESampler(seed=int(self.rng.integers(2**32)), **self.sampler_kwargs)
         return self.study.ask()
 
-    def _param(self, step: int, before: Sequence[int]) -> str:
-        """Decision ``step``'s parameter: its name and legal range given the decisions ``before``."""
+    def _param(self, step: int, before: Sequence[int | float]) -> str:
+        """Decision ``step``'s parameter: its name, and a choice's legal range given the decisions ``before``."""
+        name = f"{step}:{self.space.decision_names()[step]}"
+        if self.space.is_value(step):
+            return name
         legal = self.space.legal_choices(list(before))
-        return f"{step}:{self.space.decision_names()[step]}[{legal.start}:{legal.stop}]"
+        return f"{name}[{legal.start}:{legal.stop}]"
 
     def state_dict(self) -> dict[str, Any]:
         finished = [t for t in self.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         return {**super().state_dict(),
                 "trials": [{"params": t.params, "value": t.value,
-                            "choices": {k: list(d.choices) for k, d in t.distributions.items()}}
+                            "distributions": {k: optuna.distributions.distribution_to_json(d)
+                                              for k, d in t.distributions.items()}}
                            for t in finished]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.study = optuna.create_study(direction="maximize")
         self.study.add_trials([optuna.trial.create_trial(
-            params=t["params"], value=t["value"],
-            distributions={k: optuna.distributions.CategoricalDistribution(c) for k, c in t["choices"].items()})
-            for t in state["trials"]])
+            params=t["params"], value=t["value"], distributions=_distributions(t)) for t in state["trials"]])
+
+
+def _distributions(trial: dict[str, Any]) -> dict[str, Any]:
+    """A checkpointed trial's distributions (an older checkpoint lists only categorical choices)."""
+    if "choices" in trial:
+        return {k: optuna.distributions.CategoricalDistribution(c) for k, c in trial["choices"].items()}
+    return {k: optuna.distributions.json_to_distribution(d) for k, d in trial["distributions"].items()}

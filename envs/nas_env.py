@@ -1,15 +1,21 @@
 """NASEnv: building an architecture is a Gymnasium episode, one decision per step.
 
-Observation layout (``Box(0, 1, (D * K + D + 1,), float32)`` for D decisions of at most
-K choices each)::
+Observation layout (``Box(0, 1, (D * W + D + 1,), float32)`` for D decisions of at most
+K choices each; W = K, or ``max(K, 2)`` in a space with values)::
 
-    [0, D*K)          decision i's choice, one-hot in slot [i*K, (i+1)*K); zeros if not made yet
-    [D*K, D*K + D + 1) which decision comes next, one-hot; the last slot means "done"
+    [0, D*W)          decision i in slots [i*W, (i+1)*W): a choice one-hot, a value as [u, 1];
+                      zeros if not made yet
+    [D*W, D*W + D + 1) which decision comes next, one-hot; the last slot means "done"
 
-Legal actions come as ``info["action_mask"]`` and ``action_masks()`` (sb3-contrib's
-convention). The reward is 0 until the last decision, then the score (or ``reward`` of
-it); the final ``info`` carries ``arch``, ``score``, ``metrics``, ``cost``, ``cached`` and,
-on a hyperparameter space, ``parameters``.
+The action space is ``Discrete(K)`` where every decision is a choice, ``Box(0, 1, (1,))``
+where every one is a value (a continuous hyperparameter), and the parameterised
+``Tuple((Discrete(K), Box(0, 1, (1,))))`` where they mix: a step reads the part its
+decision needs, named by ``info["action_part"]`` ("choice" or "value"; only in a space with
+values), and a bare int or float is taken for that part too. Legal choices come as
+``info["action_mask"]`` and ``action_masks()`` (sb3-contrib's convention); on a value step
+the mask is all zeros: no choice is made there. The reward is 0 until the last decision,
+then the score (or ``reward`` of it); the final ``info`` carries ``arch``, ``score``,
+``metrics``, ``cost``, ``cached`` and, on a hyperparameter space, ``parameters``.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ class IllegalActionError(ValueError):
     """An action outside the legal choices of the current decision."""
 
 
-class NASEnv(gym.Env[np.ndarray, int]):
+class NASEnv(gym.Env[np.ndarray, Any]):
     """Sequential architecture construction over a :class:`~rlnas.spaces.SearchSpace`.
 
     Args:
@@ -66,53 +72,49 @@ class NASEnv(gym.Env[np.ndarray, int]):
         self.evaluator, self.reward, self.render_mode = evaluator, reward, render_mode
         self.invalid_action, self.invalid_penalty = invalid_action, float(invalid_penalty)
         self._n, self._k = n, k = self.space.num_decisions, self.space.max_choices
-        self.action_space = gym.spaces.Discrete(k)
-        self.observation_space = gym.spaces.Box(0.0, 1.0, (n * k + n + 1,), np.float32)
-        self._obs = np.zeros(self.observation_space.shape, np.float32)
-        self._decisions: list[int] = []
+        self.width = max(k, 2) if self.space.has_values else k
+        self.action_space = action_space(self.space)
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (n * self.width + n + 1,), np.float32)
+        self._decisions: list[int | float] = []
         self._done = True
 
     # -- Gymnasium API ------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self._decisions, self._done = [], False
-        self._obs[:] = 0.0
-        self._obs[self._n * self._k] = 1.0
-        return self._obs.copy(), {"action_mask": self.action_masks()}
+        return self.preview(())[0], self._info()
 
     def step(self, action):
         if self._done:
             raise RuntimeError("step() called on a finished episode; call reset() first")
-        action = int(action)
         step = len(self._decisions)
-        if action not in self.space.legal_choices(self._decisions):
+        try:
+            decision = self.space.decision(self._decisions, self.part(action))
+        except (ValueError, TypeError) as err:
             if self.invalid_action == "raise":
-                raise IllegalActionError(self.space.illegal_message(step, action, self._decisions))
+                raise IllegalActionError(str(err)) from None
             self._done = True
-            info = {"action_mask": self.action_masks(), "illegal_action": True}
-            return self._obs.copy(), self.invalid_penalty, True, False, info
+            return self.preview(self._decisions)[0], self.invalid_penalty, True, False, {
+                **self._info(), "illegal_action": True}
 
-        self._decisions.append(action)
-        obs = self._obs
-        obs[step * self._k + action] = 1.0
-        cursor = self._n * self._k + step
-        obs[cursor], obs[cursor + 1] = 0.0, 1.0
+        self._decisions.append(decision)
+        obs = self.preview(self._decisions)[0]
         if step + 1 < self._n:
-            return obs.copy(), 0.0, False, False, {"action_mask": self.action_masks()}
+            return obs, 0.0, False, False, self._info()
 
         self._done = True
         arch = self.space.to_string(self._decisions)
         result = self.evaluator.evaluate(arch)
-        info = {"action_mask": self.action_masks(), "arch": arch, "score": result.score,
-                "metrics": result.metrics, "cost": result.cost, "cached": result.cached}
+        info = {**self._info(), "arch": arch, "score": result.score, "metrics": result.metrics,
+                "cost": result.cost, "cached": result.cached}
         parameters = self.space.parameters(arch)
         if parameters is not None:  # a hyperparameter point: the dict its trial was handed
             info["parameters"] = parameters
         reward = result.score if self.reward is None else self.reward(result.score, result.metrics)
-        return obs.copy(), float(reward), True, False, info
+        return obs, float(reward), True, False, info
 
     def action_masks(self) -> np.ndarray:
-        """Legal choices of the next decision as an int8 mask (all zeros once done)."""
+        """Legal choices of the next decision as an int8 mask (all zeros on a value step and once done)."""
         mask = np.zeros(self._k, np.int8)
         if not self._done:
             legal = self.space.legal_choices(self._decisions)
@@ -123,23 +125,63 @@ class NASEnv(gym.Env[np.ndarray, int]):
         if self.render_mode != "ansi":
             return None
         names = self.space.decision_names()
-        lines = [f"{names[i]}: {self.space.choice_names(i)[c]}" for i, c in enumerate(self._decisions)]
+        lines = [f"{names[i]}: {self.space.choice_names(i)[d] if not self.space.is_value(i) else d}"
+                 for i, d in enumerate(self._decisions)]
         return "\n".join(lines) or "(no decisions yet)"
 
-    def preview(self, decisions: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    # -- beyond Gymnasium ---------------------------------------------------------------
+    def part(self, action: Any) -> int | float:
+        """The part of ``action`` the next decision reads: a choice (int) or a value (float)."""
+        value = self.space.is_value(len(self._decisions))
+        if isinstance(action, tuple | list) and len(action) == 2:  # the parameterised action
+            action = action[1] if value else action[0]
+        action = np.asarray(action)
+        if action.size != 1:
+            raise ValueError(f"expected one {'value' if value else 'choice'}, got {action!r}")
+        return float(action.reshape(-1)[0]) if value else int(action.reshape(-1)[0])
+
+    def completes(self, action: Any) -> str | None:
+        """The architecture string ``action`` would complete (legal and last), else None."""
+        if len(self._decisions) + 1 != self._n:
+            return None
+        try:
+            return self.space.to_string((*self._decisions, self.space.decision(self._decisions, self.part(action))))
+        except (ValueError, TypeError):
+            return None
+
+    def preview(self, decisions: Sequence[int | float]) -> tuple[np.ndarray, np.ndarray]:
         """The observation and mask after ``decisions``, without stepping or evaluating."""
-        n, k = self._n, self._k
+        n, w = self._n, self.width
         obs = np.zeros(self.observation_space.shape, np.float32)
-        for step, choice in enumerate(decisions):
-            obs[step * k + choice] = 1.0
-        obs[n * k + len(decisions)] = 1.0
-        mask = np.zeros(k, np.int8)
+        for step, d in enumerate(decisions):
+            if self.space.is_value(step):
+                obs[step * w:step * w + 2] = d, 1.0
+            else:
+                obs[step * w + d] = 1.0
+        obs[n * w + len(decisions)] = 1.0
+        mask = np.zeros(self._k, np.int8)
         if len(decisions) < n:
             legal = self.space.legal_choices(list(decisions))
             mask[legal.start:legal.stop] = 1
         return obs, mask
 
+    def _info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"action_mask": self.action_masks()}
+        if self.space.has_values and not self._done:
+            info["action_part"] = "value" if self.space.is_value(len(self._decisions)) else "choice"
+        return info
+
     @property
-    def decisions(self) -> tuple[int, ...]:
+    def decisions(self) -> tuple[int | float, ...]:
         """Decisions made so far in this episode."""
         return tuple(self._decisions)
+
+
+def action_space(space: SearchSpace) -> gym.spaces.Space:
+    """``Discrete`` for choices, ``Box`` in [0, 1] for values, their ``Tuple`` where both occur."""
+    values = [space.is_value(step) for step in range(space.num_decisions)]
+    box = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+    if all(values):
+        return box
+    choices = gym.spaces.Discrete(space.max_choices)
+    return gym.spaces.Tuple((choices, box)) if any(values) else choices

@@ -30,18 +30,18 @@ class LockStepEnvs(gym.vector.SyncVectorEnv):
         self.settle = settle
 
     def step(self, actions):
-        actions = np.asarray(actions)
+        # a batched parameterised action is a tuple of parts: one (choice, value) per sub-env
+        actions = list(zip(*actions, strict=True)) if isinstance(actions, tuple) else list(actions)
         completing = {}  # sub-env -> the architecture its action completes
         for i, (env, action) in enumerate(zip(self.envs, actions, strict=True)):
-            nas, action = env.unwrapped, int(action)
-            if len(nas.decisions) + 1 == nas.space.num_decisions and action in nas.space.legal_choices(nas.decisions):
-                completing[i] = nas.space.to_string((*nas.decisions, action))
+            if (arch := env.unwrapped.completes(action)) is not None:
+                completing[i] = arch
         paid = set(self.settle(list(dict.fromkeys(completing.values()))))
 
         infos: dict[str, Any] = {}
         for i, (env, action) in enumerate(zip(self.envs, actions, strict=True)):
             if i in completing and completing[i] not in paid:
-                cut = {"action_mask": np.zeros(self.single_action_space.n, np.int8), "over_budget": True}
+                cut = {"action_mask": np.zeros_like(env.unwrapped.action_masks()), "over_budget": True}
                 result = (self._env_obs[i], 0.0, False, True, cut)
             else:
                 result = env.step(action)

@@ -8,12 +8,20 @@ it (a nested choice's value is the chosen option's dict, ``{"_name": "sgd", "mom
          {"_name": "sgd", "momentum": {"_type": "uniform", "_value": [0.0, 0.99]}},
          {"_name": "adam"}]}}
 
-For an agent every hyperparameter is one decision over a finite grid: a choice's options;
-randint's integers (or ``levels`` of them); the exact values of the q types; ``levels``
-points evenly or log-spaced for (log)uniform; the ``levels`` quantiles at ``(i + 1/2) /
-levels`` for (log)normal. Decisions follow the keys depth first, a nested choice's
-sub-hyperparameters right after it; one its parent did not choose has the single legal
-action 0. A point's canonical string is its parameter dict as sorted JSON.
+Every hyperparameter is one decision. A choice picks one of its options. A range is, by
+default, a value ``u`` in [0, 1] (a ``Box`` action) mapped onto the range as NNI draws it
+(:func:`from_unit`): ``low + u (high - low)`` for uniform, the same on the log scale for
+loguniform, ``lower + floor(u (upper - lower))`` for randint (upper excluded), the normal
+quantile ``u`` (held within ``[1e-6, 1 - 1e-6]``: ±4.75 sigma) for (log)normal, and for the
+q types that value rounded to a multiple of ``q`` (clipped to ``[low, high]`` for the
+uniform ones). With ``levels`` set, a range is instead a choice over a grid, for agents
+that act only discretely: randint's integers (or ``levels`` of them); the exact values of
+the q types; ``levels`` points evenly or log-spaced for (log)uniform; the ``levels``
+quantiles at ``(i + 1/2) / levels`` for (log)normal.
+
+Decisions follow the keys depth first, a nested choice's sub-hyperparameters right after
+it; one its parent did not choose has the single legal action 0 (a value: 0.0). A point's
+canonical string is its parameter dict as sorted JSON.
 """
 
 from __future__ import annotations
@@ -54,9 +62,14 @@ class Hyperparameter:
     path: str
     key: str
     type: str
-    grid: tuple  # what each action sets it to; for a choice, the options (dicts for nested ones)
+    grid: tuple  # what each action sets it to; for a choice, the options (dicts for nested ones); () for a value
     parent: int | None
     option: int | None
+    args: tuple = ()  # a range's numbers (its _value)
+
+    @property
+    def continuous(self) -> bool:
+        return not self.grid
 
 
 def load_search_space(source: str | Path | Mapping) -> dict:
@@ -84,12 +97,14 @@ class HPOConfig(SpaceConfig):
     # A path from the command line; a dict from Python (or a saved model's config) is the space itself.
     search_space: Any = setting(MISSING, "a .json or .yaml file in NNI's search-space format (from Python, "
                                          "the space itself as a dict)")
-    levels: int = setting(16, "grid points of each range (uniform, loguniform, normal, ...); q types and "
-                              "choices take their exact values", Range(2, integer=True))
+    levels: int | None = setting(None, "grid points of each range (uniform, loguniform, normal, ...), for agents "
+                                       "that act only discretely; q types take their exact values",
+                                 Range(2, integer=True, none_means="ranges stay continuous: a value in [0, 1] "
+                                                                    "mapped onto each range"))
 
 
 class HPOSpace(SearchSpace):
-    """An NNI-format search space; ``levels`` is the grid's resolution for ranges."""
+    """An NNI-format search space: ranges continuous, or a grid of ``levels`` points each."""
 
     Config = HPOConfig
     name = "hpo"
@@ -105,7 +120,7 @@ class HPOSpace(SearchSpace):
         self.params: list[Hyperparameter] = []
         self._size = self._add_level(self.spec, "", None, None)
         self.num_decisions = len(self.params)
-        self.max_choices = max(len(p.grid) for p in self.params)
+        self.max_choices = max(len(p.grid) or 1 for p in self.params)
 
     # -- reading the space ----------------------------------------------------------------
     def _add_level(self, spec: Mapping, prefix: str, parent: int | None, option: int | None) -> int:
@@ -123,16 +138,30 @@ class HPOSpace(SearchSpace):
                 for i, o in enumerate(value):
                     points += self._add_level(o, f"{path} > {o['_name']} > ", index, i) if isinstance(o, dict) else 1
                 size *= points
+            elif self.levels is None:
+                self.params.append(Hyperparameter(path, key, kind, (), parent, option, tuple(value)))
+                size = math.inf
             else:
                 grid = _grid(path, kind, value, self.levels)
-                self.params.append(Hyperparameter(path, key, kind, grid, parent, option))
+                self.params.append(Hyperparameter(path, key, kind, grid, parent, option, tuple(value)))
                 size *= len(grid)
         return size
 
     # -- SearchSpace ----------------------------------------------------------------------
     @property
-    def size(self) -> int:
+    def size(self) -> int | float:
+        """Distinct points: ``math.inf`` where a range is continuous."""
         return self._size
+
+    def is_value(self, step: int) -> bool:
+        return self.params[step].continuous
+
+    def value_used(self, prefix: Sequence[int | float]) -> bool:
+        return self.active(prefix)[len(prefix)]
+
+    def canonical_value(self, step: int, value: float) -> float:
+        p = self.params[step]
+        return to_unit(p.type, p.args, from_unit(p.type, p.args, value))
 
     def decision_names(self) -> list[str]:
         return [p.path for p in self.params]
@@ -150,9 +179,15 @@ class HPOSpace(SearchSpace):
 
     def legal_choices(self, prefix: Sequence[int]) -> range:
         step = len(prefix)
+        if self.params[step].continuous:
+            return range(0)
         return range(len(self.params[step].grid)) if self.active(prefix)[step] else range(1)
 
-    def illegal_message(self, step: int, choice: int, prefix: Sequence[int]) -> str:
+    def illegal_message(self, step: int, choice: Any, prefix: Sequence[int]) -> str:
+        p = self.params[step]
+        if p.continuous:
+            return (f"hpo: {p.path} ({p.type} {list(p.args)}) takes a value in [0, 1], mapped onto its range; "
+                    f"got {choice!r}")
         if not self.active(prefix)[step]:
             p = self.params[step]
             return (f"hpo: {p.path} is not used (its choice {self.params[p.parent].path} took another option): "
@@ -170,7 +205,7 @@ class HPOSpace(SearchSpace):
         for step, (p, choice) in enumerate(zip(self.params, decisions, strict=True)):
             if not flags[step]:
                 continue
-            value = p.grid[choice]
+            value = from_unit(p.type, p.args, choice) if p.continuous else p.grid[choice]
             if isinstance(value, dict):  # a nested choice: its chosen option's dict, filled in below
                 value = levels[step] = {"_name": value["_name"]}
             levels[p.parent][p.key] = value
@@ -183,16 +218,19 @@ class HPOSpace(SearchSpace):
         return self.from_parameters(json_mapping(arch, "hpo", "a JSON parameter dict"))
 
     def from_parameters(self, params: Mapping[str, Any]) -> Decisions:
-        """The decisions of a parameter dict on the grid; the first bad key is named."""
-        decisions: list[int] = []
+        """The decisions of a parameter dict; the first bad key is named."""
+        decisions: list[int | float] = []
         dicts: dict[int | None, Mapping[str, Any]] = {None: params}
         for step, p in enumerate(self.params):
             if not self.active(decisions)[step]:
-                decisions.append(0)
+                decisions.append(0.0 if p.continuous else 0)
                 continue
             here = dicts[p.parent]
             if p.key not in here:
                 raise ValueError(f"hpo: parameter {p.path} is missing")
+            if p.continuous:
+                decisions.append(to_unit(p.type, p.args, here[p.key], p.path))
+                continue
             choice = _grid_index(p, here[p.key])
             if isinstance(p.grid[choice], dict):
                 dicts[step] = here[p.key]
@@ -207,10 +245,48 @@ class HPOSpace(SearchSpace):
                                  f"{', '.join(sorted(known)) or 'none there'}")
         return tuple(decisions)
 
-    # -- NNI's own distributions ----------------------------------------------------------
-    def sample_parameters(self, rng: np.random.Generator) -> dict[str, Any]:
-        """A point drawn as NNI's random tuner draws it (off the grid for ranges)."""
-        return _sample_level(self.spec, rng)
+
+NORMAL_TAIL = 1e-6  # the normal types' unit interval spans the quantiles [1e-6, 1 - 1e-6]: ±4.75 sigma
+
+
+def from_unit(kind: str, args: Sequence[float], u: float) -> int | float:
+    """The value of range ``kind`` (NNI's ``_type``, ``_value`` ``args``) that ``u`` in [0, 1] stands for."""
+    u = min(max(float(u), 0.0), 1.0)
+    if kind == "randint":
+        lower, upper = args
+        return min(lower + math.floor(u * (upper - lower)), upper - 1)
+    if kind in ("uniform", "quniform"):
+        x = args[0] + u * (args[1] - args[0])
+    elif kind in ("loguniform", "qloguniform"):
+        x = math.exp(math.log(args[0]) + u * (math.log(args[1]) - math.log(args[0])))
+    else:
+        x = NormalDist(args[0], args[1]).inv_cdf(min(max(u, NORMAL_TAIL), 1.0 - NORMAL_TAIL))
+        x = math.exp(x) if kind.endswith("lognormal") else x
+    if not kind.startswith("q"):
+        return _tidy(x)
+    low, high = (args[0], args[1]) if "uniform" in kind else (-math.inf, math.inf)
+    return _tidy(min(max(round(x / args[-1]) * args[-1], low), high))
+
+
+def to_unit(kind: str, args: Sequence[float], value: Any, path: str = "x") -> float:
+    """Where in [0, 1] range ``kind`` takes ``value`` (the middle of an integer's interval);
+    a value the range cannot take is refused, naming the range."""
+    if not _is_number(value) or (kind == "randint" and not float(value).is_integer()):
+        raise ValueError(f"hpo: {path}={value!r} is not a {'n integer' if kind == 'randint' else ' number'}")
+    bounds = {"randint": (args[0], args[1] - 1), "normal": (-math.inf, math.inf), "lognormal": (0.0, math.inf),
+              "qnormal": (-math.inf, math.inf), "qlognormal": (0.0, math.inf)}.get(kind, args[:2])
+    if not bounds[0] <= value <= bounds[1]:
+        raise ValueError(f"hpo: {path}={value!r} is outside its range ({kind} {list(args)})")
+    if kind == "randint":
+        u = (value - args[0] + 0.5) / (args[1] - args[0])
+    elif kind in ("uniform", "quniform"):
+        u = (value - args[0]) / (args[1] - args[0])
+    elif kind in ("loguniform", "qloguniform"):
+        u = (math.log(value) - math.log(args[0])) / (math.log(args[1]) - math.log(args[0]))
+    else:
+        x = math.log(max(value, 1e-300)) if kind.endswith("lognormal") else value
+        u = NormalDist(args[0], args[1]).cdf(x)
+    return min(max(float(u), 0.0), 1.0)
 
 
 def _entry(path: str, entry: Any) -> tuple[str, list]:
@@ -317,27 +393,3 @@ def _grid_index(p: Hyperparameter, value: Any) -> int:
 
 def _show(value: Any) -> str:
     return value["_name"] if isinstance(value, dict) else str(value)
-
-
-def _sample_level(spec: Mapping, rng: np.random.Generator) -> dict[str, Any]:
-    return {key: _sample(entry, rng) for key, entry in spec.items() if key != "_name"}
-
-
-def _sample(entry: Mapping, rng: np.random.Generator) -> Any:
-    kind, value = entry["_type"], entry["_value"]
-    if kind == "choice":
-        option = value[int(rng.integers(len(value)))]
-        return {"_name": option["_name"], **_sample_level(option, rng)} if isinstance(option, dict) else option
-    if kind == "randint":
-        return int(rng.integers(value[0], value[1]))
-    if kind in ("uniform", "quniform"):
-        x = rng.uniform(value[0], value[1])
-    elif kind in ("loguniform", "qloguniform"):
-        x = math.exp(rng.uniform(math.log(value[0]), math.log(value[1])))
-    else:
-        x = rng.normal(value[0], value[1])
-        x = math.exp(x) if kind.endswith("lognormal") else x
-    if not kind.startswith("q"):
-        return float(x)
-    low, high = (value[0], value[1]) if "uniform" in kind else (-math.inf, math.inf)
-    return _tidy(min(max(round(x / value[2]) * value[2], low), high))

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The Bayesmark benchmark's environments, made by this one command from the project root:
+#   bash benchmarks/bayesmark/setup.sh
+# .venv: bayesmark 0.0.8 imports scikit-learn's load_boston (gone in 1.2), so scikit-learn 1.1.3
+# and numpy 1.24 (HEBO pins numpy < 1.25); Optuna; HEBO with its dependencies pinned (pip's
+# resolver does not finish on a plain `pip install hebo`); rlnas from this checkout without its
+# own scikit-learn>=1.3 pin (it needs scikit-learn only for the digits data set).
+# .venv-smac: SMAC3 needs scikit-learn >= 1.6, so it runs in a process of its own and asks
+# bayesmark's process to evaluate (benchmarks/bayesmark/smac_worker.py).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+python3 -m venv "$here/.venv"
+pip="$here/.venv/bin/pip"
+"$pip" install -q torch==2.13.0
+"$pip" install -q "numpy==1.24.4" "scikit-learn==1.1.3" "scipy<1.12" "pandas<2.2" "bayesmark==0.0.8" "optuna"
+"$pip" install -q "gymnasium>=1.0,<2" "hydra-core>=1.3,<1.4" "tqdm>=4.60" "matplotlib>=3.7" "tensorboard>=2.14"
+"$pip" install -q --no-deps -e "$root"
+if "$pip" install -q "pymoo==0.6.0" "GPy" "gpytorch" "catboost" "disjoint-set" \
+    && "$pip" install -q --no-deps "hebo==0.3.6" \
+    && "$here/.venv/bin/python" -c "import hebo.optimizers.hebo"; then
+  echo "HEBO installed"
+else
+  echo "HEBO did not install: search.py leaves method 'hebo' out, saying so" >&2
+fi
+
+python3 -m venv "$here/.venv-smac"
+"$here/.venv-smac/bin/pip" install -q "smac>=2.2"
+"$here/.venv/bin/python" -c "import bayesmark, optuna, rlnas; print('bayesmark environment ready')"
+"$here/.venv-smac/bin/python" -c "import smac; print('SMAC3', smac.__version__, 'ready')"
