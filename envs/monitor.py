@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -93,7 +94,8 @@ class SearchCounts:
         self.stale_episodes = 0
         self._add(evaluation)
         n, log = len(self.evaluations), self.logger
-        log.scalar("search/score", evaluation.score, n)
+        if math.isfinite(evaluation.score):  # a failure before any real score has none to show
+            log.scalar("search/score", evaluation.score, n)
         if self.best is not None:  # None while every evaluation so far has failed
             log.scalar("search/best_score", self.best.score, n)
             if self.reward is not None:

@@ -15,11 +15,15 @@ values), and a bare int or float is taken for that part too. Legal choices come 
 ``info["action_mask"]`` and ``action_masks()`` (sb3-contrib's convention); on a value step
 the mask is all zeros: no choice is made there. The reward is 0 until the last decision,
 then the score (or ``reward`` of it); the final ``info`` carries ``arch``, ``score``,
-``metrics``, ``cost``, ``cached`` and, on a hyperparameter space, ``parameters``.
+``metrics``, ``cost``, ``cached`` and, on a hyperparameter space, ``parameters``. A failed
+evaluation scores the lowest real score so far, so it never beats a real one whatever the
+objective's sign; one before any real score has nothing to be placed below, and its episode
+is cut (``truncated``, reward 0, ``info["unscored"]``) rather than given a made-up reward.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -110,6 +114,8 @@ class NASEnv(gym.Env[np.ndarray, Any]):
         parameters = self.space.parameters(arch)
         if parameters is not None:  # a hyperparameter point: the dict its trial was handed
             info["parameters"] = parameters
+        if not math.isfinite(result.score):  # failed, with no real score yet to rank it below
+            return obs, 0.0, False, True, {**info, "unscored": True}
         reward = result.score if self.reward is None else self.reward(result.score, result.metrics)
         return obs, float(reward), True, False, info
 

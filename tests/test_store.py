@@ -61,7 +61,7 @@ def test_a_failed_evaluation_earns_the_lowest_score_seen(tmp_path, nb201):
     answers = {"crash-1": None, "a": -0.5, "b": -0.2, "crash-2": None, "c": -0.9}
     evaluator = StoredEvaluator(Scripted(nb201, answers), store)
     store.put("another evaluator", Evaluation("z", -5.0))  # not this objective's
-    assert evaluator.evaluate("crash-1").score == 0.0  # nothing has succeeded yet
+    assert evaluator.evaluate("crash-1").score == -math.inf  # nothing has succeeded yet: no scale to place it on
     assert [evaluator.evaluate(a).score for a in ("a", "b", "crash-2")] == [-0.5, -0.2, -0.5]
     evaluator.evaluate("c")
     again = evaluator.evaluate("crash-1")  # a repeat is answered from the store, at today's lowest

@@ -11,10 +11,11 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 
-python3 -m venv "$here/.venv"
+python3 -m venv --clear "$here/.venv"
 pip="$here/.venv/bin/pip"
+export PIP_CONSTRAINT="$here/constraints.txt"
 "$pip" install -q torch==2.13.0
-"$pip" install -q "numpy==1.24.4" "scikit-learn==1.1.3" "scipy<1.12" "pandas<2.2" "bayesmark==0.0.8" "optuna"
+"$pip" install -q numpy scikit-learn scipy pandas "bayesmark==0.0.8" "optuna"
 "$pip" install -q "gymnasium>=1.0,<2" "hydra-core>=1.3,<1.4" "tqdm>=4.60" "matplotlib>=3.7" "tensorboard>=2.14"
 "$pip" install -q --no-deps -e "$root"
 if "$pip" install -q "pymoo==0.6.0" "GPy" "gpytorch" "catboost" "disjoint-set" \
@@ -25,7 +26,8 @@ else
   echo "HEBO did not install: search.py leaves method 'hebo' out, saying so" >&2
 fi
 
-python3 -m venv "$here/.venv-smac"
+unset PIP_CONSTRAINT
+python3 -m venv --clear "$here/.venv-smac"
 "$here/.venv-smac/bin/pip" install -q "smac>=2.2"
 "$here/.venv/bin/python" -c "import bayesmark, optuna, rlnas; print('bayesmark environment ready')"
 "$here/.venv-smac/bin/python" -c "import smac; print('SMAC3', smac.__version__, 'ready')"

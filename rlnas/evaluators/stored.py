@@ -16,7 +16,8 @@ class StoredEvaluator:
 
     A failure is answered with the lowest real score seen under this evaluator: a fixed
     score would be the best of all where scores are negative (a minimised loss), and an
-    agent would learn to crash trials. Before any result there is no scale, and it earns 0;
+    agent would learn to crash trials. Before any result there is no scale to place it on, and
+    it keeps its -inf: the env cuts such an episode unscored (``truncated``, reward 0), and
     proposing agents hold such failures back until a result is in.
 
     ``watch`` sees each new evaluation once it is committed (the run's fail-fast rule).
@@ -36,8 +37,9 @@ class StoredEvaluator:
         return evaluation
 
     def lowest(self) -> float:
-        """The lowest real score stored under this evaluator (0 before any)."""
-        return min((e.score for e in self.store.history(self.fingerprint) if "failed" not in e.metrics), default=0.0)
+        """The lowest real score stored under this evaluator (-inf before any)."""
+        return min((e.score for e in self.store.history(self.fingerprint) if "failed" not in e.metrics),
+                   default=-math.inf)
 
     def lookup(self, arch: str) -> Evaluation | None:
         """The stored evaluation of ``arch`` under this evaluator's fingerprint, if any."""
