@@ -24,9 +24,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from rlnas.agents.architecture_agent import Proposer
 from rlnas.agents.base import Agent, AgentConfig, Callback
+from rlnas.agents.policies import ActionHead, Kumaraswamy
 from rlnas.agents.replay import SequenceReplay
 from rlnas.core.settings import (
     INT_AT_LEAST_0,
@@ -146,9 +148,14 @@ def lambda_returns(rewards: torch.Tensor, values: torch.Tensor, discounts: torch
 
 
 class Dreamer(Proposer, Agent):
-    """Dreamer on any env with a flat ``Box`` observation and a ``Discrete`` action space."""
+    """Dreamer on any env with a flat ``Box`` observation and a ``Discrete`` action space, or
+    an rlnas env's continuous decisions: there the actor's head is hybrid (a choice's logits
+    and a value's :class:`~rlnas.agents.policies.Kumaraswamy`, :class:`ActionHead`), the RSSM
+    reads an action as the choice's one-hot with the value in one more slot, and imagination
+    takes a value step where the model predicts that no choice is legal."""
 
     Config = DreamerConfig
+    acts_on_values = True
     checkpointed = ("model", "actor", "critic", "target", "model_opt", "actor_opt", "critic_opt", "generator",
                     "replay", "steps", "updates")
     config: DreamerConfig
@@ -157,59 +164,78 @@ class Dreamer(Proposer, Agent):
                  **settings: Any):
         super().__init__(env, config, seed, device, **settings)
         hp = self.config
-        if not isinstance(self.action_space, gym.spaces.Discrete) or len(self.observation_space.shape) != 1:
-            raise TypeError("Dreamer here needs a flat Box observation and a Discrete action space, got "
-                            f"{self.observation_space} and {self.action_space}")
-        obs_dim, self.num_actions = self.observation_space.shape[0], int(self.action_space.n)
+        if len(self.observation_space.shape) != 1:
+            raise TypeError(f"Dreamer here needs a flat Box observation, got {self.observation_space}")
+        self.head = ActionHead(self.action_space, self.name)
+        obs_dim, self.num_actions = self.observation_space.shape[0], self.head.choices
+        self.action_dim = self.num_actions + self.head.values  # the choice's one-hot, then the value's slot
         torch.manual_seed(seed)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        rssm = RSSM(self.num_actions, hp.units, hp.deter_size, hp.hidden_size, hp.latent, hp.stoch_size, hp.classes)
-        masked = hasattr(env.unwrapped, "action_masks")
+        rssm = RSSM(self.action_dim, hp.units, hp.deter_size, hp.hidden_size, hp.latent, hp.stoch_size, hp.classes)
+        masked = hasattr(env.unwrapped, "action_masks") and self.num_actions > 0
         self.model = WorldModel(obs_dim, self.num_actions, rssm, hp.units, hp.units,
                                 predict_mask=masked).to(self.device)
-        self.actor = mlp(rssm.feature_size, hp.units, self.num_actions).to(self.device)
+        self.actor = mlp(rssm.feature_size, hp.units, self.head.size).to(self.device)
         self.critic = mlp(rssm.feature_size, hp.units, 1).to(self.device)
         self.target = copy.deepcopy(self.critic).requires_grad_(False)
         self.model_opt = torch.optim.Adam(self.model.parameters(), hp.model_lr, eps=hp.adam_eps)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), hp.actor_lr, eps=hp.adam_eps)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), hp.critic_lr, eps=hp.adam_eps)
-        self.replay = SequenceReplay(hp.buffer_size, obs_dim, self.num_actions)
+        self.replay = SequenceReplay(hp.buffer_size, obs_dim, self.action_dim, max(self.num_actions, 1))
         self.steps = self.updates = 0
-        self._predict: tuple[State | None, int | None] = (None, None)  # predict()'s RSSM state, last action
+        self._predict: tuple[State | None, np.ndarray | None] = (None, None)  # predict()'s RSSM state, last action
         self.in_flight: set[Decisions] = set()
         self.held: list[Decisions] = []
         self.predicted: dict[Decisions, float] = {}  # proposed cells' predicted scores, logged on observe
 
     # -- acting -------------------------------------------------------------------------
+    def _value_step(self, mask: np.ndarray | None) -> bool:
+        """Whether the next action is a value: its mask allows no choice (or there are none)."""
+        return self.head.values and (not self.num_actions if mask is None else not mask.any())
+
+    def _vector(self, action: int | float, mask: np.ndarray | None) -> np.ndarray:
+        """An action as the RSSM reads it: a choice one-hot, or a value in the last slot."""
+        vector = np.zeros(self.action_dim, np.float32)
+        if self._value_step(mask):
+            vector[-1] = action
+        else:
+            vector[int(action)] = 1.0
+        return vector
+
     @torch.no_grad()
-    def _filter(self, state: State | None, action: int | None, obs: np.ndarray, sample: bool = True) -> State:
+    def _filter(self, state: State | None, action: np.ndarray | None, obs: np.ndarray, sample: bool = True) -> State:
         rssm = self.model.rssm
         state = state or rssm.initial(1, self.device)
-        prev = torch.zeros(1, self.num_actions, device=self.device)
+        prev = torch.zeros(1, self.action_dim, device=self.device)
         if action is not None:
-            prev[0, action] = 1.0
+            prev[0] = torch.as_tensor(action, device=self.device)
         embed = self.model.encoder(torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1))
         return rssm.obs_step(state, prev, embed, self.generator, sample)[0]
 
     @torch.no_grad()
-    def _act(self, state: State, mask: np.ndarray | None, deterministic: bool) -> int:
-        logits = self.actor(state.feature)[0]
-        if mask is not None:
-            logits = logits.masked_fill(~torch.as_tensor(mask, dtype=torch.bool, device=self.device), -torch.inf)
+    def _act(self, state: State, mask: np.ndarray | None, deterministic: bool) -> int | float:
+        out = self.actor(state.feature)
+        mask_t = None if mask is None else torch.as_tensor(mask, dtype=torch.bool, device=self.device)[None]
+        if self.head.values:
+            dist = self.head.distribution(out, mask_t)
+            return self.head.one(self.head.draw(dist, self.generator, deterministic), dist)
+        logits = out[0]
+        if mask_t is not None:
+            logits = logits.masked_fill(~mask_t[0], -torch.inf)
         if deterministic:
             return int(logits.argmax())
         return int(torch.multinomial(logits.softmax(-1), 1, generator=self.generator))
 
     def predict(self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False,
-                episode_start: bool = False) -> int:
+                episode_start: bool = False) -> int | float:
         """One observation at a time, filtered into the RSSM state of the calls before;
         ``deterministic`` takes the posterior's mode too, so the same observations give the
         same actions."""
         state, action = (None, None) if episode_start else self._predict
         state = self._filter(state, action, obs, sample=not deterministic)
-        action = self._act(state, action_mask, deterministic)
-        self._predict = (state, action)
-        return action
+        chosen = self._act(state, action_mask, deterministic)
+        self._predict = (state, self._vector(chosen, action_mask))
+        return chosen
 
     # -- learning -----------------------------------------------------------------------
     def learn(self, budget: Budget, callback: Callback | None = None) -> Dreamer:
@@ -217,11 +243,12 @@ class Dreamer(Proposer, Agent):
         while self.env.within(budget):
             obs, info = self.reset_env()
             mask = info.get("action_mask")
-            episode = [(obs, -1, 0.0, False, True, mask)]
+            episode = [(obs, None, 0.0, False, True, mask)]
             state, done = self._filter(None, None, obs), False
             while not done and self.env.within(budget):
-                action = self._choose(state, mask)
-                obs, reward, terminated, truncated, info = self.env.step(action)
+                chosen = self._choose(state, mask)
+                action = self._vector(chosen, mask)
+                obs, reward, terminated, truncated, info = self.env.step(chosen)
                 done = terminated or truncated
                 mask = info.get("action_mask")
                 state = self._filter(state, action, obs)
@@ -235,9 +262,11 @@ class Dreamer(Proposer, Agent):
                 callback(self)
         return self
 
-    def _choose(self, state: State, mask: np.ndarray | None) -> int:
-        """A random legal action during the prefill, the actor's sample after it."""
+    def _choose(self, state: State, mask: np.ndarray | None) -> int | float:
+        """A random legal action during the prefill (a value: uniform), the actor's sample after it."""
         if self.steps < self.config.prefill:
+            if self._value_step(mask):
+                return float(self.rng.random())
             legal = np.flatnonzero(mask) if mask is not None else np.arange(self.num_actions)
             return int(self.rng.choice(legal))
         return self._act(state, mask, deterministic=False)
@@ -255,8 +284,8 @@ class Dreamer(Proposer, Agent):
         for _ in range(env.space.num_decisions):
             obs, mask = env.preview(decisions)
             state = self._filter(state, action, obs)
-            action = self._choose(state, mask)
-            decisions.append(action)
+            decisions.append(self._choose(state, mask))
+            action = self._vector(decisions[-1], mask)
         state = self._filter(state, action, env.preview(decisions)[0])
         self.predicted[tuple(decisions)] = self._predicted_score(state)
         return tuple(decisions)
@@ -267,11 +296,12 @@ class Dreamer(Proposer, Agent):
         if decisions in self.predicted:
             self._log_surrogate(self.predicted.pop(decisions), score)
         obs, mask = env.preview(())
-        episode = [(obs, -1, 0.0, False, True, mask)]
+        episode = [(obs, None, 0.0, False, True, mask)]
         for t, action in enumerate(decisions):
+            vector = self._vector(action, mask)
             obs, mask = env.preview(decisions[:t + 1])
             last = t + 1 == len(decisions)
-            episode.append((obs, action, score if last else 0.0, last, False, mask))
+            episode.append((obs, vector, score if last else 0.0, last, False, mask))
         if self.config.updates_per_evaluation is None:
             self._store(episode)
         self._learn_from(episode)
@@ -281,7 +311,7 @@ class Dreamer(Proposer, Agent):
         hp = self.config
         for transition in episode:
             self.replay.add(*transition)
-            if transition[1] < 0:  # an episode's first observation: no step taken
+            if transition[1] is None:  # an episode's first observation: no step taken
                 continue
             self.steps += 1
             if hp.updates_per_evaluation is None and self.steps % hp.train_every == 0:
@@ -341,14 +371,10 @@ class Dreamer(Proposer, Agent):
             state, features, entropies, logps = start, [start.feature], [], []
             for _ in range(hp.horizon):
                 feature = state.feature
-                logits = self.actor(feature if dynamics else feature.detach())
-                legal = model.legal(feature.detach())
-                if legal is not None:
-                    logits = logits.masked_fill(~legal, -1e9)
-                action = straight_through_onehot(logits, self.generator)
-                logp = logits.log_softmax(-1)
-                logps.append((logp * action.detach()).sum(-1))
-                entropies.append(-(logp.exp() * logp).sum(-1))
+                out = self.actor(feature if dynamics else feature.detach())
+                action, logp, entropy = self._imagine_action(out, feature.detach())
+                logps.append(logp)
+                entropies.append(entropy)
                 with torch.set_grad_enabled(dynamics):
                     state = model.rssm.img_step(state, action if dynamics else action.detach(), self.generator)
                 features.append(state.feature)
@@ -370,6 +396,30 @@ class Dreamer(Proposer, Agent):
         critic_loss = 0.5 * (weights * (self.critic(feats[:-1].detach()).squeeze(-1) - returns.detach()) ** 2).mean()
         imagined = {"imagined_return": returns[0].mean().item(), "actor_entropy": entropy.mean().item()}
         return actor_loss, critic_loss, imagined
+
+
+    def _imagine_action(self, out: torch.Tensor, feature: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """An imagined action (straight-through one-hot; a value reparameterised, so V1's
+        gradient flows through both), its log-probability and the policy's entropy."""
+        model, k = self.model, self.num_actions
+        if k:
+            logits = out[..., :k]
+            legal = model.legal(feature)
+            if legal is not None:
+                logits = logits.masked_fill(~legal, -1e9)
+            onehot = straight_through_onehot(logits, self.generator)
+            logp = logits.log_softmax(-1)
+            choice_logp, choice_entropy = (logp * onehot.detach()).sum(-1), -(logp.exp() * logp).sum(-1)
+            if not self.head.values:
+                return onehot, choice_logp, choice_entropy
+        value = Kumaraswamy(*(1.0 + F.softplus(out[..., k:])).unbind(-1))
+        u = value.rsample(self.generator)
+        if not k:
+            return u[..., None], value.log_prob(u.detach()), value.entropy()
+        step = model.value_step(feature) if model.mask is not None else torch.zeros_like(u, dtype=torch.bool)
+        action = torch.cat([onehot * ~step[..., None], (u * step)[..., None]], -1)
+        return (action, torch.where(step, value.log_prob(u.detach()), choice_logp),
+                torch.where(step, value.entropy(), choice_entropy))
 
 
 class DreamerV1(Dreamer):

@@ -17,7 +17,7 @@ pay for, at 0 it stays in the first basin), score every candidate, pay for the b
   the neighbours of the ``top_k`` best plus random cells, hill-climbed in the draw.
 * A space with continuous decisions (hyperparameter ranges) has a model of its own, a
   Gaussian process on the values and choices (:class:`~rlnas.world_models.mixed_gp.MixedGP`),
-  and its plan is the candidate of highest expected improvement, found by the same
+  and its plan is the candidate of highest upper confidence bound, found by the same
   sampling and hill climbing (a value's neighbours are Gaussian steps of it).
 
 How each setting was chosen: docs/benchmarks.md, "The planner".
@@ -65,6 +65,8 @@ class PlannerConfig(AgentConfig):
     random_candidates: int = setting(200, "larger spaces: random cells among the candidates", INT_AT_LEAST_0)
     planning_rounds: int = setting(2, "larger spaces: rounds of hill climbing in the drawn function", INT_AT_LEAST_0)
     beam: int = setting(5, "larger spaces: the candidates each round climbs from", INT_AT_LEAST_1)
+    beta: float = setting(3.0, "continuous spaces: the plan maximises the posterior mean + beta standard deviations",
+                          NON_NEGATIVE)
 
 
 class ModelPredictiveSearch(ArchitectureAgent):
@@ -98,7 +100,8 @@ class ModelPredictiveSearch(ArchitectureAgent):
         if isinstance(self.model, MixedGP):  # the target's ranks are modelled: no floor needed
             self.model.fit(torch.tensor(archs, dtype=torch.float64), torch.from_numpy(y))
             candidates, value = self._candidates(
-                lambda cells: self.model.expected_improvement(torch.tensor(cells, dtype=torch.float64)).numpy())
+                lambda cells: self.model.upper_confidence_bound(torch.tensor(cells, dtype=torch.float64),
+                                                                self.config.beta).numpy())
         else:
             floored = np.maximum(y, np.quantile(y, self.config.floor_quantile))
             self.model.fit(torch.tensor(archs), torch.from_numpy(floored))
@@ -142,11 +145,16 @@ class ModelPredictiveSearch(ArchitectureAgent):
         return decisions not in self.scores and decisions not in self.in_flight
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "scores": [[list(d), s] for d, s in self.scores.items()]}
+        state = {**super().state_dict(), "scores": [[list(d), s] for d, s in self.scores.items()]}
+        if isinstance(self.model, MixedGP):  # its last fit's hyperparameters, where the next one starts
+            state["model"] = self.model.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.scores = {tuple(d): s for d, s in state["scores"]}
+        if isinstance(self.model, MixedGP):
+            self.model.load_state_dict(state["model"])
 
 
 def latin_hypercube(space: SearchSpace, n: int, rng: np.random.Generator) -> list[Decisions]:

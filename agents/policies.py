@@ -39,22 +39,59 @@ def masked_categorical(logits: torch.Tensor, mask: torch.Tensor | None) -> Categ
     return Categorical(logits)
 
 
+EULER_GAMMA = 0.5772156649015329
+
+
+class Kumaraswamy:
+    """The Kumaraswamy distribution on [0, 1] (Kumaraswamy 1980), a Beta look-alike whose CDF
+    ``1 - (1 - x^a)^b`` inverts in closed form: a draw is a function of one uniform from the
+    agent's own generator, differentiable in ``a`` and ``b`` (Dreamer V1 backpropagates
+    through it), and a resumed run draws what an uninterrupted one would.
+
+        log p(x) = log a + log b + (a - 1) log x + (b - 1) log(1 - x^a)
+        H        = (1 - 1/b) + (1 - 1/a) H_b - log(a b),   H_b = psi(b + 1) + gamma
+    """
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor):
+        self.a, self.b = a, b
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.clamp(1e-6, 1 - 1e-6)
+        a, b = self.a, self.b
+        return a.log() + b.log() + (a - 1) * x.log() + (b - 1) * torch.log1p(-x.pow(a)).clamp_min(-1e6)
+
+    def entropy(self) -> torch.Tensor:
+        a, b = self.a, self.b
+        return (1 - 1 / b) + (1 - 1 / a) * (torch.digamma(b + 1) + EULER_GAMMA) - torch.log(a * b)
+
+    def rsample(self, generator: torch.Generator) -> torch.Tensor:
+        u = torch.rand(self.a.shape, generator=generator, device=generator.device).to(self.a.device)
+        return (1 - (1 - u).pow(1 / self.b)).pow(1 / self.a).clamp(0.0, 1.0)
+
+    def mode(self) -> torch.Tensor:
+        """``((a - 1) / (a b - 1))^(1/a)``; its median where that is flat (a = b = 1)."""
+        a, b = self.a, self.b
+        flat = (a * b - 1).abs() < 1e-6
+        mode = ((a - 1) / (a * b - 1).clamp_min(1e-6)).clamp_min(0).pow(1 / a)
+        return torch.where(flat, (1 - 0.5 ** (1 / b)).pow(1 / a), mode)
+
+
 class Hybrid:
     """A parameterised action, row by row: a choice (a masked :class:`Categorical`) or a value
-    in [0, 1] (a Beta with concentrations ``1 + softplus(out)``: unimodal, never a spike at an
-    end), as ``value_step`` says. Actions are floats: a choice's index, or the value. The
-    log-probability and entropy of a row are its used part's; a value's density is the
-    Beta's, so PPO's ratio of two densities is as meaningful as of two probabilities."""
+    in [0, 1] (a :class:`Kumaraswamy` with parameters ``1 + softplus(out)``: unimodal, never a
+    spike at an end), as ``value_step`` says. Actions are floats: a choice's index, or the
+    value. A row's log-probability and entropy are its used part's; a value's is a density,
+    so PPO's ratio of two of them is as meaningful as of two probabilities."""
 
     def __init__(self, logits: torch.Tensor, mask: torch.Tensor | None, value_params: torch.Tensor,
                  value_step: torch.Tensor):
         self.choice = masked_categorical(logits, mask) if logits.shape[-1] else None
         concentration = 1.0 + F.softplus(value_params)
-        self.value = torch.distributions.Beta(concentration[..., 0], concentration[..., 1], validate_args=False)
+        self.value = Kumaraswamy(concentration[..., 0], concentration[..., 1])
         self.value_step = value_step
 
     def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
-        value = self.value.log_prob(actions.clamp(1e-6, 1 - 1e-6))
+        value = self.value.log_prob(actions)
         if self.choice is None:
             return value
         return torch.where(self.value_step, value, self.choice.log_prob(torch.where(self.value_step, 0, actions)))
@@ -64,18 +101,13 @@ class Hybrid:
         return value if self.choice is None else torch.where(self.value_step, value, self.choice.entropy())
 
     def sample(self, generator: torch.Generator) -> torch.Tensor:
-        """From the agent's checkpointed generator: the Beta through numpy, seeded by it."""
-        rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
-        a, b = (x.detach().cpu().double().numpy() for x in (self.value.concentration1, self.value.concentration0))
-        values = torch.as_tensor(rng.beta(a, b), dtype=torch.float32, device=self.value_step.device)
+        values = self.value.rsample(generator).detach()
         if self.choice is None:
             return values
         return torch.where(self.value_step, values, sample(self.choice, generator).float())
 
     def mode(self) -> torch.Tensor:
-        """The most likely choice, or the Beta's mode ``(a - 1) / (a + b - 2)`` (its mean where flat)."""
-        a, b = self.value.concentration1, self.value.concentration0
-        values = torch.where(a + b > 2, (a - 1) / (a + b - 2).clamp(min=1e-8), a / (a + b))
+        values = self.value.mode()
         if self.choice is None:
             return values
         return torch.where(self.value_step, values, self.choice.probs.argmax(-1).float())

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 
 class SumTree:
@@ -171,18 +170,21 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 class SequenceReplay:
     """Steps in arrival order; ``sample`` draws windows, ``firsts`` marking episode starts."""
 
-    def __init__(self, capacity: int, obs_dim: int, action_dim: int):
+    def __init__(self, capacity: int, obs_dim: int, action_dim: int, mask_dim: int | None = None):
         self.capacity, self.size, self.head = capacity, 0, 0
-        self.data = {"obs": np.zeros((capacity, obs_dim), np.float32), "actions": np.zeros(capacity, np.int64),
+        mask_dim = action_dim if mask_dim is None else mask_dim
+        self.data = {"obs": np.zeros((capacity, obs_dim), np.float32),
+                     "actions": np.zeros((capacity, action_dim), np.float32),
                      "rewards": np.zeros(capacity, np.float32), "terminals": np.zeros(capacity, np.float32),
-                     "firsts": np.zeros(capacity, np.float32), "masks": np.ones((capacity, action_dim), np.float32)}
-        self.action_dim = action_dim
+                     "firsts": np.zeros(capacity, np.float32), "masks": np.ones((capacity, mask_dim), np.float32)}
 
-    def add(self, obs: np.ndarray, action: int, reward: float, terminal: bool, first: bool,
+    def add(self, obs: np.ndarray, action: np.ndarray | None, reward: float, terminal: bool, first: bool,
             mask: np.ndarray | None) -> None:
-        """``action`` is the one that led to ``obs`` (-1 at an episode's first step)."""
+        """``action`` is the vector of the one that led to ``obs`` (a one-hot choice, or a value
+        in its slot; None at an episode's first step)."""
         i = self.head
-        self.data["obs"][i], self.data["actions"][i], self.data["rewards"][i] = obs, action, reward
+        self.data["obs"][i], self.data["rewards"][i] = obs, reward
+        self.data["actions"][i] = 0.0 if action is None else action
         self.data["terminals"][i], self.data["firsts"][i] = terminal, first
         self.data["masks"][i] = 1.0 if mask is None else mask
         self.head, self.size = (i + 1) % self.capacity, min(self.size + 1, self.capacity)
@@ -193,8 +195,6 @@ class SequenceReplay:
         starts = rng.integers(0, self.size - length + 1, batch)
         idx = (oldest + starts[None, :] + np.arange(length)[:, None]) % self.capacity  # (T, B)
         out = {k: torch.as_tensor(v[idx], device=device) for k, v in self.data.items()}
-        actions = out.pop("actions")
-        out["actions"] = F.one_hot(actions.clamp(min=0), self.action_dim).float() * (actions >= 0).unsqueeze(-1)
         out["firsts"][0] = 1.0  # a window starts from the zero state, as an episode does
         return out
 

@@ -7,7 +7,7 @@ import torch
 
 from rlnas.agents import make_agent
 from rlnas.agents.architecture_agent import ArchitectureAgent
-from rlnas.agents.policies import masked_categorical
+from rlnas.agents.policies import ActionHead, masked_categorical
 from rlnas.cli.train import compose
 from rlnas.core.store import EvaluationStore
 from rlnas.envs import NASEnv
@@ -226,3 +226,28 @@ def test_budget_and_monitor(table):
     assert not monitor.within(Budget(evaluations=2, env_steps=12))
     assert not monitor.within(Budget(evaluations=2, patience=1))
     assert monitor.best.metrics["arch_index"] == 13714
+
+
+def test_the_hybrid_head_gives_a_choices_and_a_values_log_probability_and_entropy_by_hand():
+    head = ActionHead(gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Box(0.0, 1.0, (1,), np.float32))), "t")
+    two = float(np.log(np.e - 1))  # softplus(two) = 1: the Kumaraswamy's a and b are 1 + 1 = 2
+    out = torch.tensor([[0.0, np.log(3.0), 5.0, 5.0],  # a choice step: probabilities 1/4, 3/4
+                        [7.0, -7.0, two, two]], dtype=torch.float32)  # a value step (its mask allows no choice)
+    mask = torch.tensor([[True, True], [False, False]])
+    dist = head.distribution(out, mask)
+    log_prob = dist.log_prob(torch.tensor([1.0, 0.5]))
+    # Kumaraswamy(2, 2): p(x) = 4x(1 - x^2), 1.5 at x = 1/2
+    torch.testing.assert_close(log_prob, torch.tensor([np.log(0.75), np.log(1.5)]).float())
+    # H(1/4, 3/4); H(Kumaraswamy(2, 2)) = (1 - 1/2) + (1 - 1/2) H_2 - ln 4, H_2 = 1 + 1/2
+    entropy = [-(0.25 * np.log(0.25) + 0.75 * np.log(0.75)), 0.5 + 0.5 * 1.5 - np.log(4)]
+    torch.testing.assert_close(dist.entropy(), torch.tensor(entropy).float())
+    torch.testing.assert_close(dist.mode(), torch.tensor([1.0, np.sqrt(1 / 3)]).float())  # ((a-1)/(ab-1))^(1/a)
+    drawn = dist.sample(torch.Generator().manual_seed(0))
+    assert drawn[0] in (0.0, 1.0) and 0.0 < drawn[1] < 1.0
+    choices, values = head.to_env(drawn, dist)
+    assert choices.tolist() == [int(drawn[0]), 0] and values[:, 0].tolist() == [0.0, pytest.approx(float(drawn[1]))]
+
+
+def test_an_action_space_the_heads_cannot_act_on_is_refused_naming_the_ones_they_can():
+    with pytest.raises(TypeError, match=r"ppo needs a Discrete action space, a Box of one value in \[0, 1\]"):
+        ActionHead(gym.make("Pendulum-v1").action_space, "ppo")

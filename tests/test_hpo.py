@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 from rlnas.cli.train import compose
 from rlnas.core.store import EvaluationStore
 from rlnas.envs import NASEnv
+from rlnas.envs.nas_env import IllegalActionError
 from rlnas.evaluators import CallableEvaluator, StoredEvaluator
 from rlnas.search.runner import run
 from rlnas.spaces.hpo import HPOSpace, load_search_space
 from tests.objectives import learning_rate_bowl
-from tests.test_train import train
+from tests.test_train import ROOT, stored_archs, train
 
 SPACE = {
     "lr": {"_type": "loguniform", "_value": [1e-4, 1e-1]},
@@ -266,3 +267,145 @@ def test_a_missing_search_space_is_named(tmp_path):
     with pytest.raises(ValueError) as refused:
         run(config, tmp_path)
     assert "env.search_space has no value: give it on the command line, env.search_space=..." in str(refused.value)
+
+
+# -- continuous ranges (the default): a value in [0, 1] mapped on each range's scale ----------------
+@pytest.mark.parametrize("kind,value,u,expected", [
+    ("uniform", [-1, 3], 0.0, -1.0), ("uniform", [-1, 3], 0.25, 0.0), ("uniform", [-1, 3], 1.0, 3.0),
+    ("loguniform", [1e-4, 1e-1], 0.0, 1e-4), ("loguniform", [1e-4, 1e-1], 1 / 3, 1e-3),
+    ("loguniform", [1e-4, 1e-1], 1.0, 0.1),
+    ("randint", [2, 5], 0.0, 2), ("randint", [2, 5], 0.33, 2), ("randint", [2, 5], 0.34, 3),
+    ("randint", [2, 5], 0.999, 4), ("randint", [2, 5], 1.0, 4),  # upper excluded, even at u = 1
+    ("quniform", [0, 10, 2.5], 0.3, 2.5),  # x = 3 -> round(1.2) * 2.5
+    ("quniform", [0, 10, 2.5], 0.9, 10.0),  # x = 9 -> round(3.6) * 2.5
+    ("quniform", [2, 10, 5], 0.0, 2.0),  # x = 2 -> round(0.4) * 5 = 0, clipped to low
+    ("qloguniform", [1, 100, 25], 0.75, 25.0),  # x = 100^0.75 = 31.6 -> round(1.26) * 25
+    ("qloguniform", [1, 100, 25], 0.0, 1.0),  # x = 1 -> 0, clipped to low
+    ("normal", [5, 2], 0.5, 5.0), ("normal", [5, 2], 0.8413447460685429, 7.0),  # Phi(1)
+    ("normal", [5, 2], 0.0, 5 - 2 * 4.753424308822899),  # held at the 1e-6 quantile, -4.75 sigma
+    ("qnormal", [0, 1, 0.5], 0.9031995154143897, 1.5),  # Phi(1.3): 1.3 -> round(2.6) * 0.5
+    ("lognormal", [0, 1], 0.5, 1.0), ("lognormal", [0, 1], 0.8413447460685429, math.e),
+    ("qlognormal", [0, 1, 1], 0.8413447460685429, 3.0),  # e -> 3
+])
+def test_every_range_type_maps_from_the_unit_interval_as_nni_draws_it(kind, value, u, expected):
+    space = HPOSpace({"x": {"_type": kind, "_value": value}})
+    assert space.is_value(0) and space.size == math.inf
+    got = space.to_parameters((u,))["x"]
+    assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert isinstance(got, int) == (kind == "randint")
+    assert space.to_parameters(space.from_parameters({"x": got}))["x"] == got  # the canonical value maps back
+
+
+def test_a_value_outside_its_range_or_of_the_wrong_kind_is_refused_naming_the_range():
+    space = HPOSpace({"lr": {"_type": "loguniform", "_value": [1e-4, 1e-1]},
+                      "n": {"_type": "randint", "_value": [2, 5]}})
+    assert space.from_parameters({"lr": 1e-3, "n": 3}) == pytest.approx((1 / 3, 0.5))  # n=3: the middle of its third
+    with pytest.raises(ValueError, match=r"lr=0\.5 is outside its range \(loguniform \[0\.0001, 0\.1\]\)"):
+        space.from_parameters({"lr": 0.5, "n": 3})
+    with pytest.raises(ValueError, match=r"n=5 is outside its range \(randint \[2, 5\]\)"):
+        space.from_parameters({"lr": 1e-3, "n": 5})
+    with pytest.raises(ValueError, match=r"n=2\.5 is not an integer"):
+        space.from_parameters({"lr": 1e-3, "n": 2.5})
+    with pytest.raises(ValueError, match=r"takes a value in \[0, 1\], mapped onto its range; got 1\.5"):
+        space.validate((1.5, 0.5))
+
+
+def test_the_env_has_a_parameterised_action_space_and_says_which_part_a_step_reads():
+    env = NASEnv(HPOSpace(SPACE), CallableEvaluator(HPOSpace(SPACE), learning_rate_bowl))
+    assert env.action_space == gym.spaces.Tuple((gym.spaces.Discrete(3), gym.spaces.Box(0.0, 1.0, (1,), np.float32)))
+    _, info = env.reset(seed=0)
+    assert info["action_part"] == "value" and info["action_mask"].tolist() == [0, 0, 0]  # lr: no choice to make
+    with pytest.raises(IllegalActionError, match=r"lr \(loguniform \[0\.0001, 0\.1\]\) takes a value in \[0, 1\]"):
+        env.step((0, np.array([1.5], np.float32)))
+    obs, _, _, _, info = env.step((0, np.array([2 / 3])))  # the tuple's value part: lr = 0.01
+    assert obs[0:2].tolist() == pytest.approx([2 / 3, 1.0]) and info["action_part"] == "choice"
+    _, _, _, _, info = env.step(1)  # a bare int for a choice step: batch 64
+    _, _, _, _, info = env.step(1)  # adam: momentum, nested under sgd, is not used
+    assert info["action_part"] == "value"
+    _, reward, terminated, _, info = env.step(0.7)  # any value: it is not used
+    assert terminated and info["parameters"] == {"lr": 0.01, "batch_size": 64, "optimizer": {"_name": "adam"}}
+    assert env.decisions == pytest.approx((2 / 3, 1, 1, 0.0)) and reward == pytest.approx(0.8)
+    all_values = HPOSpace({"x": {"_type": "uniform", "_value": [0, 1]}, "y": {"_type": "randint", "_value": [0, 9]}})
+    assert NASEnv(all_values, CallableEvaluator(all_values, lambda p: p["x"])).action_space == gym.spaces.Box(
+        0.0, 1.0, (1,), np.float32)
+
+
+@st.composite
+def mixed_points(draw, space):
+    """Choices legal given the ones before; values anywhere in [0, 1] (also where unused)."""
+    actions = []
+    for step in range(space.num_decisions):
+        if space.is_value(step):
+            actions.append(draw(st.floats(0.0, 1.0)))
+        else:
+            legal = space.legal_choices(actions)
+            actions.append(draw(st.integers(legal.start, legal.stop - 1)))
+    return tuple(actions)
+
+
+MIXED = HPOSpace(NESTED.spec)  # the same space, its ranges continuous
+
+
+@settings(max_examples=60, deadline=None)
+@given(actions=mixed_points(MIXED))
+def test_an_episode_of_choices_nested_choices_and_values_round_trips_through_the_store(tmp_path_factory, actions):
+    received = []
+    evaluator = CallableEvaluator(MIXED, lambda params: received.append(params) or 0.5)
+    store = EvaluationStore(tmp_path_factory.mktemp("store") / "store.sqlite")
+    env = NASEnv(MIXED, StoredEvaluator(evaluator, store))
+    env.reset(seed=0)
+    for action in actions:
+        _, _, terminated, _, info = env.step(action)
+    decisions = env.decisions  # canonical: an unused value is 0.0, an integer's the middle of its interval
+    params = MIXED.to_parameters(decisions)
+    assert terminated and received == [params] and info["parameters"] == params
+    assert json.loads(json.dumps(params)) == params
+    assert MIXED.from_parameters(params) == pytest.approx(decisions) and MIXED.to_parameters(
+        MIXED.from_string(info["arch"])) == params
+    (stored,) = store.history(evaluator.fingerprint)
+    assert MIXED.parameters(stored.arch) == params
+    store.close()
+
+
+def test_a_failure_on_a_minimised_objective_ranks_below_every_real_loss(tmp_path):
+    """Under minimize a score is -loss, below 0: a failure answered with 0 would have been the best."""
+    space = HPOSpace({"x": {"_type": "uniform", "_value": [0, 1]}})
+
+    def loss(params):
+        if params["x"] > 0.8:
+            raise RuntimeError("diverged")
+        return 10 + params["x"]
+
+    store = EvaluationStore(tmp_path / "store.sqlite")
+    env = NASEnv(space, StoredEvaluator(CallableEvaluator(space, loss, optimize_mode="minimize"), store))
+    rewards = []
+    for x in (0.9, 0.2, 0.5, 0.95, 0.1):
+        env.reset()
+        _, reward, terminated, truncated, info = env.step(x)
+        rewards.append((reward, terminated, truncated, info.get("unscored", False)))
+    assert rewards[0] == (0.0, False, True, True)  # no real loss yet to rank it below: cut, unscored
+    assert [r[0] for r in rewards[1:]] == pytest.approx([-10.2, -10.5, -10.5, -10.1])  # the worst real loss so far
+    assert all(r[1] and not r[2] for r in rewards[1:])
+    store.close()
+
+
+def test_a_minimised_search_reports_its_loss(tmp_path):
+    (tmp_path / "space.json").write_text(json.dumps({"x": {"_type": "uniform", "_value": [0, 1]}}))
+    report = run(compose(["agent=random", "env=hpo", f"env.search_space={tmp_path / 'space.json'}",
+                          "evaluator=function", "evaluator.fn=tests.objectives:fails_above_half",
+                          "evaluator.optimize_mode=minimize", "budget.evaluations=8", "quiet=true"]), tmp_path / "run")
+    assert report["failed"] > 0 and report["best_loss"] == report["best_parameters"]["x"] <= 0.5
+    assert report["best_search_score"] == -report["best_loss"]
+
+
+@pytest.mark.slow
+def test_the_default_agent_searches_the_svc_example_off_any_grid(tmp_path):
+    train("env=hpo", "env.search_space=examples/digits_svc.json", "evaluator=function",
+          "evaluator.fn=digits_svc:validation_score", "budget.evaluations=20", f"hydra.run.dir={tmp_path}",
+          env={"PYTHONPATH": str(ROOT / "examples")})
+    report = json.loads((tmp_path / "report.json").read_text())
+    points = [json.loads(arch) for arch in stored_archs(tmp_path)]
+    grid = HPOSpace(ROOT / "examples" / "digits_svc.json", levels=16)
+    on_grid = [p for p in points if any(math.isclose(p["C"], c) for c in grid.params[0].grid)
+               or any(math.isclose(p["gamma"], g) for g in grid.params[1].grid)]
+    assert report["agent"] == compose([]).agent.name and len(points) == 20 and not on_grid

@@ -31,3 +31,22 @@ def test_maskable_ppo_respects_nasnet_masks(nasnet):
         assert info["action_mask"][int(action)] == 1
         obs, _, done, _, info = env.step(int(action))
     assert done and np.all(info["action_mask"] == 0)
+
+
+def test_sb3_ppo_trains_on_an_all_continuous_hyperparameter_env_as_it_is():
+    """Every decision a value: the action space is a plain Box in [0, 1], SB3's Gaussian policy's own."""
+    from stable_baselines3 import PPO
+
+    from rlnas.evaluators import CallableEvaluator
+    from rlnas.spaces.hpo import HPOSpace
+
+    space = HPOSpace({"x": {"_type": "uniform", "_value": [-1, 1]}, "lr": {"_type": "loguniform", "_value": [1e-4, 1]},
+                      "n": {"_type": "randint", "_value": [1, 9]}})
+    seen = []
+    env = NASEnv(space, CallableEvaluator(space, lambda p: seen.append(p) or -p["x"] ** 2))
+    model = PPO("MlpPolicy", env, n_steps=48, batch_size=48, seed=0, verbose=0)
+    model.learn(total_timesteps=144)
+    assert len(seen) == 144 // 3  # one evaluation an episode (SB3 clips its Gaussian's draws to the Box: some repeat)
+    assert all(-1 <= p["x"] <= 1 and 1e-4 <= p["lr"] <= 1 and p["n"] in range(1, 9) for p in seen)
+    grid = np.geomspace(1e-4, 1, 16)
+    assert sum(not np.isclose(grid, p["lr"]).any() for p in seen) > 10  # values between the grid's points

@@ -17,7 +17,7 @@ FIXTURE = json.loads((ROOT / "tests" / "fixtures" / "sequences.json").read_text(
 SEARCHES = {
     "nb201": [],
     "hpo_svc": ["env=hpo", f"env.search_space={ROOT / 'examples' / 'digits_svc.json'}", "evaluator=function",
-                "evaluator.fn=tests.objectives:recorded_svc_score"],
+                "evaluator.fn=tests.objectives:recorded_svc_score", "env.levels=16"],  # recorded on the grid
 }
 
 

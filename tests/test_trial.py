@@ -102,7 +102,7 @@ def test_a_minimizing_search_never_rewards_a_crash_above_a_result(tmp_path):
     assert report["best_parameters"] == best[0] and report["best_metrics"]["value"] == best[0]["x"]
     assert report["best_search_score"] == best[1]
     assert report["failed"] == len(rows) - len(ok) and report["first_failure"] == "trial exited with code 3"
-    assert f"(minimized: value {best[0]['x']:.4g})" in proc.stdout
+    assert report["best_loss"] == best[0]["x"] and f"best loss     {best[0]['x']:.6g} (minimized" in proc.stdout
     assert f"failed        {len(rows) - len(ok)} of 8 evaluations; the first: trial exited" in proc.stdout
 
 

@@ -136,7 +136,7 @@ def test_loss_scale_weighs_only_its_term(term, scale_arg):
 def test_sequence_replay_windows_and_first_steps():
     replay = SequenceReplay(capacity=6, obs_dim=1, action_dim=2)
     for t in range(9):  # wraps: holds steps 3..8
-        replay.add(np.array([t], np.float32), t % 2 if t % 4 else -1, float(t), False, t % 4 == 0, None)
+        replay.add(np.array([t], np.float32), np.eye(2)[t % 2] if t % 4 else None, float(t), False, t % 4 == 0, None)
     batch = replay.sample(50, 3, np.random.default_rng(0), torch.device("cpu"))
     obs = batch["obs"][..., 0]
     assert obs.min() >= 3 and torch.equal(obs[1:] - obs[:-1], torch.ones(2, 50))  # consecutive, oldest kept
@@ -150,7 +150,8 @@ def test_sequence_replay_state_holds_the_filled_rows_and_round_trips():
     for steps in (4, 9):  # partly filled; wrapped around its capacity of 6
         replay = SequenceReplay(capacity=6, obs_dim=2, action_dim=3)
         for t in range(steps):
-            replay.add(rng.random(2, dtype=np.float32), t % 3, float(t), t % 4 == 3, t % 4 == 0, np.eye(3)[t % 3])
+            replay.add(rng.random(2, dtype=np.float32), np.eye(3)[t % 3], float(t), t % 4 == 3, t % 4 == 0,
+                       np.eye(3)[t % 3])
         state = replay.state_dict()
         assert len(state["obs"]) == min(steps, 6)
         copy = SequenceReplay(capacity=6, obs_dim=2, action_dim=3)
@@ -210,5 +211,5 @@ def test_dreamer_save_load_continues_identically(name, per_evaluation, tmp_path)
 
 
 def test_dreamer_refuses_what_it_cannot_drive():
-    with pytest.raises(TypeError, match="flat Box observation and a Discrete action space"):
+    with pytest.raises(TypeError, match=r"needs a Discrete action space, a Box of one value in \[0, 1\]"):
         make_agent("dreamer_v2", gym.make("Pendulum-v1"), preset=None)

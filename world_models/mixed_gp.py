@@ -11,9 +11,10 @@ ranked and mapped to normal quantiles before fitting: Bayesmark's losses have lo
 rest. The hyperparameters (log lengthscales, log weights, log signal and noise) maximise
 the marginal likelihood plus log-normal priors, by L-BFGS from the last fit.
 
-Expected improvement (Jones et al. 1998) is the acquisition: closed form on the posterior
-of the standardised target, maximised by the planner over sampled and locally refined
-candidates (agents/planner.py).
+The acquisition is the upper confidence bound on the posterior of the quantile target,
+maximised by the planner over sampled and locally refined candidates (agents/planner.py);
+expected improvement and Thompson sampling were measured against it (docs/benchmarks.md,
+"Hyperparameters on Bayesmark").
 """
 
 from __future__ import annotations
@@ -102,9 +103,16 @@ class MixedGP:
         var = (2 * self.log_signal).exp() - (cross * v.T).sum(1)
         return mean, var.clamp_min(1e-12).sqrt()
 
-    def expected_improvement(self, x: torch.Tensor) -> torch.Tensor:
-        """``E[max(f(x) - y*, 0)] = s (z Phi(z) + phi(z))``, ``z = (m - y*) / s``, y* the best target seen."""
+    def upper_confidence_bound(self, x: torch.Tensor, beta: float) -> torch.Tensor:
+        """``m(x) + beta s(x)`` (Srinivas et al. 2010): optimism in the face of uncertainty."""
         mean, sd = self.predict(x)
-        z = (mean - self.target.max()) / sd
-        normal = torch.distributions.Normal(torch.zeros((), dtype=torch.float64), torch.ones((), dtype=torch.float64))
-        return sd * (z * normal.cdf(z) + normal.log_prob(z).exp())
+        return mean + beta * sd
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The hyperparameters, where the next fit starts from (a resumed search fits as an unbroken one)."""
+        return {"log_length": self.log_length, "log_weight": self.log_weight, "log_signal": self.log_signal,
+                "log_noise": self.log_noise}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.log_length, self.log_weight = state["log_length"], state["log_weight"]
+        self.log_signal, self.log_noise = state["log_signal"], state["log_noise"]

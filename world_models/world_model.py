@@ -38,6 +38,10 @@ class WorldModel(nn.Module):
         legal = self.mask(feature) > 0.0
         return legal | ~legal.any(-1, keepdim=True)
 
+    def value_step(self, feature: torch.Tensor) -> torch.Tensor:
+        """Predicted value steps (bool): states where no choice is legal (an rlnas env's mask is zero there)."""
+        return ~(self.mask(feature) > 0.0).any(-1)
+
     def loss(self, batch: dict[str, torch.Tensor], kl_balance: float | None, free_nats: float, kl_scale: float,
              reward_scale: float = 1.0, discount_scale: float = 1.0, generator: torch.Generator | None = None
              ) -> tuple[torch.Tensor, State, dict[str, float]]:

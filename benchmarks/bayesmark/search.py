@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+warnings.filterwarnings("ignore", module="sklearn")  # load_boston's deprecation, on every import
 HERE = Path(__file__).resolve().parent
 CHECKPOINTS = (16, 32, 64)
 PEERS = ("random", "optuna-tpe", "optuna-gp", "smac", "hebo")
@@ -61,7 +62,7 @@ def loss(model, params: dict[str, Any]) -> float:
         warnings.simplefilter("ignore")
         try:
             value = float(model.evaluate(params)[0])
-        except Exception:  # noqa: BLE001 - a point the model cannot fit is a failed evaluation
+        except Exception:  # a point the model cannot fit is a failed evaluation
             return math.inf
     return value if math.isfinite(value) else math.inf
 
@@ -203,8 +204,9 @@ def run_one(problem_name: str, method: str, evaluations: int, seed: int) -> dict
     else:
         losses = run_rlnas(model, api, evaluations, seed, method.split(":", 1)[1])
     kept = [y if math.isfinite(y) else None for y in losses]
-    return {"problem": problem_name, "method": method, "seed": seed, "wall_seconds": round(time.perf_counter() - start, 2),
-            "losses": kept, "best_so_far": [y if math.isfinite(y) else None for y in best_so_far(kept).tolist()]}
+    return {"problem": problem_name, "method": method, "seed": seed,
+            "wall_seconds": round(time.perf_counter() - start, 2), "losses": kept,
+            "best_so_far": [y if math.isfinite(y) else None for y in best_so_far(kept).tolist()]}
 
 
 # -- scoring ----------------------------------------------------------------------------------
@@ -231,7 +233,7 @@ def summarise(runs: list[dict], problems: list[str], methods: list[str], evaluat
     curves = np.where(np.isfinite(curves), curves, worst)  # a failure counts as the worst loss seen on its problem
     perf = xr.DataArray(curves, dims=(cc.ITER, cc.SUGGEST, cc.TEST_CASE, cc.METHOD, cc.TRIAL),
                         coords={cc.ITER: np.arange(evaluations), cc.SUGGEST: [0], cc.TEST_CASE: problems,
-                                cc.METHOD: [names[m] for m in methods], cc.TRIAL: seeds})
+                                cc.METHOD: [names[m] for m in methods], cc.TRIAL: np.arange(len(seeds))})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _, summary = compute_aggregates(perf, compute_baseline(perf))

@@ -39,6 +39,8 @@ def report(search: Search, final: list[dict[str, Any]] | None = None) -> dict[st
         "best_metrics": best.metrics if best else None, "run_dir": str(search.run_dir),
         "best_model": str(search.run_dir / BEST_MODEL) if (search.run_dir / BEST_MODEL).is_file() else None,
     }
+    if best is not None and "value" in best.metrics:  # a minimised objective: its loss, as it was reported
+        out["best_loss"] = best.metrics["value"]
     failed = [e.metrics["failed"] for e in m.evaluations if "failed" in e.metrics]
     if failed:  # paid for and stored, never the best: say so, or a run of crashes looks like an empty one
         out.update(failed=len(failed), first_failure=failed[0])
@@ -124,9 +126,8 @@ def summary(report: dict[str, Any]) -> str:
         f"  evaluations   {report['evaluations']} distinct ({report['env_steps']} env steps, "
         f"stopped by {report['stopped_by']}) in {report['wall_seconds']:.1f} s",
         f"  best arch     {report['best_arch']}",
-        f"  search score  {report['best_search_score']:.4f}"
-        + (f" (minimized: value {report['best_metrics']['value']:.4g})"
-           if "value" in (report.get("best_metrics") or {}) else "")
+        (f"  best loss     {report['best_loss']:.6g} (minimized; search score {report['best_search_score']:.6g})"
+         if "best_loss" in report else f"  search score  {report['best_search_score']:.4f}")
         if report["best_search_score"] is not None else "  search score  -",
         f"  test score    {test:.4f}" if test is not None else "  test score    - (evaluator has none)",
         *([f"  retrained     {len(report['final'])} best stand-alone; the headline is the one with the best "

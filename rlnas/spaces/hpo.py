@@ -272,7 +272,7 @@ def to_unit(kind: str, args: Sequence[float], value: Any, path: str = "x") -> fl
     """Where in [0, 1] range ``kind`` takes ``value`` (the middle of an integer's interval);
     a value the range cannot take is refused, naming the range."""
     if not _is_number(value) or (kind == "randint" and not float(value).is_integer()):
-        raise ValueError(f"hpo: {path}={value!r} is not a {'n integer' if kind == 'randint' else ' number'}")
+        raise ValueError(f"hpo: {path}={value!r} is not {'an integer' if kind == 'randint' else 'a number'}")
     bounds = {"randint": (args[0], args[1] - 1), "normal": (-math.inf, math.inf), "lognormal": (0.0, math.inf),
               "qnormal": (-math.inf, math.inf), "qlognormal": (0.0, math.inf)}.get(kind, args[:2])
     if not bounds[0] <= value <= bounds[1]:

@@ -1,0 +1,69 @@
+"""Every agent that acts on continuous decisions, on a problem whose optimum is known: a 3-D
+quadratic (a uniform, a log-uniform and an integer range) with one categorical choice."""
+
+import math
+
+import numpy as np
+import pytest
+
+from rlnas.agents import make_agent
+from rlnas.envs import NASEnv
+from rlnas.envs.monitor import Budget
+from rlnas.evaluators import CallableEvaluator
+from rlnas.spaces.hpo import HPOSpace
+
+SPACE = {"x": {"_type": "uniform", "_value": [-2, 2]}, "lr": {"_type": "loguniform", "_value": [1e-4, 1]},
+         "n": {"_type": "randint", "_value": [0, 64]}, "act": {"_type": "choice", "_value": ["relu", "tanh", "gelu"]}}
+OPTIMUM = {"x": 0.5, "lr": 1e-2, "n": 40, "act": "tanh"}
+
+
+def distance(params: dict) -> float:
+    """Euclidean distance from the optimum in the unit cube the agents act in."""
+    return math.sqrt(((params["x"] - 0.5) / 4) ** 2 + ((math.log10(params["lr"]) + 2) / 4) ** 2
+                     + ((params["n"] - 40) / 64) ** 2)
+
+
+def score(params: dict) -> float:
+    return -distance(params) ** 2 - 0.5 * (params["act"] != "tanh")
+
+
+# (agent, evaluations, the largest distance of the best point found allowed, for the median of three seeds).
+# Random search in 4-D needs luck; a model of the objective needs far fewer.
+BOUNDS = [("random", 60, 0.25), ("evolution", 60, 0.15), ("local_search", 60, 0.15), ("tpe", 60, 0.15),
+          ("planner", 30, 0.05), ("ppo", 60, 0.25), ("a2c", 60, 0.25), ("reinforce", 60, 0.25),
+          ("dreamer_v1", 40, 0.25), ("dreamer_v2", 40, 0.25)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("agent,evaluations,bound", BOUNDS)
+def test_each_agent_nears_the_optimum_of_a_quadratic_with_a_choice(agent, evaluations, bound):
+    space = HPOSpace(SPACE)
+    found = []
+    for seed in range(3):
+        searcher = make_agent(agent, NASEnv(space, CallableEvaluator(space, score)), seed=seed)
+        searcher.learn(Budget(evaluations=evaluations))
+        assert len(searcher.env.evaluations) == evaluations
+        found.append(space.parameters(searcher.env.best.arch))
+    distances = sorted(distance(p) for p in found)
+    assert distances[1] <= bound, f"{agent}: distances {np.round(distances, 3)} (bound {bound})"
+    assert sum(p["act"] == "tanh" for p in found) >= 2  # the choice is found too
+
+
+@pytest.mark.parametrize("name", ["random", "evolution", "local_search", "tpe", "ppo", "reinforce",
+                                  pytest.param("planner", marks=pytest.mark.slow),
+                                  pytest.param("dreamer_v2", marks=pytest.mark.slow)])
+def test_save_load_continues_identically_on_continuous_decisions(tmp_path, name):
+    space = HPOSpace(SPACE)
+
+    def searcher(seed):
+        return make_agent(name, NASEnv(space, CallableEvaluator(space, score)), seed=seed)
+
+    agent = searcher(1)
+    agent.learn(Budget(evaluations=15))
+    agent.save(tmp_path / "agent.pt")
+    steps, episodes = agent.env.env_steps, agent.env.episodes
+    agent.learn(Budget(evaluations=25))
+    clone = searcher(99).load(tmp_path / "agent.pt")
+    clone.env.restore(agent.env.evaluations[:15], env_steps=steps, episodes=episodes, wall_seconds=0.0)
+    clone.learn(Budget(evaluations=25))
+    assert [e.arch for e in clone.env.evaluations[15:]] == [e.arch for e in agent.env.evaluations[15:]]
