@@ -173,8 +173,9 @@ class VectorSearchMonitor(SearchCounts, gym.vector.VectorWrapper):
             final = info.get("final_info", {})
             evaluation = None
             if final.get("_arch", np.zeros(self.num_envs, bool))[i]:
-                metrics = {k: v[i].item() for k, v in final["metrics"].items()
-                           if not k.startswith("_") and final["metrics"][f"_{k}"][i]}
+                got = final["metrics"]
+                metrics = {k: v[i].item() if isinstance(v[i], np.generic) else v[i]  # a failure's text stays text
+                           for k, v in got.items() if not k.startswith("_") and got[f"_{k}"][i]}
                 evaluation = Evaluation(str(final["arch"][i]), float(final["score"][i]), metrics,
                                         float(final["cost"][i]), bool(final["cached"][i]))
             self._end_episode(float(self._returns[i]), evaluation)

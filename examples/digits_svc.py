@@ -4,7 +4,7 @@
         evaluator=trial evaluator.command="python examples/digits_svc.py"
 
 It imports only rlnas.trial and scikit-learn. Run on its own (python examples/digits_svc.py)
-it trains with its defaults below; benchmarks/hpo_search.py imports validation_score.
+it trains with its defaults below; train.py's evaluator=function can call validation_score directly.
 """
 
 from sklearn.datasets import load_digits

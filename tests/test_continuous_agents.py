@@ -27,11 +27,12 @@ def score(params: dict) -> float:
     return -distance(params) ** 2 - 0.5 * (params["act"] != "tanh")
 
 
-# (agent, evaluations, the largest distance of the best point found allowed, for the median of three seeds).
-# Random search in 4-D needs luck; a model of the objective needs far fewer.
-BOUNDS = [("random", 60, 0.25), ("evolution", 60, 0.15), ("local_search", 60, 0.15), ("tpe", 60, 0.15),
-          ("planner", 30, 0.05), ("ppo", 60, 0.25), ("a2c", 60, 0.25), ("reinforce", 60, 0.25),
-          ("dreamer_v1", 40, 0.25), ("dreamer_v2", 40, 0.25)]
+# (agent, evaluations, the largest distance from the optimum of the median seed of three). Each bound is
+# about 1.5 times the fourth of five seeds measured here (seeds 0-4; the Dreamers: the largest of three),
+# 2026-12-07: a model of the objective (the planner, TPE) needs far fewer evaluations than random search.
+BOUNDS = [("random", 60, 0.4), ("evolution", 60, 0.3), ("local_search", 60, 0.3), ("tpe", 60, 0.15),
+          ("planner", 30, 0.12), ("ppo", 60, 0.15), ("a2c", 60, 0.35), ("reinforce", 60, 0.2),
+          ("dreamer_v1", 30, 0.4), ("dreamer_v2", 30, 0.3)]
 
 
 @pytest.mark.slow

@@ -167,15 +167,6 @@ def test_parameter_dicts_off_the_grid_or_unknown_are_refused():
         space.from_string("lr=0.1")
 
 
-@st.composite
-def points(draw, space):
-    decisions = []
-    for _ in range(space.num_decisions):
-        legal = space.legal_choices(decisions)
-        decisions.append(draw(st.integers(legal.start, legal.stop - 1)))
-    return tuple(decisions)
-
-
 NESTED = HPOSpace({
     **SPACE,
     "layers": {"_type": "randint", "_value": [1, 40]},
@@ -185,25 +176,6 @@ NESTED = HPOSpace({
                                                       {"_name": "deep", "n": {"_type": "randint", "_value": [0, 3]}},
                                                       True]}}]},
 }, levels=8)
-
-
-@settings(max_examples=60, deadline=None)
-@given(decisions=points(NESTED))
-def test_parameter_dicts_round_trip_through_the_env_and_the_store(tmp_path_factory, decisions):
-    received = []
-    evaluator = CallableEvaluator(NESTED, lambda params: received.append(params) or 0.5)
-    store = EvaluationStore(tmp_path_factory.mktemp("store") / "store.sqlite")
-    env = NASEnv(NESTED, StoredEvaluator(evaluator, store))
-    env.reset(seed=0)
-    for d in decisions:
-        _, reward, terminated, _, info = env.step(d)
-    params = NESTED.to_parameters(decisions)
-    assert terminated and reward == 0.5 and received == [params] and info["parameters"] == params
-    assert json.loads(json.dumps(params)) == params  # the trial gets it as JSON
-    assert NESTED.from_parameters(params) == decisions == NESTED.from_string(info["arch"])
-    (stored,) = store.history(evaluator.fingerprint)
-    assert NESTED.parameters(stored.arch) == params  # the store's key is the canonical dict
-    store.close()
 
 
 def test_hpo_env_is_registered_and_masks_the_unused_step():
@@ -239,18 +211,20 @@ def test_an_objective_may_return_metrics_with_the_score_as_default():
     assert result.score == 1e-3 and result.metrics == {"test_acc": 0.5}
 
 
-@pytest.mark.parametrize("parallel,objective,why", [
-    (1, "fails_above_half", "RuntimeError: CUDA out of memory (pretend) at x="),
-    (2, "fails_above_half", "RuntimeError: CUDA out of memory (pretend) at x="),
-    (1, "nan_above_half", "the function's value is nan, not a finite number"),
+@pytest.mark.parametrize("agent,parallel,objective,why", [
+    ("random", 1, "fails_above_half", "RuntimeError: CUDA out of memory (pretend) at x="),
+    ("random", 2, "fails_above_half", "RuntimeError: CUDA out of memory (pretend) at x="),
+    ("ppo", 2, "fails_above_half", "RuntimeError: CUDA out of memory (pretend) at x="),  # a vector env's failure
+    ("random", 1, "nan_above_half", "the function's value is nan, not a finite number"),
 ])
 @pytest.mark.slow
-def test_an_objective_that_raises_fails_that_evaluation_and_the_search_goes_on(tmp_path, parallel, objective, why):
+def test_an_objective_that_raises_fails_that_evaluation_and_the_search_goes_on(tmp_path, agent, parallel, objective,
+                                                                               why):
     """One evaluation at a time or two, alike: the run used to stop at the first exception
     when sequential (and would meet it again on resume) while workers recorded it. A nan
     was worse: SQLite kept no row for it, and it became the run's best score."""
     (tmp_path / "space.json").write_text(json.dumps({"x": {"_type": "quniform", "_value": [0, 1, 0.25]}}))
-    proc = train("agent=random", "env=hpo", f"env.search_space={tmp_path / 'space.json'}", "evaluator=function",
+    proc = train(f"agent={agent}", "env=hpo", f"env.search_space={tmp_path / 'space.json'}", "evaluator=function",
                  f"evaluator.fn=tests.objectives:{objective}", "budget.evaluations=5", f"parallel={parallel}",
                  f"hydra.run.dir={tmp_path / 'run'}")
     report = json.loads((tmp_path / "run" / "report.json").read_text())
@@ -331,7 +305,7 @@ def test_the_env_has_a_parameterised_action_space_and_says_which_part_a_step_rea
 
 
 @st.composite
-def mixed_points(draw, space):
+def points(draw, space):
     """Choices legal given the ones before; values anywhere in [0, 1] (also where unused)."""
     actions = []
     for step in range(space.num_decisions):
@@ -343,27 +317,26 @@ def mixed_points(draw, space):
     return tuple(actions)
 
 
-MIXED = HPOSpace(NESTED.spec)  # the same space, its ranges continuous
-
-
+@pytest.mark.parametrize("space", [NESTED, HPOSpace(NESTED.spec)], ids=["grid", "continuous"])
 @settings(max_examples=60, deadline=None)
-@given(actions=mixed_points(MIXED))
-def test_an_episode_of_choices_nested_choices_and_values_round_trips_through_the_store(tmp_path_factory, actions):
+@given(data=st.data())
+def test_an_episode_of_choices_nested_choices_and_values_round_trips_through_the_store(tmp_path_factory, space,
+                                                                                        data):
     received = []
-    evaluator = CallableEvaluator(MIXED, lambda params: received.append(params) or 0.5)
+    evaluator = CallableEvaluator(space, lambda params: received.append(params) or 0.5)
     store = EvaluationStore(tmp_path_factory.mktemp("store") / "store.sqlite")
-    env = NASEnv(MIXED, StoredEvaluator(evaluator, store))
+    env = NASEnv(space, StoredEvaluator(evaluator, store))
     env.reset(seed=0)
-    for action in actions:
-        _, _, terminated, _, info = env.step(action)
+    for action in data.draw(points(space)):
+        _, reward, terminated, _, info = env.step(action)
     decisions = env.decisions  # canonical: an unused value is 0.0, an integer's the middle of its interval
-    params = MIXED.to_parameters(decisions)
-    assert terminated and received == [params] and info["parameters"] == params
-    assert json.loads(json.dumps(params)) == params
-    assert MIXED.from_parameters(params) == pytest.approx(decisions) and MIXED.to_parameters(
-        MIXED.from_string(info["arch"])) == params
+    params = space.to_parameters(decisions)
+    assert terminated and reward == 0.5 and received == [params] and info["parameters"] == params
+    assert json.loads(json.dumps(params)) == params  # the trial gets it as JSON
+    assert space.from_parameters(params) == pytest.approx(decisions)
+    assert space.to_parameters(space.from_string(info["arch"])) == params
     (stored,) = store.history(evaluator.fingerprint)
-    assert MIXED.parameters(stored.arch) == params
+    assert space.parameters(stored.arch) == params  # the store's key is the canonical dict
     store.close()
 
 

@@ -153,7 +153,9 @@ def run_hebo(model, api, evaluations: int, seed: int) -> list[float]:
 
 
 def run_smac(model, api, evaluations: int, seed: int) -> list[float]:
-    """SMAC3 in its own interpreter (.venv-smac), asking this process to evaluate, line by line."""
+    """SMAC3 in its own interpreter (.venv-smac), asking this process to evaluate, line by line.
+    Where SMAC has tried every configuration it can find, its best stands for the evaluations
+    left (kept as failures: none of them improves on it)."""
     python = HERE / ".venv-smac" / "bin" / "python"
     worker = subprocess.Popen([str(python), str(HERE / "smac_worker.py")], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True, bufsize=1)
@@ -166,9 +168,9 @@ def run_smac(model, api, evaluations: int, seed: int) -> list[float]:
         losses.append(loss(model, typed(message["params"], api)))
         worker.stdin.write(json.dumps({"loss": losses[-1] if math.isfinite(losses[-1]) else None}) + "\n")
     worker.wait()
-    if worker.returncode or len(losses) != evaluations:
+    if worker.returncode:
         raise RuntimeError(f"smac worker stopped after {len(losses)} evaluations (exit code {worker.returncode})")
-    return losses
+    return losses + [math.inf] * (evaluations - len(losses))
 
 
 def run_rlnas(model, api, evaluations: int, seed: int, agent: str) -> list[float]:
@@ -297,11 +299,15 @@ def main() -> None:
     done = {(r["problem"], r["method"], r["seed"]) for r in saved["runs"] if len(r["losses"]) == args.evaluations}
     runs = [r for r in saved["runs"] if (r["problem"], r["method"], r["seed"]) in done]
     seeds = range(args.seed_start, args.seed_start + args.seeds)
-    todo = [(p, m, s) for p in args.problems for m in args.methods for s in seeds if (p, m, s) not in done]
+    # seed by seed: a benchmark stopped early holds whole seeds of every problem and method
+    todo = [(p, m, s) for s in seeds for p in args.problems for m in args.methods if (p, m, s) not in done]
     print(f"{len(todo)} searches to run ({len(runs)} kept from {args.json})", file=sys.stderr)
     with ProcessPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run_one, p, m, args.evaluations, s) for p, m, s in todo]
+        futures = {pool.submit(run_one, p, m, args.evaluations, s): (p, m, s) for p, m, s in todo}
         for i, future in enumerate(as_completed(futures), 1):
+            if future.exception() is not None:  # left out, and run again by the next resume
+                print(f"  {i}/{len(todo)} {futures[future]} failed: {future.exception()!r}", file=sys.stderr)
+                continue
             runs.append(future.result())
             args.json.write_text(json.dumps({"runs": runs}))
             print(f"  {i}/{len(todo)} {runs[-1]['problem']} {runs[-1]['method']} seed {runs[-1]['seed']}: "

@@ -2,8 +2,9 @@
 
 It reads ``{"api": Bayesmark's space, "evaluations": n, "seed": s}``, then for each trial
 writes ``{"params": {...}}`` and reads ``{"loss": float or null}`` (null: the point failed),
-and ends with ``{"done": true}``. SMAC's hyperparameter facade with its defaults (random
-forest, its initial design), deterministic objective.
+and ends with ``{"done": true}``, early where SMAC finds no configuration it has not tried (a
+small discrete space). SMAC's hyperparameter facade with its defaults (random forest, its
+initial design), deterministic objective.
 """
 
 import json
@@ -12,6 +13,7 @@ import tempfile
 
 from ConfigSpace import Categorical, ConfigurationSpace, Float, Integer
 from smac import HyperparameterOptimizationFacade, Scenario
+from smac.main.exceptions import ConfigurationSpaceExhaustedException
 from smac.runhistory.dataclasses import TrialValue
 from smac.runhistory.enumerations import StatusType
 
@@ -36,7 +38,10 @@ def main() -> None:
         smac = HyperparameterOptimizationFacade(scenario, lambda config, seed=0: 0.0, overwrite=True,
                                                 logging_level=40)
         for _ in range(request["evaluations"]):
-            info = smac.ask()
+            try:
+                info = smac.ask()
+            except ConfigurationSpaceExhaustedException:
+                break
             params = {k: (v.item() if hasattr(v, "item") else v) for k, v in dict(info.config).items()}
             print(json.dumps({"params": params}), flush=True)
             loss = json.loads(sys.stdin.readline())["loss"]
