@@ -68,3 +68,14 @@ def test_save_load_continues_identically_on_continuous_decisions(tmp_path, name)
     clone.env.restore(agent.env.evaluations[:15], env_steps=steps, episodes=episodes, wall_seconds=0.0)
     clone.learn(Budget(evaluations=25))
     assert [e.arch for e in clone.env.evaluations[15:]] == [e.arch for e in agent.env.evaluations[15:]]
+
+
+@pytest.mark.parametrize("name", ["dqn", "rainbow"])
+def test_an_agent_that_acts_only_discretely_refuses_continuous_ranges_by_name_and_takes_the_grid(name):
+    continuous, grid = HPOSpace(SPACE), HPOSpace(SPACE, levels=16)
+    with pytest.raises(ValueError, match=rf"agent {name} acts on a Discrete action space only, got Tuple.*"
+                                         r"give each continuous range a grid: env\.levels=16"):
+        make_agent(name, NASEnv(continuous, CallableEvaluator(continuous, score)))
+    agent = make_agent(name, NASEnv(grid, CallableEvaluator(grid, score)), seed=0)
+    agent.learn(Budget(evaluations=5))
+    assert len(agent.env.evaluations) == 5
