@@ -79,6 +79,7 @@ class NASEnv(gym.Env[np.ndarray, Any]):
         self.width = max(k, 2) if self.space.has_values else k
         self.action_space = action_space(self.space)
         self.observation_space = gym.spaces.Box(0.0, 1.0, (n * self.width + n + 1,), np.float32)
+        self._obs = np.zeros(self.observation_space.shape, np.float32)
         self._decisions: list[int | float] = []
         self._done = True
 
@@ -86,7 +87,9 @@ class NASEnv(gym.Env[np.ndarray, Any]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self._decisions, self._done = [], False
-        return self.preview(())[0], self._info()
+        self._obs[:] = 0.0
+        self._obs[self._n * self.width] = 1.0
+        return self._obs.copy(), self._info()
 
     def step(self, action):
         if self._done:
@@ -98,11 +101,11 @@ class NASEnv(gym.Env[np.ndarray, Any]):
             if self.invalid_action == "raise":
                 raise IllegalActionError(str(err)) from None
             self._done = True
-            return self.preview(self._decisions)[0], self.invalid_penalty, True, False, {
-                **self._info(), "illegal_action": True}
+            return self._obs.copy(), self.invalid_penalty, True, False, {**self._info(), "illegal_action": True}
 
         self._decisions.append(decision)
-        obs = self.preview(self._decisions)[0]
+        self._write(self._obs, step, decision)
+        obs = self._obs.copy()
         if step + 1 < self._n:
             return obs, 0.0, False, False, self._info()
 
@@ -157,19 +160,25 @@ class NASEnv(gym.Env[np.ndarray, Any]):
 
     def preview(self, decisions: Sequence[int | float]) -> tuple[np.ndarray, np.ndarray]:
         """The observation and mask after ``decisions``, without stepping or evaluating."""
-        n, w = self._n, self.width
         obs = np.zeros(self.observation_space.shape, np.float32)
+        obs[self._n * self.width] = 1.0
         for step, d in enumerate(decisions):
-            if self.space.is_value(step):
-                obs[step * w:step * w + 2] = d, 1.0
-            else:
-                obs[step * w + d] = 1.0
-        obs[n * w + len(decisions)] = 1.0
+            self._write(obs, step, d)
         mask = np.zeros(self._k, np.int8)
-        if len(decisions) < n:
+        if len(decisions) < self._n:
             legal = self.space.legal_choices(list(decisions))
             mask[legal.start:legal.stop] = 1
         return obs, mask
+
+    def _write(self, obs: np.ndarray, step: int, decision: int | float) -> None:
+        """Decision ``step`` into ``obs`` (a choice one-hot, a value as [u, 1]), the cursor moved on."""
+        start = step * self.width
+        if self.space.is_value(step):
+            obs[start:start + 2] = decision, 1.0
+        else:
+            obs[start + decision] = 1.0
+        cursor = self._n * self.width + step
+        obs[cursor], obs[cursor + 1] = 0.0, 1.0
 
     def _info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"action_mask": self.action_masks()}
