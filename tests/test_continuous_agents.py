@@ -50,9 +50,9 @@ def test_each_agent_nears_the_optimum_of_a_quadratic_with_a_choice(agent, evalua
     assert sum(p["act"] == "tanh" for p in found) >= 2  # the choice is found too
 
 
-@pytest.mark.parametrize("name", ["random", "evolution", "local_search", "tpe", "ppo", "reinforce",
-                                  pytest.param("planner", marks=pytest.mark.slow),
-                                  pytest.param("dreamer_v2", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["random", "evolution", "local_search", "tpe",
+                                  *(pytest.param(name, marks=pytest.mark.slow)
+                                    for name in ("ppo", "reinforce", "planner", "dreamer_v2"))])
 def test_save_load_continues_identically_on_continuous_decisions(tmp_path, name):
     space = HPOSpace(SPACE)
 
