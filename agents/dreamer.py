@@ -24,7 +24,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from rlnas.agents.architecture_agent import Proposer
 from rlnas.agents.base import Agent, AgentConfig, Callback
@@ -412,7 +411,7 @@ class Dreamer(Proposer, Agent):
             choice_logp, choice_entropy = (logp * onehot.detach()).sum(-1), -(logp.exp() * logp).sum(-1)
             if not self.head.values:
                 return onehot, choice_logp, choice_entropy
-        value = Kumaraswamy(*(1.0 + F.softplus(out[..., k:])).unbind(-1))
+        value = Kumaraswamy.from_outputs(out[..., k:])
         u = value.rsample(self.generator)
         if not k:
             return u[..., None], value.log_prob(u.detach()), value.entropy()

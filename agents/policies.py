@@ -55,6 +55,11 @@ class Kumaraswamy:
     def __init__(self, a: torch.Tensor, b: torch.Tensor):
         self.a, self.b = a, b
 
+    @classmethod
+    def from_outputs(cls, out: torch.Tensor) -> Kumaraswamy:
+        """From a network's two outputs (..., 2): ``a, b = 1 + softplus(out)``, unimodal, never a spike at an end."""
+        return cls(*(1.0 + F.softplus(out)).unbind(-1))
+
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         x = x.clamp(1e-6, 1 - 1e-6)
         a, b = self.a, self.b
@@ -78,16 +83,14 @@ class Kumaraswamy:
 
 class Hybrid:
     """A parameterised action, row by row: a choice (a masked :class:`Categorical`) or a value
-    in [0, 1] (a :class:`Kumaraswamy` with parameters ``1 + softplus(out)``: unimodal, never a
-    spike at an end), as ``value_step`` says. Actions are floats: a choice's index, or the
+    in [0, 1] (a :class:`Kumaraswamy`), as ``value_step`` says. Actions are floats: a choice's index, or the
     value. A row's log-probability and entropy are its used part's; a value's is a density,
     so PPO's ratio of two of them is as meaningful as of two probabilities."""
 
     def __init__(self, logits: torch.Tensor, mask: torch.Tensor | None, value_params: torch.Tensor,
                  value_step: torch.Tensor):
         self.choice = masked_categorical(logits, mask) if logits.shape[-1] else None
-        concentration = 1.0 + F.softplus(value_params)
-        self.value = Kumaraswamy(concentration[..., 0], concentration[..., 1])
+        self.value = Kumaraswamy.from_outputs(value_params)
         self.value_step = value_step
 
     def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
@@ -115,7 +118,7 @@ class Hybrid:
 
 class ActionHead:
     """Where an action space's parts sit on a policy's outputs: ``choices`` logits, then, if
-    a decision may be a value, the two concentrations of its Beta. A value step is one
+    a decision may be a value, the two parameters of its Kumaraswamy. A value step is one
     whose mask allows no choice (an rlnas NASEnv's convention)."""
 
     def __init__(self, space: gym.Space, owner: str):
