@@ -76,7 +76,8 @@ class NASEnv(gym.Env[np.ndarray, Any]):
         self.evaluator, self.reward, self.render_mode = evaluator, reward, render_mode
         self.invalid_action, self.invalid_penalty = invalid_action, float(invalid_penalty)
         self._n, self._k = n, k = self.space.num_decisions, self.space.max_choices
-        self.width = max(k, 2) if self.space.has_values else k
+        self._values = self.space.has_values  # asked once: every step's info needs it
+        self.width = max(k, 2) if self._values else k
         self.action_space = action_space(self.space)
         self.observation_space = gym.spaces.Box(0.0, 1.0, (n * self.width + n + 1,), np.float32)
         self._obs = np.zeros(self.observation_space.shape, np.float32)
@@ -182,7 +183,7 @@ class NASEnv(gym.Env[np.ndarray, Any]):
 
     def _info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"action_mask": self.action_masks()}
-        if self.space.has_values and not self._done:
+        if self._values and not self._done:
             info["action_part"] = "value" if self.space.is_value(len(self._decisions)) else "choice"
         return info
 
