@@ -6,7 +6,10 @@ plan is Thompson sampling (Kandasamy et al. 2018): draw a function from the post
 (shrunk towards its mean by ``temperature``: at 1 it explores more than 100 evaluations can
 pay for, at 0 it stays in the first basin), score every candidate, pay for the best unseen.
 
-* The first ``n_init`` cells are a Latin hypercube: every choice as often as the others.
+* The first ``n_init`` cells are the initial design. Where a data-free proxy ships (NB201's
+  SynFlow) they are the proxy's best cells spread apart: in the proxy's order, each cell at
+  least ``design_spread`` decisions from every one taken; elsewhere a Latin hypercube, every
+  choice as often as the others.
 * Scores are floored at their ``floor_quantile``: the search cares about the top, and a
   tenth of NB201 scores 10 %.
 * Each choice is seen as itself and as its class (none, parameter-free, convolution), so
@@ -46,7 +49,10 @@ from rlnas.world_models.pairwise_gp import PairwiseGP
 class PlannerConfig(AgentConfig):
     """Scales in standardised-score units; one setting for every NB201 table."""
 
-    n_init: int = setting(10, "cells of the Latin-hypercube start", INT_AT_LEAST_1)
+    n_init: int = setting(10, "cells of the initial design", INT_AT_LEAST_1)
+    design_spread: int = setting(2, "where a proxy ships: the design's cells are the proxy's best, each at least "
+                                    "this many decisions from the others; 0: a Latin hypercube everywhere",
+                                 INT_AT_LEAST_0)
     unary_scale: float = setting(1.4142, "prior scale of a choice's own worth; with class_scale, a prior variance "
                                          "of 4 split equally", NON_NEGATIVE)
     pair_scale: float = setting(0.1, "prior scale of what two choices are worth together", NON_NEGATIVE)
@@ -76,6 +82,7 @@ class ModelPredictiveSearch(ArchitectureAgent):
     def __init__(self, env, config: PlannerConfig | None = None, seed: int = 0, device: str = "cpu", **settings):
         super().__init__(env, config, seed, device, **settings)
         c = self.config
+        feature = None
         if self.space.has_values:
             self.model = MixedGP([self.space.is_value(step) for step in range(self.space.num_decisions)])
         else:
@@ -86,7 +93,11 @@ class ModelPredictiveSearch(ArchitectureAgent):
                                     feature=feature, feature_scale=c.proxy_scale,
                                     classes=classes, class_scale=c.class_scale, class_pair_scale=c.class_pair_scale)
         self.everything = torch.tensor(self.space.all_cells()) if self.space.size <= c.enumerate_up_to else None
-        self.design = latin_hypercube(self.space, c.n_init, self.rng)
+        if feature is not None and c.design_spread > 0:  # the proxy's table covers every cell: NB201
+            cells = torch.tensor(self.space.all_cells()) if self.everything is None else self.everything
+            self.design = spread_design(cells, feature(cells), c.n_init, c.design_spread)
+        else:
+            self.design = latin_hypercube(self.space, c.n_init, self.rng)
         self.scores: dict[Decisions, float] = {}  # everything evaluated, in order
 
     def propose(self) -> Decisions | None:
@@ -171,6 +182,20 @@ def latin_hypercube(space: SearchSpace, n: int, rng: np.random.Generator) -> lis
             legal = space.legal_choices(cell)
             cell.append(legal[int(k) % len(legal)])
     return list(dict.fromkeys(tuple(c) for c in cells))
+
+
+def spread_design(cells: torch.Tensor, proxy: torch.Tensor, n: int, spread: int) -> list[Decisions]:
+    """The ``n`` best ``cells`` (N, D) by ``proxy`` (N,) that lie at least ``spread`` decisions
+    from each other, taken greedily in the proxy's order (ties in the cells' order). The
+    proxy's best cell alone says little; its best cells spread apart ask which of the
+    decisions it is sure about matter (docs/benchmarks.md, "The planner at 50")."""
+    chosen: list[torch.Tensor] = []
+    for i in torch.argsort(-proxy, stable=True).tolist():
+        if all(int((cells[i] != c).sum()) >= spread for c in chosen):
+            chosen.append(cells[i])
+            if len(chosen) == n:
+                break
+    return [tuple(c.tolist()) for c in chosen]
 
 
 def choice_classes(space: SearchSpace) -> list[list[int]]:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rlnas.agents import make_agent
-from rlnas.agents.planner import choice_classes, latin_hypercube, synflow_feature
+from rlnas.agents.planner import choice_classes, latin_hypercube, spread_design, synflow_feature
 from rlnas.envs import NASEnv
 from rlnas.envs.monitor import Budget
 from rlnas.evaluators import CallableEvaluator
@@ -185,6 +185,29 @@ def test_latin_hypercube_balances_every_decision(space):
     for step in range(space.num_decisions):
         counts = np.bincount([c[step] for c in cells], minlength=len(space.legal_choices(cells[0][:step])))
         assert counts.max() - counts.min() <= 1  # each legal choice equally often, up to one
+
+
+def test_the_spread_design_takes_the_proxys_best_cells_at_least_spread_apart():
+    cells = torch.tensor([[0, 0, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1], [1, 1, 1], [1, 0, 1]])
+    proxy = torch.tensor([5.0, 4.0, 3.0, 3.0, 2.0, 1.0])
+    # 000; 001 is one decision from it; 110 two; 011 two from both; 111 one from 110 and from 011
+    assert spread_design(cells, proxy, 3, 2) == [(0, 0, 0), (1, 1, 0), (0, 1, 1)]
+    assert spread_design(cells, proxy, 2, 3) == [(0, 0, 0), (1, 1, 1)]
+    assert spread_design(cells, proxy, 10, 3) == [(0, 0, 0), (1, 1, 1)]  # fewer when the space runs out
+    assert spread_design(cells, proxy, 4, 1) == [(0, 0, 0), (0, 0, 1), (1, 1, 0), (0, 1, 1)]
+
+
+def test_the_planner_starts_nb201_from_synflows_best_cells_spread_apart():
+    space = NB201Space()
+    agent = make_agent("planner", NASEnv(space, matches(space)), seed=0)
+    cells = torch.tensor(space.all_cells())
+    best = int(torch.argmax(synflow_feature(space)(cells)))
+    design = torch.tensor(agent.design)
+    assert len(design) == agent.config.n_init and tuple(design[0].tolist()) == tuple(cells[best].tolist())
+    apart = (design[:, None, :] != design[None, :, :]).sum(-1)
+    assert (apart + 99 * torch.eye(len(design), dtype=torch.long) >= agent.config.design_spread).all()
+    latin = make_agent("planner", NASEnv(space, matches(space)), seed=0, design_spread=0)  # every op twice an edge
+    assert all(np.bincount(column, minlength=5).tolist() == [2] * 5 for column in np.array(latin.design).T)
 
 
 def test_all_cells_enumerates_the_space():

@@ -18,8 +18,16 @@ export PIP_CONSTRAINT="$here/constraints.txt"
 "$pip" install -q numpy scikit-learn scipy pandas "bayesmark==0.0.8" "optuna"
 "$pip" install -q "gymnasium>=1.0,<2" "hydra-core>=1.3,<1.4" "tqdm>=4.60" "matplotlib>=3.7" "tensorboard>=2.14"
 "$pip" install -q --no-deps -e "$root"
-if "$pip" install -q "pymoo==0.6.0" "GPy" "gpytorch" "catboost" "disjoint-set" \
-    && "$pip" install -q --no-deps "hebo==0.3.6" \
+# One at a time, wheels preferred: together pip's resolver does not finish, and building one of
+# them from source needs setuptools' pkg_resources, which a fresh build environment no longer has.
+# pymoo 0.6.0 comes only as source here: built with Cython, or its sorting runs in pure Python.
+hebo_deps_ok=true
+"$pip" install -q "cython<3" "setuptools<81" wheel \
+  && "$pip" install -q --no-build-isolation --no-binary pymoo "pymoo==0.6.0" || hebo_deps_ok=false
+for dep in GPy gpytorch catboost disjoint-set; do
+  "$pip" install -q --prefer-binary "$dep" || hebo_deps_ok=false
+done
+if $hebo_deps_ok && "$pip" install -q --no-deps "hebo==0.3.6" \
     && "$here/.venv/bin/python" -c "import hebo.optimizers.hebo"; then
   echo "HEBO installed"
 else
@@ -30,4 +38,4 @@ unset PIP_CONSTRAINT
 python3 -m venv --clear "$here/.venv-smac"
 "$here/.venv-smac/bin/pip" install -q "smac>=2.2"
 "$here/.venv/bin/python" -c "import bayesmark, optuna, rlnas; print('bayesmark environment ready')"
-"$here/.venv-smac/bin/python" -c "import smac; print('SMAC3', smac.__version__, 'ready')"
+"$here/.venv-smac/bin/python" -c "from importlib.metadata import version; print('SMAC3', version('smac'), 'ready')"
