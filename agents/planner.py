@@ -6,16 +6,16 @@ plan is Thompson sampling (Kandasamy et al. 2018): draw a function from the post
 (shrunk towards its mean by ``temperature``: at 1 it explores more than 100 evaluations can
 pay for, at 0 it stays in the first basin), score every candidate, pay for the best unseen.
 
-* The first ``n_init`` cells are the initial design. Where a data-free proxy ships (NB201's
-  SynFlow) they are the proxy's best cells spread apart: in the proxy's order, each cell at
-  least ``design_spread`` decisions from every one taken; elsewhere a Latin hypercube, every
-  choice as often as the others.
+* The first ``n_init`` cells are the initial design. On NB201 they are SynFlow's best cells
+  spread apart: in SynFlow's order, each at least ``design_spread`` decisions from every one
+  taken; elsewhere a Latin hypercube, every choice as often as the others.
 * Scores are floored at their ``floor_quantile``: the search cares about the top, and a
   tenth of NB201 scores 10 %.
 * Each choice is seen as itself and as its class (none, parameter-free, convolution), so
   one evaluation teaches about every op of its class on that decision.
-* On NB201 the model also knows each cell's SynFlow rank (:mod:`rlnas.networks.proxies`),
-  a data-free score of the untrained network.
+* On NB201 the model also knows two data-free scores of each cell, SynFlow
+  (:mod:`rlnas.networks.proxies`) and its parameter count (:mod:`rlnas.networks.costs`), as
+  ranks, each with a weight of its own that the evaluations fit.
 * Candidates are every cell of a space with at most ``enumerate_up_to``; in a larger one,
   the neighbours of the ``top_k`` best plus random cells, hill-climbed in the draw.
 * A space with continuous decisions (hyperparameter ranges) has a model of its own, a
@@ -38,6 +38,7 @@ import torch
 from rlnas.agents.architecture_agent import ArchitectureAgent
 from rlnas.agents.base import AgentConfig
 from rlnas.core.settings import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, setting
+from rlnas.networks.costs import nb201_costs
 from rlnas.networks.ops import op_class
 from rlnas.networks.proxies import nb201_synflow
 from rlnas.spaces import Decisions, NB201Space, SearchSpace
@@ -50,9 +51,8 @@ class PlannerConfig(AgentConfig):
     """Scales in standardised-score units; one setting for every NB201 table."""
 
     n_init: int = setting(10, "cells of the initial design", INT_AT_LEAST_1)
-    design_spread: int = setting(2, "where a proxy ships: the design's cells are the proxy's best, each at least "
-                                    "this many decisions from the others; 0: a Latin hypercube everywhere",
-                                 INT_AT_LEAST_0)
+    design_spread: int = setting(2, "NB201 (SynFlow's table ships): the design is SynFlow's best cells, each at "
+                                    "least this many decisions from the others; 0: a Latin hypercube", INT_AT_LEAST_0)
     unary_scale: float = setting(1.4142, "prior scale of a choice's own worth; with class_scale, a prior variance "
                                          "of 4 split equally", NON_NEGATIVE)
     pair_scale: float = setting(0.1, "prior scale of what two choices are worth together", NON_NEGATIVE)
@@ -66,6 +66,8 @@ class PlannerConfig(AgentConfig):
                                       "0 greedy", NON_NEGATIVE)
     proxy_scale: float = setting(1.0, "prior scale of SynFlow's weight (NB201 only: its table ships); 0 for none",
                                  NON_NEGATIVE)
+    params_scale: float = setting(1.0, "prior scale of the parameter count's weight (NB201 only: its table ships); "
+                                       "0 for none", NON_NEGATIVE)
     enumerate_up_to: int = setting(20000, "score every cell of a space this small (NB201: 15,625)", INT_AT_LEAST_0)
     top_k: int = setting(10, "larger spaces: the best cells whose neighbours are candidates", INT_AT_LEAST_1)
     random_candidates: int = setting(200, "larger spaces: random cells among the candidates", INT_AT_LEAST_0)
@@ -86,16 +88,17 @@ class ModelPredictiveSearch(ArchitectureAgent):
         if self.space.has_values:
             self.model = MixedGP([self.space.is_value(step) for step in range(self.space.num_decisions)])
         else:
-            feature = synflow_feature(self.space) if c.proxy_scale > 0 and isinstance(self.space, NB201Space) else None
+            feature = nb201_proxies(self.space, {"synflow": c.proxy_scale, "params": c.params_scale}) \
+                if isinstance(self.space, NB201Space) else None
             classes = choice_classes(self.space) if c.class_scale + c.class_pair_scale > 0 else None
             self.model = PairwiseGP(self.space.num_decisions, self.space.max_choices,
                                     unary_scale=c.unary_scale, pair_scale=c.pair_scale, noise=c.noise,
-                                    feature=feature, feature_scale=c.proxy_scale,
+                                    feature=feature, feature_scale=1.0,
                                     classes=classes, class_scale=c.class_scale, class_pair_scale=c.class_pair_scale)
         self.everything = torch.tensor(self.space.all_cells()) if self.space.size <= c.enumerate_up_to else None
-        if feature is not None and c.design_spread > 0:  # the proxy's table covers every cell: NB201
-            cells = torch.tensor(self.space.all_cells()) if self.everything is None else self.everything
-            self.design = spread_design(cells, feature(cells), c.n_init, c.design_spread)
+        if isinstance(self.space, NB201Space) and c.design_spread > 0:  # SynFlow's table ships for NB201
+            cells = torch.tensor(self.space.all_cells())  # index k: cell k, as proxy_feature orders them
+            self.design = spread_design(cells, proxy_feature(self.space, nb201_synflow()), c.n_init, c.design_spread)
         else:
             self.design = latin_hypercube(self.space, c.n_init, self.rng)
         self.scores: dict[Decisions, float] = {}  # everything evaluated, in order
@@ -212,14 +215,23 @@ def choice_classes(space: SearchSpace) -> list[list[int]]:
     return rows
 
 
-def synflow_feature(space: NB201Space) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Cells (N, D) -> their SynFlow rank on normal quantiles (N,): log SynFlow spans 20
-    orders of magnitude with a long low tail, on which a linear term would spend itself."""
-    values = nb201_synflow()
-    cells = torch.tensor(space.all_cells())  # in mixed-radix order: cell k has index k
-    _, tie, count = np.unique([values[space.to_string(c)] for c in cells.tolist()],
-                              return_inverse=True, return_counts=True)
-    rank = (np.cumsum(count) - (count + 1) / 2)[tie]  # ties (cells whose only differences are dead edges) share one
-    table = torch.special.ndtri(torch.from_numpy((rank + 0.5) / len(rank)))
+def nb201_proxies(space: NB201Space, scales: dict[str, float]) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """Cells (N, D) -> their data-free proxies (N, P), each ``proxy_feature``'s column times its
+    prior scale (the GP's weights on the columns are then N(0, 1)); None if every scale is 0."""
+    tables = {"synflow": nb201_synflow, "params": lambda: {a: float(c[0]) for a, c in nb201_costs().items()}}
+    columns = [scale * proxy_feature(space, tables[name]()) for name, scale in scales.items() if scale > 0]
+    if not columns:
+        return None
+    table = torch.stack(columns, 1)
     radix = space.max_choices ** torch.arange(space.num_decisions - 1, -1, -1)
     return lambda archs: table[(archs * radix).sum(1)]
+
+
+def proxy_feature(space: NB201Space, values: dict[str, float]) -> torch.Tensor:
+    """Every cell's proxy (cell k at index k, mixed-radix order) as its rank on normal quantiles:
+    SynFlow spans 20 orders of magnitude with a long low tail, on which a linear term would
+    spend itself. Ties (cells whose only differences are dead edges) share one rank."""
+    cells = space.all_cells()
+    _, tie, count = np.unique([values[space.to_string(c)] for c in cells], return_inverse=True, return_counts=True)
+    rank = (np.cumsum(count) - (count + 1) / 2)[tie]
+    return torch.special.ndtri(torch.from_numpy((rank + 0.5) / len(rank)))

@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from rlnas.agents import make_agent
-from rlnas.agents.planner import choice_classes, latin_hypercube, spread_design, synflow_feature
+from rlnas.agents.planner import choice_classes, latin_hypercube, nb201_proxies, proxy_feature, spread_design
 from rlnas.envs import NASEnv
 from rlnas.envs.monitor import Budget
 from rlnas.evaluators import CallableEvaluator
+from rlnas.networks.costs import nb201_costs
 from rlnas.networks.ops import op_class
 from rlnas.networks.proxies import nb201_synflow
 from rlnas.spaces import NASNetSpace, NB201Space
@@ -116,6 +117,19 @@ def test_pairwise_gp_feature_adds_its_own_kernel_term():
     assert gp.kernel(a, b).item() == pytest.approx(0.5**2 + 2.0**2 * 3 + 0.3**2 * 3 + 0.7**2 * -1.5 * 0.5)
 
 
+def test_pairwise_gp_weighs_several_features_each_with_its_own_weight():
+    gp = PairwiseGP(4, 3, bias_scale=0.5, unary_scale=2.0, pair_scale=0.3, feature_scale=0.7,
+                    feature=lambda archs: torch.stack([archs[:, 0].double() - 1.5, archs[:, 1].double()], 1))
+    a, b = torch.tensor([[0, 1, 2, 1]]), torch.tensor([[2, 1, 2, 1]])  # features (-1.5, 1) and (0.5, 1)
+    assert gp.kernel(a, b).item() == pytest.approx(0.5**2 + 2.0**2 * 3 + 0.3**2 * 3 + 0.7**2 * (-1.5 * 0.5 + 1 * 1))
+    gp.fit(torch.cat([a, b]), torch.tensor([0.3, 1.2]))
+    weights = gp.draw(torch.Generator().manual_seed(0), samples=3)
+    assert weights.shape == (len(gp.weight_scale) + 2, 3)  # a weight per feature after the decisions' weights
+    scores = gp.evaluate(weights, a)[0]
+    by_hand = weights[:-2][gp.active(a)[0]].sum(0) + (-1.5) * weights[-2] + 1.0 * weights[-1]
+    assert torch.allclose(scores, by_hand)
+
+
 def test_pairwise_gp_classes_add_the_same_terms_on_the_classes():
     # choice 0 is class 0, choices 1 and 2 are class 1, on every decision
     gp = PairwiseGP(3, 3, bias_scale=0.5, unary_scale=2.0, pair_scale=0.3,
@@ -157,8 +171,13 @@ def fitted_gp(seed: int, feature=None, classes=None) -> tuple[PairwiseGP, torch.
     return gp, cells, gen
 
 
-@pytest.mark.parametrize(("feature", "classes"), [(None, None), (a_feature, None), (None, [[0, 1, 2, 2, 1]] * 6)],
-                         ids=["decisions", "with_feature", "with_classes"])
+def two_features(archs: torch.Tensor) -> torch.Tensor:
+    return torch.stack([a_feature(archs), torch.cos(archs.double().sum(1))], 1)
+
+
+@pytest.mark.parametrize(("feature", "classes"), [(None, None), (a_feature, None), (two_features, None),
+                                                  (None, [[0, 1, 2, 2, 1]] * 6)],
+                         ids=["decisions", "with_feature", "with_two_features", "with_classes"])
 def test_pairwise_gp_draws_have_the_posterior_mean_and_spread(feature, classes):
     gp, cells, gen = fitted_gp(0, feature, classes)
     mean, std = gp.predict(cells)
@@ -201,7 +220,7 @@ def test_the_planner_starts_nb201_from_synflows_best_cells_spread_apart():
     space = NB201Space()
     agent = make_agent("planner", NASEnv(space, matches(space)), seed=0)
     cells = torch.tensor(space.all_cells())
-    best = int(torch.argmax(synflow_feature(space)(cells)))
+    best = int(torch.argmax(proxy_feature(space, nb201_synflow())))
     design = torch.tensor(agent.design)
     assert len(design) == agent.config.n_init and tuple(design[0].tolist()) == tuple(cells[best].tolist())
     apart = (design[:, None, :] != design[None, :, :]).sum(-1)
@@ -225,13 +244,19 @@ def test_planner_finds_the_optimum_of_an_additive_objective():
         assert max(e.score for e in agent.env.evaluations) == 1.0
 
 
-def test_planner_feature_is_synflow_rank_on_normal_quantiles():
+def test_planner_proxies_are_synflow_and_parameter_ranks_on_normal_quantiles_each_scaled():
     space = NB201Space()
-    feature, synflow = synflow_feature(space), nb201_synflow()
     cells = space.all_cells()
-    values = feature(torch.tensor(cells)).numpy()
-    raw = np.array([synflow[space.to_string(c)] for c in cells])
-    order = np.argsort(raw, kind="stable")
-    assert np.all(np.diff(values[order]) >= 0)  # the same order as SynFlow
-    assert np.all(values[raw == raw[0]] == values[0])  # ties share one
-    assert abs(values.mean()) < 1e-3 and values.std() == pytest.approx(1.0, abs=0.01)
+    proxies = nb201_proxies(space, {"synflow": 1.0, "params": 0.5})(torch.tensor(cells)).numpy()
+    assert proxies.shape == (len(cells), 2)
+    for column, raw in ((proxies[:, 0], [nb201_synflow()[space.to_string(c)] for c in cells]),
+                        (proxies[:, 1] / 0.5, [nb201_costs()[space.to_string(c)][0] for c in cells])):
+        raw = np.array(raw)
+        order = np.argsort(raw, kind="stable")
+        assert np.all(np.diff(column[order]) >= 0)  # the proxy's own order
+        assert np.all(column[raw == raw[0]] == column[0])  # ties share one
+        assert abs(column.mean()) < 0.01 and column.std() == pytest.approx(1.0, abs=0.03)  # ties pull a little
+    # by hand: of the 15,625 cells, the all-none skeleton (73,306 parameters) has the fewest, tied with
+    # every cell whose ops are none or parameter-free (3^6 = 729 of them): mean rank 364, quantile 364.5 / 15,625
+    assert proxies[0, 1] / 0.5 == pytest.approx(float(torch.special.ndtri(torch.tensor(364.5 / 15625))))
+    assert nb201_proxies(space, {"synflow": 0.0, "params": 0.0}) is None

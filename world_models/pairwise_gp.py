@@ -9,10 +9,10 @@ whose kernel depends only on the number ``m`` of decisions two cells share,
 Matheron's rule (Wilson et al. 2020); one draw scores a cell by summing ``1 + D + D(D-1)/2``
 weights, which makes Thompson sampling over all 15,625 NB201 cells cheap.
 
-A ``feature`` known before evaluation (a zero-cost proxy) adds ``v * feature(a)``, ``v ~
-N(0, feature_scale^2)``. ``classes`` (an op's: none, parameter-free, convolution) add the
-two terms again on classes, so one evaluation of a 3x3 conv on an edge says something
-about a 1x1 there (docs/benchmarks.md, "The planner").
+A ``feature`` known before evaluation (a zero-cost proxy; several: a column each) adds
+``v . feature(a)``, ``v ~ N(0, feature_scale^2 I)``: the data weigh the proxies. ``classes``
+(an op's: none, parameter-free, convolution) add the two terms again on classes, so one
+evaluation of a 3x3 conv on an edge says something about a 1x1 there (docs/benchmarks.md, "The planner").
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class PairwiseGP:
                  class_pair_scale: float = 0.0):
         self.bias_scale = bias_scale
         # Without a feature, one that is 0 everywhere: its terms add exact zeros, so the floats are unchanged.
-        self.feature = feature or (lambda archs: torch.zeros(len(archs), dtype=torch.float64))
+        self._feature = feature or (lambda archs: torch.zeros(len(archs), dtype=torch.float64))
         self.feature_scale = feature_scale
         self.noise = noise
         pairs = torch.tensor(list(itertools.combinations(range(num_decisions), 2)), dtype=torch.long)
@@ -70,6 +70,11 @@ class PairwiseGP:
         self.weight_scale = torch.cat(scales)
         self.archs = self.target = self.cholesky = None  # set by fit
 
+    def feature(self, archs: torch.Tensor) -> torch.Tensor:
+        """The proxies of cells ``archs`` (N, D): (N, F), one column a proxy."""
+        values = self._feature(archs)
+        return values[:, None] if values.dim() == 1 else values
+
     def active(self, archs: torch.Tensor) -> torch.Tensor:
         """Indices of the weights a cell's score sums, ``(N, D) -> (N, 1 + A (D + D(D-1)/2))``."""
         columns = [torch.zeros(len(archs), 1, dtype=torch.long)]
@@ -84,7 +89,7 @@ class PairwiseGP:
         for t in self.terms:
             m = (t.symbol[self.decision, a][:, None, :] == t.symbol[self.decision, b][None, :, :]).sum(-1).double()
             k = k + t.unary_scale**2 * m + t.pair_scale**2 * m * (m - 1) / 2
-        return k + self.feature_scale**2 * self.feature(a)[:, None] * self.feature(b)[None, :]
+        return k + self.feature_scale**2 * self.feature(a) @ self.feature(b).T
 
     def fit(self, archs: torch.Tensor, scores: torch.Tensor) -> None:
         """Condition on the cells evaluated (N, D) and their scores (N,)."""
@@ -105,7 +110,7 @@ class PairwiseGP:
         prior = self.bias_scale**2  # k(a, a): every decision shared
         for t in self.terms:
             prior = prior + t.unary_scale**2 * d + t.pair_scale**2 * d * (d - 1) / 2
-        prior = prior + self.feature_scale**2 * self.feature(archs.long()) ** 2
+        prior = prior + self.feature_scale**2 * (self.feature(archs.long()) ** 2).sum(1)
         var = prior - (cross * self._solve(cross.T).T).sum(1)
         return mean, var.clamp_min(0).sqrt()
 
@@ -117,12 +122,14 @@ class PairwiseGP:
         w0 = temperature * scale * torch.randn(len(scale), samples, generator=generator, dtype=torch.float64)
         seen = self.active(self.archs)
         noise = temperature * self.noise * torch.randn(len(seen), samples, generator=generator, dtype=torch.float64)
-        v0 = temperature * self.feature_scale * torch.randn(1, samples, generator=generator, dtype=torch.float64)
-        fx = self.feature(self.archs)[:, None]
-        alpha = self._solve(self.target[:, None] - w0[seen].sum(1) - fx * v0 - noise)
+        fx = self.feature(self.archs)  # (N, F)
+        v0 = temperature * self.feature_scale * torch.randn(fx.shape[1], samples, generator=generator,
+                                                            dtype=torch.float64)
+        alpha = self._solve(self.target[:, None] - w0[seen].sum(1) - fx @ v0 - noise)
         phi_alpha = torch.zeros_like(w0).index_add_(0, seen.reshape(-1), alpha.repeat_interleave(seen.shape[1], 0))
-        return torch.cat([w0 + scale**2 * phi_alpha, v0 + self.feature_scale**2 * (fx * alpha).sum(0, keepdim=True)])
+        return torch.cat([w0 + scale**2 * phi_alpha, v0 + self.feature_scale**2 * fx.T @ alpha])
 
     def evaluate(self, weights: torch.Tensor, archs: torch.Tensor) -> torch.Tensor:
         """The drawn functions' scores of cells ``archs`` (N, D): (N, samples)."""
-        return weights[:-1][self.active(archs.long())].sum(1) + self.feature(archs.long())[:, None] * weights[-1:]
+        f = self.feature(archs.long())
+        return weights[:-f.shape[1]][self.active(archs.long())].sum(1) + f @ weights[-f.shape[1]:]
