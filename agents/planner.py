@@ -23,7 +23,7 @@ pay for, at 0 it stays in the first basin), score every candidate, pay for the b
   and its plan is the candidate of highest upper confidence bound, found by the same
   sampling and hill climbing (a value's neighbours are Gaussian steps of it).
 
-How each setting was chosen: docs/benchmarks.md, "The planner".
+How each setting was chosen: docs/benchmarks.md, "The planner at 50 evaluations".
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def spread_design(cells: torch.Tensor, proxy: torch.Tensor, n: int, spread: int)
     """The ``n`` best ``cells`` (N, D) by ``proxy`` (N,) that lie at least ``spread`` decisions
     from each other, taken greedily in the proxy's order (ties in the cells' order). The
     proxy's best cell alone says little; its best cells spread apart ask which of the
-    decisions it is sure about matter (docs/benchmarks.md, "The planner at 50")."""
+    decisions it is sure about matter (docs/benchmarks.md, "The planner at 50 evaluations")."""
     chosen: list[torch.Tensor] = []
     for i in torch.argsort(-proxy, stable=True).tolist():
         if all(int((cells[i] != c).sum()) >= spread for c in chosen):

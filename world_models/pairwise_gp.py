@@ -12,7 +12,8 @@ weights, which makes Thompson sampling over all 15,625 NB201 cells cheap.
 A ``feature`` known before evaluation (a zero-cost proxy; several: a column each) adds
 ``v . feature(a)``, ``v ~ N(0, feature_scale^2 I)``: the data weigh the proxies. ``classes``
 (an op's: none, parameter-free, convolution) add the two terms again on classes, so one
-evaluation of a 3x3 conv on an edge says something about a 1x1 there (docs/benchmarks.md, "The planner").
+evaluation of a 3x3 conv on an edge says something about a 1x1 there (docs/world-models.md,
+"The planner").
 """
 
 from __future__ import annotations
