@@ -20,10 +20,13 @@ export PIP_CONSTRAINT="$here/constraints.txt"
 "$pip" install -q --no-deps -e "$root"
 # One at a time, wheels preferred: together pip's resolver does not finish, and building one of
 # them from source needs setuptools' pkg_resources, which a fresh build environment no longer has.
-# pymoo 0.6.0 comes only as source here: built with Cython, or its sorting runs in pure Python.
+# pymoo 0.6.0 comes only as source here: built with Cython, or its sorting runs in pure Python
+# (and not from pip's cache, which may hold a wheel built without it).
 hebo_deps_ok=true
 "$pip" install -q "cython<3" "setuptools<81" wheel \
-  && "$pip" install -q --no-build-isolation --no-binary pymoo "pymoo==0.6.0" || hebo_deps_ok=false
+  && "$pip" install -q --no-cache-dir --no-build-isolation --no-binary pymoo "pymoo==0.6.0" || hebo_deps_ok=false
+"$here/.venv/bin/python" -c "from pymoo.util.function_loader import is_compiled; assert is_compiled()" \
+  || echo "pymoo is not compiled: HEBO will run, slower" >&2
 for dep in GPy gpytorch catboost disjoint-set; do
   "$pip" install -q --prefer-binary "$dep" || hebo_deps_ok=false
 done
