@@ -84,21 +84,24 @@ class ModelPredictiveSearch(ArchitectureAgent):
     def __init__(self, env, config: PlannerConfig | None = None, seed: int = 0, device: str = "cpu", **settings):
         super().__init__(env, config, seed, device, **settings)
         c = self.config
-        feature = None
+        nb201 = isinstance(self.space, NB201Space)  # where the proxies' tables ship
+        synflow = proxy_feature(self.space, nb201_synflow()) if nb201 else None
         if self.space.has_values:
             self.model = MixedGP([self.space.is_value(step) for step in range(self.space.num_decisions)])
         else:
-            feature = nb201_proxies(self.space, {"synflow": c.proxy_scale, "params": c.params_scale}) \
-                if isinstance(self.space, NB201Space) else None
+            feature = None
+            if nb201:
+                params = proxy_feature(self.space, {a: float(cost[0]) for a, cost in nb201_costs().items()})
+                feature = nb201_proxies(self.space, [(synflow, c.proxy_scale), (params, c.params_scale)])
             classes = choice_classes(self.space) if c.class_scale + c.class_pair_scale > 0 else None
             self.model = PairwiseGP(self.space.num_decisions, self.space.max_choices,
                                     unary_scale=c.unary_scale, pair_scale=c.pair_scale, noise=c.noise,
                                     feature=feature, feature_scale=1.0,
                                     classes=classes, class_scale=c.class_scale, class_pair_scale=c.class_pair_scale)
         self.everything = torch.tensor(self.space.all_cells()) if self.space.size <= c.enumerate_up_to else None
-        if isinstance(self.space, NB201Space) and c.design_spread > 0:  # SynFlow's table ships for NB201
-            cells = torch.tensor(self.space.all_cells())  # index k: cell k, as proxy_feature orders them
-            self.design = spread_design(cells, proxy_feature(self.space, nb201_synflow()), c.n_init, c.design_spread)
+        if nb201 and c.design_spread > 0:
+            cells = self.everything if self.everything is not None else torch.tensor(self.space.all_cells())
+            self.design = spread_design(cells, synflow, c.n_init, c.design_spread)  # index k: cell k in both
         else:
             self.design = latin_hypercube(self.space, c.n_init, self.rng)
         self.scores: dict[Decisions, float] = {}  # everything evaluated, in order
@@ -215,14 +218,14 @@ def choice_classes(space: SearchSpace) -> list[list[int]]:
     return rows
 
 
-def nb201_proxies(space: NB201Space, scales: dict[str, float]) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """Cells (N, D) -> their data-free proxies (N, P), each ``proxy_feature``'s column times its
+def nb201_proxies(space: NB201Space, columns: list[tuple[torch.Tensor, float]]
+                  ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """Cells (N, D) -> their data-free proxies (N, P): each ``proxy_feature`` column times its
     prior scale (the GP's weights on the columns are then N(0, 1)); None if every scale is 0."""
-    tables = {"synflow": nb201_synflow, "params": lambda: {a: float(c[0]) for a, c in nb201_costs().items()}}
-    columns = [scale * proxy_feature(space, tables[name]()) for name, scale in scales.items() if scale > 0]
-    if not columns:
+    kept = [scale * column for column, scale in columns if scale > 0]
+    if not kept:
         return None
-    table = torch.stack(columns, 1)
+    table = torch.stack(kept, 1)
     radix = space.max_choices ** torch.arange(space.num_decisions - 1, -1, -1)
     return lambda archs: table[(archs * radix).sum(1)]
 

@@ -247,7 +247,9 @@ def test_planner_finds_the_optimum_of_an_additive_objective():
 def test_planner_proxies_are_synflow_and_parameter_ranks_on_normal_quantiles_each_scaled():
     space = NB201Space()
     cells = space.all_cells()
-    proxies = nb201_proxies(space, {"synflow": 1.0, "params": 0.5})(torch.tensor(cells)).numpy()
+    synflow = proxy_feature(space, nb201_synflow())
+    params = proxy_feature(space, {a: float(cost[0]) for a, cost in nb201_costs().items()})
+    proxies = nb201_proxies(space, [(synflow, 1.0), (params, 0.5)])(torch.tensor(cells)).numpy()
     assert proxies.shape == (len(cells), 2)
     for column, raw in ((proxies[:, 0], [nb201_synflow()[space.to_string(c)] for c in cells]),
                         (proxies[:, 1] / 0.5, [nb201_costs()[space.to_string(c)][0] for c in cells])):
@@ -259,4 +261,4 @@ def test_planner_proxies_are_synflow_and_parameter_ranks_on_normal_quantiles_eac
     # by hand: of the 15,625 cells, the all-none skeleton (73,306 parameters) has the fewest, tied with
     # every cell whose ops are none or parameter-free (3^6 = 729 of them): mean rank 364, quantile 364.5 / 15,625
     assert proxies[0, 1] / 0.5 == pytest.approx(float(torch.special.ndtri(torch.tensor(364.5 / 15625))))
-    assert nb201_proxies(space, {"synflow": 0.0, "params": 0.0}) is None
+    assert nb201_proxies(space, [(synflow, 0.0), (params, 0.0)]) is None
