@@ -83,9 +83,10 @@ class Kumaraswamy:
 
 class Hybrid:
     """A parameterised action, row by row: a choice (a masked :class:`Categorical`) or a value
-    in [0, 1] (a :class:`Kumaraswamy`), as ``value_step`` says. Actions are floats: a choice's index, or the
-    value. A row's log-probability and entropy are its used part's; a value's is a density,
-    so PPO's ratio of two of them is as meaningful as of two probabilities."""
+    in [0, 1] (a :class:`Kumaraswamy`), as ``value_step`` says. Actions are floats: a
+    choice's index, or the value. A row's log-probability and entropy are its used part's; a
+    value's is a density, so PPO's ratio of two of them is as meaningful as of two
+    probabilities."""
 
     def __init__(self, logits: torch.Tensor, mask: torch.Tensor | None, value_params: torch.Tensor,
                  value_step: torch.Tensor):
