@@ -17,6 +17,7 @@ import yaml
 from rlnas.core import checkpoint
 from rlnas.core.context import RunContext
 from rlnas.evaluators import TrialEvaluator
+from rlnas.evaluators.trial import reap
 from rlnas.spaces import NB201Space
 from rlnas.spaces.hpo import HPOSpace
 from tests.test_parallel import failed_rows, report_of, sigkill_train_once_stored
@@ -188,6 +189,17 @@ def test_ctrl_c_or_kill_mid_trial_leaves_no_trial_running(tmp_path, stop, parall
         return
     assert proc.returncode == 128 + stop and "continue with: python train.py resume=" in out
     wait_until(lambda: not any(exists(pid) for pid in trial_pids), 15, "the trials to be reaped")  # gone, and reaped
+
+
+def test_a_killed_trial_is_reaped_even_when_ctrl_c_left_popens_lock_taken():
+    """Ctrl-C inside ``Popen.wait`` can leave its waitpid lock taken: a plain ``wait()``
+    would then block for ever, and the search would never stop."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    process._waitpid_lock.acquire()  # as an interrupted wait leaves it
+    os.killpg(process.pid, signal.SIGKILL)
+    started = time.monotonic()
+    assert reap(process, seconds=0.2) == -signal.SIGKILL
+    assert time.monotonic() - started < 5 and process.returncode == -signal.SIGKILL and not exists(process.pid)
 
 
 @pytest.mark.slow

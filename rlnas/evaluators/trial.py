@@ -113,7 +113,7 @@ class TrialEvaluator(Evaluator):
             finally:  # stopped, timed out, or the search interrupted (Ctrl-C): no trial outlives its evaluation
                 if process.poll() is None:
                     os.killpg(process.pid, signal.SIGKILL)  # the script and anything it started
-                code = process.wait()
+                code = reap(process)
         if why is None and stopped_at is None and code != 0:
             why = f"exited with code {code}"
         return code, why, stopped_at
@@ -141,6 +141,18 @@ class TrialEvaluator(Evaluator):
                 reports = read_results(path)
                 curves.append((path.parent.name, self._curve(reports), any(r["type"] == "final" for r in reports)))
         return curves
+
+
+def reap(process: subprocess.Popen, seconds: float = 5.0) -> int:
+    """The exit code of a trial just killed. Ctrl-C landing inside ``Popen.wait`` between
+    its taking of the lock that guards ``waitpid`` and the ``try`` that gives it back leaves
+    the lock taken (CPython 3.11), and a plain ``wait()`` then blocks for ever: after
+    ``seconds`` the pid is waited for directly."""
+    try:
+        return process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        process.returncode = os.waitstatus_to_exitcode(os.waitpid(process.pid, 0)[1])
+        return process.returncode
 
 
 def _exit_code(process: subprocess.Popen, seconds: float) -> int | None:
