@@ -138,7 +138,8 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=None, help="PNG of regret against evaluations")
     parser.add_argument("--parallel", nargs="*", type=int, default=[1],
                         help="architectures in flight (simulated equal workers); a row per value")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="the agent's settings (agent.KEY)")
+    parser.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                        help="the agent's settings (agent.KEY); repeats add up")
     args = parser.parse_args()
 
     tables = args.table or [None]
