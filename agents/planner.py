@@ -37,11 +37,9 @@ import torch
 
 from rlnas.agents.architecture_agent import ArchitectureAgent
 from rlnas.agents.base import AgentConfig
+from rlnas.agents.priors import choice_classes, latin_hypercube, nb201_proxies, nb201_proxy_columns, spread_design
 from rlnas.core.settings import INT_AT_LEAST_0, INT_AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, setting
-from rlnas.networks.costs import nb201_costs
-from rlnas.networks.ops import op_class
-from rlnas.networks.proxies import nb201_synflow
-from rlnas.spaces import Decisions, NB201Space, SearchSpace
+from rlnas.spaces import Decisions, NB201Space
 from rlnas.world_models.mixed_gp import MixedGP
 from rlnas.world_models.pairwise_gp import PairwiseGP
 
@@ -85,13 +83,12 @@ class ModelPredictiveSearch(ArchitectureAgent):
         super().__init__(env, config, seed, device, **settings)
         c = self.config
         nb201 = isinstance(self.space, NB201Space)  # where the proxies' tables ship
-        synflow = proxy_feature(self.space, nb201_synflow()) if nb201 else None
+        synflow, params = nb201_proxy_columns(self.space) if nb201 else (None, None)
         if self.space.has_values:
             self.model = MixedGP([self.space.is_value(step) for step in range(self.space.num_decisions)])
         else:
             feature = None
             if nb201:
-                params = proxy_feature(self.space, {a: float(cost[0]) for a, cost in nb201_costs().items()})
                 feature = nb201_proxies(self.space, [(synflow, c.proxy_scale), (params, c.params_scale)])
             classes = choice_classes(self.space) if c.class_scale + c.class_pair_scale > 0 else None
             self.model = PairwiseGP(self.space.num_decisions, self.space.max_choices,
@@ -172,69 +169,3 @@ class ModelPredictiveSearch(ArchitectureAgent):
         self.scores = {tuple(d): s for d, s in state["scores"]}
         if isinstance(self.model, MixedGP):
             self.model.load_state_dict(state["model"])
-
-
-def latin_hypercube(space: SearchSpace, n: int, rng: np.random.Generator) -> list[Decisions]:
-    """The Latin hypercube: every legal choice of a decision equally often, and each value
-    once in each of ``n`` equal strata of [0, 1]."""
-    cells: list[list[int | float]] = [[] for _ in range(n)]
-    for step in range(space.num_decisions):
-        order = rng.permutation(n)
-        for cell, k in zip(cells, order, strict=True):
-            if space.is_value(step):
-                used = space.value_used(cell)
-                cell.append(space.canonical_value(step, (int(k) + float(rng.random())) / n) if used else 0.0)
-                continue
-            legal = space.legal_choices(cell)
-            cell.append(legal[int(k) % len(legal)])
-    return list(dict.fromkeys(tuple(c) for c in cells))
-
-
-def spread_design(cells: torch.Tensor, proxy: torch.Tensor, n: int, spread: int) -> list[Decisions]:
-    """The ``n`` best ``cells`` (N, D) by ``proxy`` (N,) that lie at least ``spread`` decisions
-    from each other, taken greedily in the proxy's order (ties in the cells' order). The
-    proxy's best cell alone says little; its best cells spread apart ask which of the
-    decisions it is sure about matter (docs/benchmarks.md, "The planner at 50 evaluations")."""
-    chosen: list[torch.Tensor] = []
-    for i in torch.argsort(-proxy, stable=True).tolist():
-        if all(int((cells[i] != c).sum()) >= spread for c in chosen):
-            chosen.append(cells[i])
-            if len(chosen) == n:
-                break
-    return [tuple(c.tolist()) for c in chosen]
-
-
-def choice_classes(space: SearchSpace) -> list[list[int]]:
-    """Each decision's choices by class (D, max_choices): the space's own (a model space's
-    candidates), an op's class, else the choice itself."""
-    if hasattr(space, "choice_classes"):
-        return space.choice_classes()
-    ops = set(getattr(space, "ops", ()))
-    rows = []
-    for step in range(space.num_decisions):
-        names = space.choice_names(step)
-        rows.append([op_class(name) if name in ops else c for c, name in enumerate(names)]
-                    + list(range(len(names), space.max_choices)))  # padding: choices no cell makes here
-    return rows
-
-
-def nb201_proxies(space: NB201Space, columns: list[tuple[torch.Tensor, float]]
-                  ) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """Cells (N, D) -> their data-free proxies (N, P): each ``proxy_feature`` column times its
-    prior scale (the GP's weights on the columns are then N(0, 1)); None if every scale is 0."""
-    kept = [scale * column for column, scale in columns if scale > 0]
-    if not kept:
-        return None
-    table = torch.stack(kept, 1)
-    radix = space.max_choices ** torch.arange(space.num_decisions - 1, -1, -1)
-    return lambda archs: table[(archs * radix).sum(1)]
-
-
-def proxy_feature(space: NB201Space, values: dict[str, float]) -> torch.Tensor:
-    """Every cell's proxy (cell k at index k, mixed-radix order) as its rank on normal quantiles:
-    SynFlow spans 20 orders of magnitude with a long low tail, on which a linear term would
-    spend itself. Ties (cells whose only differences are dead edges) share one rank."""
-    cells = space.all_cells()
-    _, tie, count = np.unique([values[space.to_string(c)] for c in cells], return_inverse=True, return_counts=True)
-    rank = (np.cumsum(count) - (count + 1) / 2)[tie]
-    return torch.special.ndtri(torch.from_numpy((rank + 0.5) / len(rank)))

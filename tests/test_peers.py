@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rlnas.agents import make_agent
-from rlnas.agents.planner import choice_classes, latin_hypercube, nb201_proxies, proxy_feature, spread_design
+from rlnas.agents.priors import choice_classes, latin_hypercube, nb201_proxies, proxy_feature, spread_design
 from rlnas.envs import NASEnv
 from rlnas.envs.monitor import Budget
 from rlnas.evaluators import CallableEvaluator
