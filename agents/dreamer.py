@@ -12,6 +12,17 @@ then train an actor and a critic on trajectories imagined in its latent space.
    * the actor on ``-w_t [rho log pi(a_t|s_t) sg(R_t - v(s_t)) + (1 - rho) R_t + eta H]``, ``w_t``
      the discounted probability of being alive; ``rho = 1`` is V2's REINFORCE, ``rho = 0``
      V1's dynamics backpropagation through straight-through actions.
+
+On a NAS env the ``nas`` preset plans each episode's cell in the world model, as the planner
+does in its Gaussian process (docs/world-models.md, "Dreamer on NB201"):
+
+* the reward head is an ensemble; each episode draws one head, Thompson sampling's view of
+  what the reward could be, and imagination trains the actor and critic on their mean;
+* the episode builds the unevaluated cell that head scores best among the actor's imagined
+  cells and the best evaluated cells' neighbours, refined by ``planning_rounds`` of the
+  leaders' neighbours (the cells are filtered through the model as their episodes would go);
+* on NB201 the prefill builds SynFlow's best cells spread apart, and a finished cell's
+  observation also holds its data-free proxies and op classes (``cell_prior``).
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from torch import nn
 from rlnas.agents.architecture_agent import Proposer
 from rlnas.agents.base import Agent, AgentConfig, Callback
 from rlnas.agents.policies import ActionHead, Kumaraswamy
+from rlnas.agents.priors import choice_classes, nb201_proxy_columns, spread_design
 from rlnas.agents.replay import SequenceReplay
 from rlnas.core.settings import (
     INT_AT_LEAST_0,
@@ -41,7 +53,7 @@ from rlnas.core.settings import (
     setting,
 )
 from rlnas.envs.monitor import Budget
-from rlnas.spaces import Decisions
+from rlnas.spaces import Decisions, NB201Space
 from rlnas.world_models.rssm import RSSM, State, straight_through_onehot
 from rlnas.world_models.world_model import WorldModel, mlp
 
@@ -52,13 +64,15 @@ class DreamerConfig(AgentConfig):
     100-200 architectures, so smaller networks, a ten-episode prefill, training per new
     architecture; scores differ by a percent, so reward weight 100 and entropy 1e-2 (at 1e-3
     the search collapses); horizon 6 and gamma 1 (an NB201 episode is 6 decisions, one
-    reward). Measured in docs/benchmarks.md, "Every agent on NB201"."""
+    reward); each episode planned in the model by one of five reward heads. Measured in
+    docs/benchmarks.md, "Dreamer on NB201"."""
 
     PRESETS: ClassVar[dict] = {
         "nas": dict(deter_size=128, hidden_size=128, stoch_size=16, classes=16, units=128, reward_scale=100.0,
                     discount_scale=1.0, model_lr=1e-3, actor_lr=3e-4, critic_lr=3e-4, horizon=6, gamma=1.0,
-                    entropy=1e-2, seq_len=12, updates_per_evaluation=18, train_every=1, prefill=60,
-                    buffer_size=100_000),
+                    entropy=1e-2, seq_len=12, updates_per_evaluation=8, train_every=1, prefill=60,
+                    buffer_size=100_000, reward_heads=5, candidates=256, planning_rounds=2, design_spread=2,
+                    cell_prior=True),
         "cartpole": dict(deter_size=128, hidden_size=128, units=128, stoch_size=16, classes=16, batch_size=16,
                          seq_len=32, train_every=10, train_steps=1, prefill=2000, gamma=0.99, model_lr=1e-3,
                          actor_lr=3e-4, critic_lr=3e-4, free_nats=1.0, kl_scale=1.0, entropy=1e-3,
@@ -98,6 +112,18 @@ class DreamerConfig(AgentConfig):
     updates_per_evaluation: int | None = setting(None, "updates after each episode that built a new architecture",
                                                  Range(1, integer=True, none_means="the papers' per-step schedule, "
                                                                                    "train_every and train_steps"))
+    reward_heads: int = setting(1, "the reward head's ensemble: imagination trains on their mean, planning reads "
+                                   "one head drawn per episode", INT_AT_LEAST_1)
+    candidates: int = setting(0, "NAS envs with choices only: cells imagined from the actor at each episode's "
+                                 "start, of which it builds the unevaluated one its head scores best; 0: the "
+                                 "actor's own actions", INT_AT_LEAST_0)
+    planning_rounds: int = setting(0, "rounds in which the candidates' best gain their unseen neighbours",
+                                   INT_AT_LEAST_0)
+    beam: int = setting(5, "the candidates whose neighbours each planning round adds", INT_AT_LEAST_1)
+    design_spread: int = setting(0, "NB201: the prefill builds SynFlow's best cells, each at least this many "
+                                    "decisions from the others; 0: random legal actions", INT_AT_LEAST_0)
+    cell_prior: bool = setting(False, "NB201: a finished cell's observation also holds its data-free proxies "
+                                      "(SynFlow, parameter count, as ranks) and each decision's op class")
 
 
 @dataclass
@@ -156,8 +182,9 @@ class Dreamer(Proposer, Agent):
     Config = DreamerConfig
     acts_on_values = True
     checkpointed = ("model", "actor", "critic", "target", "model_opt", "actor_opt", "critic_opt", "generator",
-                    "replay", "steps", "updates")
+                    "replay", "steps", "updates", "seen")
     config: DreamerConfig
+    EPISODES_KEPT = 20_000  # cells whose planning episodes are remembered (NB201 has 15,625)
 
     def __init__(self, env: gym.Env, config: DreamerConfig | None = None, seed: int = 0, device: str = "cpu",
                  **settings: Any):
@@ -166,14 +193,15 @@ class Dreamer(Proposer, Agent):
         if len(self.observation_space.shape) != 1:
             raise TypeError(f"Dreamer here needs a flat Box observation, got {self.observation_space}")
         self.head = ActionHead(self.action_space, self.name)
-        obs_dim, self.num_actions = self.observation_space.shape[0], self.head.choices
+        self._cell_prior(getattr(env.unwrapped, "space", None))
+        obs_dim, self.num_actions = self.observation_space.shape[0] + self.extra_size, self.head.choices
         self.action_dim = self.num_actions + self.head.values  # the choice's one-hot, then the value's slot
         torch.manual_seed(seed)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         rssm = RSSM(self.action_dim, hp.units, hp.deter_size, hp.hidden_size, hp.latent, hp.stoch_size, hp.classes)
         masked = hasattr(env.unwrapped, "action_masks") and self.num_actions > 0
-        self.model = WorldModel(obs_dim, self.num_actions, rssm, hp.units, hp.units,
-                                predict_mask=masked).to(self.device)
+        self.model = WorldModel(obs_dim, self.num_actions, rssm, hp.units, hp.units, predict_mask=masked,
+                                reward_heads=hp.reward_heads).to(self.device)
         self.actor = mlp(rssm.feature_size, hp.units, self.head.size).to(self.device)
         self.critic = mlp(rssm.feature_size, hp.units, 1).to(self.device)
         self.target = copy.deepcopy(self.critic).requires_grad_(False)
@@ -185,7 +213,40 @@ class Dreamer(Proposer, Agent):
         self._predict: tuple[State | None, np.ndarray | None] = (None, None)  # predict()'s RSSM state, last action
         self.in_flight: set[Decisions] = set()
         self.held: list[Decisions] = []
+        self.seen: dict[Decisions, float] = {}  # the cells built and their scores: a plan pays for none twice
         self.predicted: dict[Decisions, float] = {}  # proposed cells' predicted scores, logged on observe
+        self._episodes: dict[Decisions, tuple[np.ndarray, np.ndarray] | None] = {}  # see _episode_of
+
+    def _cell_prior(self, space: Any) -> None:
+        """What NB201 tells of a cell before it is paid for (``cell_prior``: its proxies and op
+        classes, as extra observation slots; ``design_spread``: the prefill's cells), and
+        whether episodes are planned (``candidates``, on a NAS env of choices)."""
+        hp, nb201 = self.config, isinstance(space, NB201Space)
+        self.plans = hp.candidates > 0 and space is not None and not self.head.values
+        self.proxies = self.design = None
+        self.extra_size = 0
+        if nb201 and hp.cell_prior:
+            self.proxies = torch.stack(nb201_proxy_columns(space), 1).numpy().astype(np.float32)
+            classes = np.array(choice_classes(space))  # (D, K) class ids
+            self.class_onehot = np.eye(classes.max() + 1, dtype=np.float32)[classes]  # (D, K, C)
+            self.radix = space.max_choices ** np.arange(space.num_decisions - 1, -1, -1)
+            self.extra_size = self.proxies.shape[1] + self.class_onehot[:, 0].size
+        if nb201 and hp.design_spread > 0:
+            cells, synflow = torch.tensor(space.all_cells()), nb201_proxy_columns(space)[0]
+            self.design = spread_design(cells, synflow, -(-hp.prefill // space.num_decisions), hp.design_spread)
+
+    def _observation(self, obs: np.ndarray) -> np.ndarray:
+        """The env's observation, and with ``cell_prior`` the extra slots: zeros until the
+        cell is finished (the NASEnv cursor's last slot), then its proxies and op classes."""
+        if self.proxies is None:
+            return obs
+        extra = np.zeros(self.extra_size, np.float32)
+        n, k = self.class_onehot.shape[:2]
+        if obs[n * k + n] == 1.0:
+            cell = obs[:n * k].reshape(n, k).argmax(1)
+            extra[:self.proxies.shape[1]] = self.proxies[cell @ self.radix]
+            extra[self.proxies.shape[1]:] = self.class_onehot[np.arange(n), cell].ravel()
+        return np.concatenate([obs, extra])
 
     # -- acting -------------------------------------------------------------------------
     def _value_step(self, mask: np.ndarray | None) -> bool:
@@ -231,7 +292,7 @@ class Dreamer(Proposer, Agent):
         ``deterministic`` takes the posterior's mode too, so the same observations give the
         same actions."""
         state, action = (None, None) if episode_start else self._predict
-        state = self._filter(state, action, obs, sample=not deterministic)
+        state = self._filter(state, action, self._observation(obs), sample=not deterministic)
         chosen = self._act(state, action_mask, deterministic)
         self._predict = (state, self._vector(chosen, action_mask))
         return chosen
@@ -241,17 +302,19 @@ class Dreamer(Proposer, Agent):
         per_step = self.config.updates_per_evaluation is None
         while self.env.within(budget):
             obs, info = self.reset_env()
-            mask = info.get("action_mask")
+            obs, mask = self._observation(obs), info.get("action_mask")
             episode = [(obs, None, 0.0, False, True, mask)]
-            state, done = self._filter(None, None, obs), False
+            state, done, plan, made = self._filter(None, None, obs), False, self._plan(obs), []
             while not done and self.env.within(budget):
-                chosen = self._choose(state, mask)
+                chosen = self._choose(state, mask, plan, len(made))
+                made.append(chosen)
                 action = self._vector(chosen, mask)
                 obs, reward, terminated, truncated, info = self.env.step(chosen)
                 done = terminated or truncated
-                mask = info.get("action_mask")
+                obs, mask = self._observation(obs), info.get("action_mask")
                 state = self._filter(state, action, obs)
                 if done and "arch" in info:
+                    self.seen[tuple(made)] = float(reward)
                     self._log_surrogate(self._predicted_score(state), float(reward))
                 episode.append((obs, action, float(reward), bool(terminated), False, mask))
                 if per_step:  # the papers' schedule: store and train as the steps come
@@ -261,14 +324,93 @@ class Dreamer(Proposer, Agent):
                 callback(self)
         return self
 
-    def _choose(self, state: State, mask: np.ndarray | None) -> int | float:
-        """A random legal action during the prefill (a value: uniform), the actor's sample after it."""
+    def _choose(self, state: State, mask: np.ndarray | None, plan: Decisions | None = None,
+                step: int = 0) -> int | float:
+        """The plan's decision where it is legal; else a random legal action during the
+        prefill (a value: uniform), the actor's sample after it."""
+        if plan is not None and (mask is None or mask[plan[step]]):
+            return plan[step]
         if self.steps < self.config.prefill:
             if self._value_step(mask):
                 return float(self.rng.random())
             legal = np.flatnonzero(mask) if mask is not None else np.arange(self.num_actions)
             return int(self.rng.choice(legal))
         return self._act(state, mask, deterministic=False)
+
+    # -- planning the episode's cell (NAS envs) ----------------------------------------
+    def _plan(self, obs: np.ndarray) -> Decisions | None:
+        """The cell this episode builds, None for the actor's own actions: the design's next
+        during the prefill, then (``candidates``) the best of the actor's imagined cells."""
+        fresh = [] if self.design is None else [c for c in self.design if self._unseen(c)]
+        if self.steps < self.config.prefill:
+            return fresh[0] if fresh else None
+        return self._imagined_best(obs) if self.plans else None
+
+    def _unseen(self, cell: Decisions) -> bool:
+        return cell not in self.seen and cell not in self.in_flight
+
+    @torch.no_grad()
+    def _imagined_best(self, obs: np.ndarray) -> Decisions | None:
+        """Imagine ``candidates`` cells from the actor in the world model, score the unseen ones
+        by one reward head drawn for this episode (Thompson sampling over the ensemble), then
+        ``planning_rounds`` times add the unseen neighbours of the ``beam`` best: the actor
+        says where to look, the model where to go. None if every candidate is seen."""
+        hp, env, rssm = self.config, self.nas_env(), self.model.rssm
+        start = self._filter(None, None, obs)
+        state = State(*(x.expand(hp.candidates, *x.shape[1:]) for x in (start.deter, start.stoch, start.stats)))
+        picks = []
+        for _ in range(env.space.num_decisions):
+            logits = self.actor(state.feature)
+            legal = self.model.legal(state.feature)
+            if legal is not None:
+                logits = logits.masked_fill(~legal, -torch.inf)
+            onehot = straight_through_onehot(logits, self.generator)
+            picks.append(onehot.argmax(-1))
+            state = rssm.img_step(state, onehot, self.generator)
+        head = int(self.rng.integers(hp.reward_heads))
+        best = sorted(self.seen, key=self.seen.__getitem__, reverse=True)[:hp.beam]
+        near = [n for cell in best for n in env.space.neighbours(cell, self.rng)]
+        scored = self._scored([c for c in dict.fromkeys([*map(tuple, torch.stack(picks, 1).tolist()), *near])
+                               if self._unseen(c)], head)
+        for _ in range(hp.planning_rounds):
+            leaders = sorted(scored, key=scored.__getitem__, reverse=True)[:hp.beam]
+            near = dict.fromkeys(n for cell in leaders for n in env.space.neighbours(cell, self.rng))
+            scored |= self._scored([n for n in near if n not in scored and self._unseen(n)], head)
+        return max(scored, key=scored.__getitem__) if scored else None
+
+    def _scored(self, cells: list[Decisions], head: int) -> dict[Decisions, float]:
+        """Reward head ``head``'s score of each legal cell, filtered through the model as its
+        episode would go (the observations are the env's previews)."""
+        env, n = self.nas_env(), self.nas_env().space.num_decisions
+        episodes = {c: e for c in cells if (e := self._episode_of(env, c)) is not None}
+        if not episodes:
+            return {}
+        obs, actions = (torch.as_tensor(np.stack(x, 1), device=self.device)
+                        for x in zip(*episodes.values(), strict=True))
+        firsts = torch.zeros(n + 1, len(episodes), device=self.device)
+        firsts[0] = 1.0
+        post, _ = self.model.rssm.observe(self.model.encoder(obs), actions, firsts, generator=self.generator,
+                                          sample=False)
+        return dict(zip(episodes, self.model.reward_heads(post.feature[-1])[:, head].tolist(), strict=True))
+
+    def _episode_of(self, env: Any, cell: Decisions) -> tuple[np.ndarray, np.ndarray] | None:
+        """A cell's observations and actions ``(D + 1, ...)`` as its episode has them; None if
+        illegal. Remembered: the planning rounds score the same neighbourhoods again and again."""
+        if cell in self._episodes:
+            return self._episodes[cell]
+        observations, actions = [], [np.zeros(self.action_dim, np.float32)]
+        for t in range(len(cell) + 1):
+            obs, mask = env.preview(cell[:t])
+            observations.append(self._observation(obs))
+            if t < len(cell):
+                if not mask[cell[t]]:
+                    self._episodes[cell] = None
+                    return None
+                actions.append(self._vector(cell[t], mask))
+        if len(self._episodes) >= self.EPISODES_KEPT:
+            self._episodes.clear()
+        self._episodes[cell] = (np.stack(observations), np.stack(actions))
+        return self._episodes[cell]
 
     def _learn_from(self, episode: list[tuple]) -> None:
         """The NAS schedule: store a new architecture's episode and train on it."""
@@ -280,25 +422,28 @@ class Dreamer(Proposer, Agent):
     def propose(self) -> Decisions:
         """Act through a cell's previews as an episode would, without stepping the env."""
         env, decisions, action, state = self.nas_env(), [], None, None
-        for _ in range(env.space.num_decisions):
+        plan = self._plan(self._observation(env.preview(())[0]))
+        for t in range(env.space.num_decisions):
             obs, mask = env.preview(decisions)
-            state = self._filter(state, action, obs)
-            decisions.append(self._choose(state, mask))
+            state = self._filter(state, action, self._observation(obs))
+            decisions.append(self._choose(state, mask, plan, t))
             action = self._vector(decisions[-1], mask)
-        state = self._filter(state, action, env.preview(decisions)[0])
+        state = self._filter(state, action, self._observation(env.preview(decisions)[0]))
         self.predicted[tuple(decisions)] = self._predicted_score(state)
         return tuple(decisions)
 
     def observe(self, decisions: Decisions, score: float) -> None:
         """Learn from the cell's episode, rebuilt from its previews as learn() stores it."""
         env, decisions = self.nas_env(), tuple(decisions)
+        self.seen[decisions] = score
         if decisions in self.predicted:
             self._log_surrogate(self.predicted.pop(decisions), score)
         obs, mask = env.preview(())
-        episode = [(obs, None, 0.0, False, True, mask)]
+        episode = [(self._observation(obs), None, 0.0, False, True, mask)]
         for t, action in enumerate(decisions):
             vector = self._vector(action, mask)
             obs, mask = env.preview(decisions[:t + 1])
+            obs = self._observation(obs)
             last = t + 1 == len(decisions)
             episode.append((obs, vector, score if last else 0.0, last, False, mask))
         if self.config.updates_per_evaluation is None:

@@ -4,9 +4,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from rlnas.agents import make_agent
 from rlnas.agents.dreamer import SequenceReplay, lambda_returns
+from rlnas.agents.priors import nb201_proxy_columns, spread_design
 from rlnas.envs import NASEnv
 from rlnas.envs.monitor import Budget
 from rlnas.evaluators import CallableEvaluator
@@ -213,3 +215,86 @@ def test_dreamer_save_load_continues_identically(name, per_evaluation, tmp_path)
 def test_dreamer_refuses_what_it_cannot_drive():
     with pytest.raises(TypeError, match=r"needs a Discrete action space, a Box of one value in \[0, 1\]"):
         make_agent("dreamer_v2", gym.make("Pendulum-v1"), preset=None)
+
+
+def test_the_reward_ensemble_trains_each_head_and_imagines_on_their_mean():
+    rssm = RSSM(action_dim=3, embed_dim=8, deter_size=8, hidden_size=8, latent="categorical", stoch_size=2,
+                classes=3)
+    model = WorldModel(obs_dim=5, action_dim=3, rssm=rssm, hidden_size=8, embed_size=8, reward_heads=3)
+    for k, head in enumerate(model.rewards):  # head k says k + 1 everywhere
+        for p in head.parameters():
+            nn.init.zeros_(p)
+        nn.init.constant_(head[-1].bias, k + 1.0)
+    feature = torch.rand(4, rssm.feature_size)
+    torch.testing.assert_close(model.reward_heads(feature), torch.tensor([1.0, 2.0, 3.0]).expand(4, 3))
+    torch.testing.assert_close(model.reward(feature), torch.full((4, 1), 2.0))
+    T, B = 4, 2
+    batch = {"obs": torch.rand(T, B, 5), "actions": torch.zeros(T, B, 3), "rewards": torch.full((T, B), 2.0),
+             "terminals": torch.zeros(T, B), "firsts": torch.zeros(T, B)}
+    terms = model.loss(batch, 0.8, 0.0, 1.0, generator=torch.Generator().manual_seed(0))[2]
+    assert terms["reward_loss"] == pytest.approx((0.5 * 1 + 0.0 + 0.5 * 1) / 3)  # each head's squared error
+
+
+def planning_dreamer(**settings):
+    return make_agent("dreamer_v2", nb201_ones_env(), seed=0,
+                      **{**small(2), "reward_heads": 3, "candidates": 16, "planning_rounds": 1, **settings})
+
+
+def test_a_planned_episode_reads_one_head_drawn_for_it_and_takes_its_best_unseen_cell():
+    agent = planning_dreamer()
+    agent.seen = {(1, 1, 1, 1, 1, 1): 1.0}
+    calls = []
+
+    def scored(cells, head):  # a different, fixed score of every cell under each head
+        calls.append((cells, head))
+        return {c: float(np.sin(1.0 + head + np.dot(c, [1, 3, 5, 7, 11, 13]))) for c in cells}
+
+    agent._scored = scored
+    obs = agent._observation(agent.nas_env().preview(())[0])
+    heads = set()
+    for _ in range(12):
+        calls.clear()
+        chosen = agent._imagined_best(obs)
+        (first, head), (near, again) = calls  # the actor's and the best cell's neighbours, then one round
+        assert set(agent.nas_env().space.neighbours((1,) * 6, np.random.default_rng(0))) <= set(first)
+        assert again == head and not set(near) & set(first)
+        assert all(agent._unseen(c) for c in first + near) and (1, 1, 1, 1, 1, 1) not in first + near
+        assert chosen == max(first + near, key=lambda c: scored([c], head)[c])
+        heads.add(head)
+    assert heads == {0, 1, 2}  # uniform over the heads, episode by episode
+
+
+def test_scoring_cells_in_a_batch_is_filtering_each_episode_step_by_step():
+    agent = planning_dreamer(cell_prior=True)
+    env, cells = agent.nas_env(), [(0, 1, 2, 3, 4, 0), (4, 4, 4, 4, 4, 4)]
+    scored = agent._scored(cells, head=2)
+    for cell in cells:
+        state, action = None, None
+        for t in range(7):
+            obs, mask = env.preview(cell[:t])
+            state = agent._filter(state, action, agent._observation(obs), sample=False)
+            action = agent._vector(cell[t], mask) if t < 6 else None
+        assert scored[cell] == pytest.approx(agent.model.reward_heads(state.feature)[0, 2].item(), abs=1e-5)
+
+
+def test_cell_prior_shows_a_finished_cells_proxies_and_op_classes():
+    agent = planning_dreamer(cell_prior=True)
+    env = agent.nas_env()
+    size = env.observation_space.shape[0]
+    unfinished = agent._observation(env.preview((1, 1, 1))[0])
+    assert unfinished.shape == (size + 2 + 6 * 3,) and not unfinished[size:].any()
+    cell = (0, 1, 2, 3, 4, 0)  # none, skip, conv 1x1, conv 3x3, avg pool, none
+    extra = agent._observation(env.preview(cell)[0])[size:]
+    synflow, params = nb201_proxy_columns(env.space)
+    index = 0 * 5**5 + 1 * 5**4 + 2 * 5**3 + 3 * 5**2 + 4 * 5 + 0
+    np.testing.assert_allclose(extra[:2], [synflow[index], params[index]])
+    np.testing.assert_array_equal(extra[2:].reshape(6, 3), np.eye(3)[[0, 1, 2, 2, 1, 0]])
+
+
+def test_the_prefill_builds_synflows_spread_design_on_nb201():
+    agent = planning_dreamer(design_spread=2, prefill=60, updates_per_evaluation=1)
+    agent.learn(Budget(evaluations=10))
+    space = agent.nas_env().space
+    built = [space.from_string(e.arch) for e in agent.env.evaluations]
+    design = spread_design(torch.tensor(space.all_cells()), nb201_proxy_columns(space)[0], 10, 2)
+    assert built == agent.design == design and built[0] == (3, 3, 3, 3, 3, 3)  # SynFlow's best: conv 3x3 everywhere

@@ -103,14 +103,16 @@ class RSSM(nn.Module):
         return post, prior
 
     def observe(self, embeds: torch.Tensor, actions: torch.Tensor, firsts: torch.Tensor,
-                state: State | None = None, generator: torch.Generator | None = None) -> tuple[State, State]:
-        """Filter sequences ``(T, B, ...)``, resetting where ``firsts`` marks an episode start."""
+                state: State | None = None, generator: torch.Generator | None = None,
+                sample: bool = True) -> tuple[State, State]:
+        """Filter sequences ``(T, B, ...)``, resetting where ``firsts`` marks an episode start
+        (``sample=False``: the posterior's mode)."""
         state = state or self.initial(embeds.shape[1], embeds.device)
         posts, priors = [], []
         for t in range(embeds.shape[0]):
             keep = (1.0 - firsts[t].float()).unsqueeze(-1)
             state = State(state.deter * keep, state.stoch * keep, state.stats)
-            post, prior = self.obs_step(state, actions[t] * keep, embeds[t], generator)
+            post, prior = self.obs_step(state, actions[t] * keep, embeds[t], generator, sample)
             posts.append(post)
             priors.append(prior)
             state = post

@@ -1,6 +1,11 @@
 """A Dreamer world model for vector observations: encoder, RSSM, and heads for the
 observation, the reward, continuation and (on masked envs) the legal actions, learnt as a
-per-action Bernoulli from ``info["action_mask"]``: a latent state has no env to ask."""
+per-action Bernoulli from ``info["action_mask"]``: a latent state has no env to ask.
+
+The reward head may be an ensemble of ``reward_heads`` networks, each fitted to every
+reward from its own initialisation: where the data pin the reward down they agree, away
+from it they disagree, and one head's view is a draw of what the reward could be (the
+ensemble as a posterior, as in Osband et al. 2016's bootstrapped DQN, without the bootstrap)."""
 
 from __future__ import annotations
 
@@ -21,15 +26,23 @@ def mlp(inp: int, hidden: int, out: int, layers: int = 2) -> nn.Sequential:
 
 class WorldModel(nn.Module):
     def __init__(self, obs_dim: int, action_dim: int, rssm: RSSM, hidden_size: int = 400, embed_size: int = 400,
-                 predict_mask: bool = False):
+                 predict_mask: bool = False, reward_heads: int = 1):
         super().__init__()
         self.encoder = mlp(obs_dim, hidden_size, embed_size)
         self.rssm = rssm
         feature = rssm.feature_size
         self.decoder = mlp(feature, hidden_size, obs_dim)
-        self.reward = mlp(feature, hidden_size, 1)
+        self.rewards = nn.ModuleList(mlp(feature, hidden_size, 1) for _ in range(reward_heads))
         self.cont = mlp(feature, hidden_size, 1)
         self.mask = mlp(feature, hidden_size, action_dim) if predict_mask else None
+
+    def reward_heads(self, feature: torch.Tensor) -> torch.Tensor:
+        """Every head's reward ``(..., heads)``."""
+        return torch.cat([head(feature) for head in self.rewards], -1)
+
+    def reward(self, feature: torch.Tensor) -> torch.Tensor:
+        """The ensemble's mean reward ``(..., 1)``: what imagination trains the actor and critic on."""
+        return self.reward_heads(feature).mean(-1, keepdim=True)
 
     def legal(self, feature: torch.Tensor) -> torch.Tensor | None:
         """Predicted legal actions (bool), at least one per state; None without a mask head."""
@@ -52,7 +65,7 @@ class WorldModel(nn.Module):
         post, prior = self.rssm.observe(embeds, batch["actions"], batch["firsts"], generator=generator)
         feature = post.feature
         recon = 0.5 * (self.decoder(feature) - batch["obs"]).pow(2).sum(-1).mean()
-        reward = 0.5 * (self.reward(feature).squeeze(-1) - batch["rewards"]).pow(2).mean()
+        reward = 0.5 * (self.reward_heads(feature) - batch["rewards"][..., None]).pow(2).mean()  # each head's
         cont = F.binary_cross_entropy_with_logits(self.cont(feature).squeeze(-1), 1.0 - batch["terminals"])
         kl, kl_value = self.rssm.kl_loss(post, prior, kl_balance, free_nats)
         loss = recon + reward_scale * reward + discount_scale * cont + kl_scale * kl
