@@ -130,12 +130,14 @@ class DreamerConfig(AgentConfig):
 class DreamerV1Config(DreamerConfig):
     """Dreamer V1's published settings ("Dream to Control", Appendix A). ``nas``: as V2's
     with V1's latents and KL, on the step schedule (18 updates per evaluation collapse V1's
-    actor onto repeats) and entropy 3e-2 (at 1e-2 its search settles on a few cells)."""
+    actor onto repeats) and entropy 3e-2 (at 1e-2 its search settles on a few cells); each
+    episode planned in the model as V2's is."""
 
     PRESETS: ClassVar[dict] = {
         "nas": dict(deter_size=128, hidden_size=128, units=128, reward_scale=100.0, model_lr=1e-3, actor_lr=3e-4,
                     critic_lr=3e-4, horizon=6, gamma=1.0, entropy=3e-2, batch_size=16, seq_len=12, train_every=1,
-                    train_steps=1, prefill=60, buffer_size=100_000),
+                    train_steps=1, prefill=60, buffer_size=100_000, reward_heads=5, candidates=256,
+                    planning_rounds=2, design_spread=2, cell_prior=True),
         "cartpole": {**DreamerConfig.PRESETS["cartpole"], "stoch_size": 30, "classes": 1},
     }
     latent: str = redefault(DreamerConfig, "latent", "gaussian")
@@ -304,7 +306,8 @@ class Dreamer(Proposer, Agent):
             obs, info = self.reset_env()
             obs, mask = self._observation(obs), info.get("action_mask")
             episode = [(obs, None, 0.0, False, True, mask)]
-            state, done, plan, made = self._filter(None, None, obs), False, self._plan(obs), []
+            plan, made, done = self._plan(obs), [], False  # planned first, as propose() plans
+            state = self._filter(None, None, obs)
             while not done and self.env.within(budget):
                 chosen = self._choose(state, mask, plan, len(made))
                 made.append(chosen)
