@@ -173,7 +173,8 @@ def test_ctrl_c_or_kill_mid_trial_leaves_no_trial_running(tmp_path, stop, parall
                              f"env.search_space={tmp_path / 'space.json'}", "evaluator=trial",
                              f"evaluator.command={SCRIPT}", "budget.evaluations=2", f"parallel={parallel}",
                              "quiet=true", f"hydra.run.dir={tmp_path / 'run'}"],
-                            cwd=ROOT, env={**os.environ, "RLNAS_TEST_PIDFILE": str(pidfile)},
+                            cwd=ROOT, env={**os.environ, "RLNAS_TEST_PIDFILE": str(pidfile),
+                                           "PYTHONFAULTHANDLER": "1"},  # SIGABRT dumps every thread's stack
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     def written() -> list[str]:  # the pids written whole, each ends its line
         return pidfile.read_text().split("\n")[:-1] if pidfile.is_file() else []
@@ -182,7 +183,12 @@ def test_ctrl_c_or_kill_mid_trial_leaves_no_trial_running(tmp_path, stop, parall
     assert proc.poll() is None, proc.communicate()[0]  # the search is still running its trials
     trial_pids = [int(pid) for pid in written()]
     proc.send_signal(stop)
-    out = proc.communicate(timeout=60)[0]
+    try:
+        out = proc.communicate(timeout=60)[0]
+    except subprocess.TimeoutExpired:  # say where it hangs: the stacks faulthandler writes on SIGABRT
+        proc.send_signal(signal.SIGABRT)
+        stacks = proc.communicate(timeout=30)[0][-6000:]
+        pytest.fail(f"the search still runs 60 s after {stop!r}; its threads:\n{stacks}")
     if stop == signal.SIGKILL:
         assert proc.returncode == -stop
         wait_until(lambda: not any(running(pid) for pid in trial_pids), 15, "the trials to end")  # each looks every s
