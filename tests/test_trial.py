@@ -175,7 +175,9 @@ def test_ctrl_c_or_kill_mid_trial_leaves_no_trial_running(tmp_path, stop, parall
                              "quiet=true", f"hydra.run.dir={tmp_path / 'run'}"],
                             cwd=ROOT, env={**os.environ, "RLNAS_TEST_PIDFILE": str(pidfile),
                                            "PYTHONFAULTHANDLER": "1"},  # SIGABRT dumps every thread's stack
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            # a suite started in the background inherits SIGINT ignored: a terminal's default
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     def written() -> list[str]:  # the pids written whole, each ends its line
         return pidfile.read_text().split("\n")[:-1] if pidfile.is_file() else []
 
