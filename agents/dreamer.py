@@ -28,8 +28,7 @@ does in its Gaussian process (docs/world-models.md, "Dreamer on NB201"):
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -37,130 +36,15 @@ import torch
 from torch import nn
 
 from rlnas.agents.architecture_agent import Proposer
-from rlnas.agents.base import Agent, AgentConfig, Callback
+from rlnas.agents.base import Agent, Callback
+from rlnas.agents.dreamer_config import DreamerConfig, DreamerV1Config
+from rlnas.agents.dreamer_planning import CellPlanning
 from rlnas.agents.policies import ActionHead, Kumaraswamy
-from rlnas.agents.priors import choice_classes, nb201_proxy_columns, spread_design
 from rlnas.agents.replay import SequenceReplay
-from rlnas.core.settings import (
-    INT_AT_LEAST_0,
-    INT_AT_LEAST_1,
-    NON_NEGATIVE,
-    POSITIVE,
-    UNIT,
-    OneOf,
-    Range,
-    redefault,
-    setting,
-)
 from rlnas.envs.monitor import Budget
-from rlnas.spaces import Decisions, NB201Space
+from rlnas.spaces import Decisions
 from rlnas.world_models.rssm import RSSM, State, straight_through_onehot
 from rlnas.world_models.world_model import WorldModel, mlp
-
-
-@dataclass
-class DreamerConfig(AgentConfig):
-    """Dreamer V2's published settings (its Appendix, Atari). ``nas``: a search pays for
-    100-200 architectures, so smaller networks, a ten-episode prefill, training per new
-    architecture; scores differ by a percent, so reward weight 100 and entropy 1e-2 (at 1e-3
-    the search collapses); horizon 6 and gamma 1 (an NB201 episode is 6 decisions, one
-    reward); each episode planned in the model by one of five reward heads. Measured in
-    docs/benchmarks.md, "Dreamer on NB201"."""
-
-    PRESETS: ClassVar[dict] = {
-        "nas": dict(deter_size=128, hidden_size=128, stoch_size=16, classes=16, units=128, reward_scale=100.0,
-                    discount_scale=1.0, model_lr=1e-3, actor_lr=3e-4, critic_lr=3e-4, horizon=6, gamma=1.0,
-                    entropy=1e-2, seq_len=12, updates_per_evaluation=8, train_every=1, prefill=60,
-                    buffer_size=100_000, reward_heads=5, candidates=256, planning_rounds=2, design_spread=2,
-                    cell_prior=True),
-        "cartpole": dict(deter_size=128, hidden_size=128, units=128, stoch_size=16, classes=16, batch_size=16,
-                         seq_len=32, train_every=10, train_steps=1, prefill=2000, gamma=0.99, model_lr=1e-3,
-                         actor_lr=3e-4, critic_lr=3e-4, free_nats=1.0, kl_scale=1.0, entropy=1e-3,
-                         buffer_size=100_000),
-    }
-    latent: str = setting("categorical", "gaussian (V1's diagonal Gaussian) or categorical (V2's one-hot groups)",
-                          OneOf(("gaussian", "categorical")))
-    deter_size: int = setting(600, "the GRU's state", INT_AT_LEAST_1)
-    hidden_size: int = setting(600, "the RSSM's hidden layers", INT_AT_LEAST_1)
-    stoch_size: int = setting(32, "stochastic variables (Gaussian dimensions or categorical groups)", INT_AT_LEAST_1)
-    classes: int = setting(32, "classes of each categorical variable (unused by Gaussian latents)", INT_AT_LEAST_1)
-    units: int = setting(400, "width of the encoder, the heads, the actor and the critic", INT_AT_LEAST_1)
-    kl_balance: float | None = setting(0.8, "V2's KL balancing: how much of the KL trains the prior",
-                                       Range(0, 1, none_means="no balancing, V1's KL"))
-    free_nats: float = setting(0.0, "KL below this is not penalised", NON_NEGATIVE)
-    kl_scale: float = setting(0.1, "weight of the KL term", NON_NEGATIVE)
-    reward_scale: float = setting(1.0, "weight of the reward term", NON_NEGATIVE)
-    discount_scale: float = setting(5.0, "weight of the continuation term", NON_NEGATIVE)
-    model_lr: float = setting(2e-4, "the world model's Adam learning rate", POSITIVE)
-    actor_lr: float = setting(4e-5, "the actor's Adam learning rate", POSITIVE)
-    critic_lr: float = setting(1e-4, "the critic's Adam learning rate", POSITIVE)
-    adam_eps: float = setting(1e-5, "Adam's epsilon", POSITIVE)
-    grad_clip: float = setting(100.0, "gradient norm clip", POSITIVE)
-    horizon: int = setting(15, "steps imagined from every posterior state", INT_AT_LEAST_1)
-    gamma: float = setting(0.999, "discount factor", UNIT)
-    lambda_: float = setting(0.95, "lambda of the lambda-returns", UNIT)
-    entropy: float = setting(1e-3, "weight of the actor's entropy bonus", NON_NEGATIVE)
-    rho: float = setting(1.0, "REINFORCE's share of the actor gradient (1: REINFORCE, V2's; 0: dynamics "
-                              "backpropagation, V1's)", UNIT)
-    target_every: int = setting(100, "updates between copies of the critic into its slow target", INT_AT_LEAST_1)
-    batch_size: int = setting(16, "sequences per update", INT_AT_LEAST_1)
-    seq_len: int = setting(50, "steps per sequence", INT_AT_LEAST_1)
-    train_every: int = setting(16, "env steps between trainings, on the papers' schedule", INT_AT_LEAST_1)
-    train_steps: int = setting(1, "updates per training, on the papers' schedule", INT_AT_LEAST_1)
-    prefill: int = setting(50_000, "random legal steps before the actor acts", INT_AT_LEAST_0)
-    buffer_size: int = setting(2_000_000, "steps the replay holds", INT_AT_LEAST_1)
-    updates_per_evaluation: int | None = setting(None, "updates after each episode that built a new architecture",
-                                                 Range(1, integer=True, none_means="the papers' per-step schedule, "
-                                                                                   "train_every and train_steps"))
-    reward_heads: int = setting(1, "the reward head's ensemble: imagination trains on their mean, planning reads "
-                                   "one head drawn per episode", INT_AT_LEAST_1)
-    candidates: int = setting(0, "NAS envs with choices only: cells imagined from the actor at each episode's "
-                                 "start, of which it builds the unevaluated one its head scores best; 0: the "
-                                 "actor's own actions", INT_AT_LEAST_0)
-    planning_rounds: int = setting(0, "rounds in which the candidates' best gain their unseen neighbours",
-                                   INT_AT_LEAST_0)
-    beam: int = setting(5, "the candidates whose neighbours each planning round adds", INT_AT_LEAST_1)
-    design_spread: int = setting(0, "NB201: the prefill builds SynFlow's best cells, each at least this many "
-                                    "decisions from the others; 0: random legal actions", INT_AT_LEAST_0)
-    cell_prior: bool = setting(False, "NB201: a finished cell's observation also holds its data-free proxies "
-                                      "(SynFlow, parameter count, as ranks) and each decision's op class")
-
-
-@dataclass
-class DreamerV1Config(DreamerConfig):
-    """Dreamer V1's published settings ("Dream to Control", Appendix A). ``nas``: as V2's
-    with V1's latents and KL, on the step schedule (18 updates per evaluation collapse V1's
-    actor onto repeats) and entropy 3e-2 (at 1e-2 its search settles on a few cells); each
-    episode planned in the model as V2's is."""
-
-    PRESETS: ClassVar[dict] = {
-        "nas": dict(deter_size=128, hidden_size=128, units=128, reward_scale=100.0, model_lr=1e-3, actor_lr=3e-4,
-                    critic_lr=3e-4, horizon=6, gamma=1.0, entropy=3e-2, batch_size=16, seq_len=12, train_every=1,
-                    train_steps=1, prefill=60, buffer_size=100_000, reward_heads=5, candidates=256,
-                    planning_rounds=2, design_spread=2, cell_prior=True),
-        "cartpole": {**DreamerConfig.PRESETS["cartpole"], "stoch_size": 30, "classes": 1},
-    }
-    latent: str = redefault(DreamerConfig, "latent", "gaussian")
-    deter_size: int = redefault(DreamerConfig, "deter_size", 200)
-    hidden_size: int = redefault(DreamerConfig, "hidden_size", 200)
-    stoch_size: int = redefault(DreamerConfig, "stoch_size", 30)
-    classes: int = redefault(DreamerConfig, "classes", 1)
-    kl_balance: float | None = redefault(DreamerConfig, "kl_balance", None)
-    free_nats: float = redefault(DreamerConfig, "free_nats", 3.0)
-    kl_scale: float = redefault(DreamerConfig, "kl_scale", 1.0)
-    discount_scale: float = redefault(DreamerConfig, "discount_scale", 1.0)
-    model_lr: float = redefault(DreamerConfig, "model_lr", 6e-4)
-    actor_lr: float = redefault(DreamerConfig, "actor_lr", 8e-5)
-    critic_lr: float = redefault(DreamerConfig, "critic_lr", 8e-5)
-    adam_eps: float = redefault(DreamerConfig, "adam_eps", 1e-7)
-    gamma: float = redefault(DreamerConfig, "gamma", 0.99)
-    entropy: float = redefault(DreamerConfig, "entropy", 0.0)
-    rho: float = redefault(DreamerConfig, "rho", 0.0)
-    batch_size: int = redefault(DreamerConfig, "batch_size", 50)
-    train_every: int = redefault(DreamerConfig, "train_every", 1000)
-    train_steps: int = redefault(DreamerConfig, "train_steps", 100)
-    prefill: int = redefault(DreamerConfig, "prefill", 5000)
-    buffer_size: int = redefault(DreamerConfig, "buffer_size", 1_000_000)
 
 
 def lambda_returns(rewards: torch.Tensor, values: torch.Tensor, discounts: torch.Tensor,
@@ -174,7 +58,7 @@ def lambda_returns(rewards: torch.Tensor, values: torch.Tensor, discounts: torch
     return torch.stack(returns[::-1])
 
 
-class Dreamer(Proposer, Agent):
+class Dreamer(CellPlanning, Proposer, Agent):
     """Dreamer on any env with a flat ``Box`` observation and a ``Discrete`` action space, or
     an rlnas env's continuous decisions: there the actor's head is hybrid (a choice's logits
     and a value's :class:`~rlnas.agents.policies.Kumaraswamy`, :class:`ActionHead`), the RSSM
@@ -186,7 +70,6 @@ class Dreamer(Proposer, Agent):
     checkpointed = ("model", "actor", "critic", "target", "model_opt", "actor_opt", "critic_opt", "generator",
                     "replay", "steps", "updates", "seen")
     config: DreamerConfig
-    EPISODES_KEPT = 20_000  # cells whose planning episodes are remembered (NB201 has 15,625)
 
     def __init__(self, env: gym.Env, config: DreamerConfig | None = None, seed: int = 0, device: str = "cpu",
                  **settings: Any):
@@ -219,36 +102,6 @@ class Dreamer(Proposer, Agent):
         self.predicted: dict[Decisions, float] = {}  # proposed cells' predicted scores, logged on observe
         self._episodes: dict[Decisions, tuple[np.ndarray, np.ndarray] | None] = {}  # see _episode_of
 
-    def _cell_prior(self, space: Any) -> None:
-        """What NB201 tells of a cell before it is paid for (``cell_prior``: its proxies and op
-        classes, as extra observation slots; ``design_spread``: the prefill's cells), and
-        whether episodes are planned (``candidates``, on a NAS env of choices)."""
-        hp, nb201 = self.config, isinstance(space, NB201Space)
-        self.plans = hp.candidates > 0 and space is not None and not self.head.values
-        self.proxies = self.design = None
-        self.extra_size = 0
-        if nb201 and hp.cell_prior:
-            self.proxies = torch.stack(nb201_proxy_columns(space), 1).numpy().astype(np.float32)
-            classes = np.array(choice_classes(space))  # (D, K) class ids
-            self.class_onehot = np.eye(classes.max() + 1, dtype=np.float32)[classes]  # (D, K, C)
-            self.radix = space.max_choices ** np.arange(space.num_decisions - 1, -1, -1)
-            self.extra_size = self.proxies.shape[1] + self.class_onehot[:, 0].size
-        if nb201 and hp.design_spread > 0:
-            cells, synflow = torch.tensor(space.all_cells()), nb201_proxy_columns(space)[0]
-            self.design = spread_design(cells, synflow, -(-hp.prefill // space.num_decisions), hp.design_spread)
-
-    def _observation(self, obs: np.ndarray) -> np.ndarray:
-        """The env's observation, and with ``cell_prior`` the extra slots: zeros until the
-        cell is finished (the NASEnv cursor's last slot), then its proxies and op classes."""
-        if self.proxies is None:
-            return obs
-        extra = np.zeros(self.extra_size, np.float32)
-        n, k = self.class_onehot.shape[:2]
-        if obs[n * k + n] == 1.0:
-            cell = obs[:n * k].reshape(n, k).argmax(1)
-            extra[:self.proxies.shape[1]] = self.proxies[cell @ self.radix]
-            extra[self.proxies.shape[1]:] = self.class_onehot[np.arange(n), cell].ravel()
-        return np.concatenate([obs, extra])
 
     # -- acting -------------------------------------------------------------------------
     def _value_step(self, mask: np.ndarray | None) -> bool:
@@ -340,80 +193,6 @@ class Dreamer(Proposer, Agent):
             return int(self.rng.choice(legal))
         return self._act(state, mask, deterministic=False)
 
-    # -- planning the episode's cell (NAS envs) ----------------------------------------
-    def _plan(self, obs: np.ndarray) -> Decisions | None:
-        """The cell this episode builds, None for the actor's own actions: the design's next
-        during the prefill, then (``candidates``) the best of the actor's imagined cells."""
-        fresh = [] if self.design is None else [c for c in self.design if self._unseen(c)]
-        if self.steps < self.config.prefill:
-            return fresh[0] if fresh else None
-        return self._imagined_best(obs) if self.plans else None
-
-    def _unseen(self, cell: Decisions) -> bool:
-        return cell not in self.seen and cell not in self.in_flight
-
-    @torch.no_grad()
-    def _imagined_best(self, obs: np.ndarray) -> Decisions | None:
-        """Imagine ``candidates`` cells from the actor in the world model, score the unseen ones
-        by one reward head drawn for this episode (Thompson sampling over the ensemble), then
-        ``planning_rounds`` times add the unseen neighbours of the ``beam`` best: the actor
-        says where to look, the model where to go. None if every candidate is seen."""
-        hp, env, rssm = self.config, self.nas_env(), self.model.rssm
-        start = self._filter(None, None, obs)
-        state = State(*(x.expand(hp.candidates, *x.shape[1:]) for x in (start.deter, start.stoch, start.stats)))
-        picks = []
-        for _ in range(env.space.num_decisions):
-            logits = self.actor(state.feature)
-            legal = self.model.legal(state.feature)
-            if legal is not None:
-                logits = logits.masked_fill(~legal, -torch.inf)
-            onehot = straight_through_onehot(logits, self.generator)
-            picks.append(onehot.argmax(-1))
-            state = rssm.img_step(state, onehot, self.generator)
-        head = int(self.rng.integers(hp.reward_heads))
-        best = sorted(self.seen, key=self.seen.__getitem__, reverse=True)[:hp.beam]
-        near = [n for cell in best for n in env.space.neighbours(cell, self.rng)]
-        scored = self._scored([c for c in dict.fromkeys([*map(tuple, torch.stack(picks, 1).tolist()), *near])
-                               if self._unseen(c)], head)
-        for _ in range(hp.planning_rounds):
-            leaders = sorted(scored, key=scored.__getitem__, reverse=True)[:hp.beam]
-            near = dict.fromkeys(n for cell in leaders for n in env.space.neighbours(cell, self.rng))
-            scored |= self._scored([n for n in near if n not in scored and self._unseen(n)], head)
-        return max(scored, key=scored.__getitem__) if scored else None
-
-    def _scored(self, cells: list[Decisions], head: int) -> dict[Decisions, float]:
-        """Reward head ``head``'s score of each legal cell, filtered through the model as its
-        episode would go (the observations are the env's previews)."""
-        env, n = self.nas_env(), self.nas_env().space.num_decisions
-        episodes = {c: e for c in cells if (e := self._episode_of(env, c)) is not None}
-        if not episodes:
-            return {}
-        obs, actions = (torch.as_tensor(np.stack(x, 1), device=self.device)
-                        for x in zip(*episodes.values(), strict=True))
-        firsts = torch.zeros(n + 1, len(episodes), device=self.device)
-        firsts[0] = 1.0
-        post, _ = self.model.rssm.observe(self.model.encoder(obs), actions, firsts, generator=self.generator,
-                                          sample=False)
-        return dict(zip(episodes, self.model.reward_heads(post.feature[-1])[:, head].tolist(), strict=True))
-
-    def _episode_of(self, env: Any, cell: Decisions) -> tuple[np.ndarray, np.ndarray] | None:
-        """A cell's observations and actions ``(D + 1, ...)`` as its episode has them; None if
-        illegal. Remembered: the planning rounds score the same neighbourhoods again and again."""
-        if cell in self._episodes:
-            return self._episodes[cell]
-        observations, actions = [], [np.zeros(self.action_dim, np.float32)]
-        for t in range(len(cell) + 1):
-            obs, mask = env.preview(cell[:t])
-            observations.append(self._observation(obs))
-            if t < len(cell):
-                if not mask[cell[t]]:
-                    self._episodes[cell] = None
-                    return None
-                actions.append(self._vector(cell[t], mask))
-        if len(self._episodes) >= self.EPISODES_KEPT:
-            self._episodes.clear()
-        self._episodes[cell] = (np.stack(observations), np.stack(actions))
-        return self._episodes[cell]
 
     def _learn_from(self, episode: list[tuple]) -> None:
         """The NAS schedule: store a new architecture's episode and train on it."""

@@ -1,0 +1,128 @@
+"""How Dreamer plans a NAS episode's cell in its world model, as the planner plans in its
+Gaussian process: one reward head drawn per episode scores the actor's imagined cells and
+the best cells' neighbours, filtered through the model as their episodes would go; on
+NB201 the prefill is the planner's design and a finished cell's observation holds what is
+known of it before it is paid for (:mod:`rlnas.agents.priors`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlnas.agents.priors import choice_classes, nb201_proxy_columns, spread_design
+from rlnas.spaces import Decisions, NB201Space
+from rlnas.world_models.rssm import State, straight_through_onehot
+
+
+class CellPlanning:
+    """Dreamer's planning part: it reads the agent's config, world model, actor, random
+    generators and ``seen`` cells."""
+
+    EPISODES_KEPT = 20_000  # cells whose planning episodes are remembered (NB201 has 15,625)
+
+    def _cell_prior(self, space: Any) -> None:
+        """What NB201 tells of a cell before it is paid for (``cell_prior``: its proxies and op
+        classes, as extra observation slots; ``design_spread``: the prefill's cells), and
+        whether episodes are planned (``candidates``, on a NAS env of choices)."""
+        hp, nb201 = self.config, isinstance(space, NB201Space)
+        self.plans = hp.candidates > 0 and space is not None and not self.head.values
+        self.proxies = self.design = None
+        self.extra_size = 0
+        if nb201 and hp.cell_prior:
+            self.proxies = torch.stack(nb201_proxy_columns(space), 1).numpy().astype(np.float32)
+            classes = np.array(choice_classes(space))  # (D, K) class ids
+            self.class_onehot = np.eye(classes.max() + 1, dtype=np.float32)[classes]  # (D, K, C)
+            self.radix = space.max_choices ** np.arange(space.num_decisions - 1, -1, -1)
+            self.extra_size = self.proxies.shape[1] + self.class_onehot[:, 0].size
+        if nb201 and hp.design_spread > 0:
+            cells, synflow = torch.tensor(space.all_cells()), nb201_proxy_columns(space)[0]
+            self.design = spread_design(cells, synflow, -(-hp.prefill // space.num_decisions), hp.design_spread)
+
+    def _observation(self, obs: np.ndarray) -> np.ndarray:
+        """The env's observation, and with ``cell_prior`` the extra slots: zeros until the
+        cell is finished (the NASEnv cursor's last slot), then its proxies and op classes."""
+        if self.proxies is None:
+            return obs
+        extra = np.zeros(self.extra_size, np.float32)
+        n, k = self.class_onehot.shape[:2]
+        if obs[n * k + n] == 1.0:
+            cell = obs[:n * k].reshape(n, k).argmax(1)
+            extra[:self.proxies.shape[1]] = self.proxies[cell @ self.radix]
+            extra[self.proxies.shape[1]:] = self.class_onehot[np.arange(n), cell].ravel()
+        return np.concatenate([obs, extra])
+
+    def _plan(self, obs: np.ndarray) -> Decisions | None:
+        """The cell this episode builds, None for the actor's own actions: the design's next
+        during the prefill, then (``candidates``) the best of the actor's imagined cells."""
+        if self.steps < self.config.prefill:
+            return next((c for c in self.design or () if self._unseen(c)), None)
+        return self._imagined_best(obs) if self.plans else None
+
+    def _unseen(self, cell: Decisions) -> bool:
+        return cell not in self.seen and cell not in self.in_flight
+
+    @torch.no_grad()
+    def _imagined_best(self, obs: np.ndarray) -> Decisions | None:
+        """Imagine ``candidates`` cells from the actor in the world model, score the unseen ones
+        by one reward head drawn for this episode (Thompson sampling over the ensemble), then
+        ``planning_rounds`` times add the unseen neighbours of the ``beam`` best: the actor
+        says where to look, the model where to go. None if every candidate is seen."""
+        hp, env, rssm = self.config, self.nas_env(), self.model.rssm
+        start = self._filter(None, None, obs)
+        state = State(*(x.expand(hp.candidates, *x.shape[1:]) for x in (start.deter, start.stoch, start.stats)))
+        picks = []
+        for _ in range(env.space.num_decisions):
+            logits = self.actor(state.feature)
+            legal = self.model.legal(state.feature)
+            if legal is not None:
+                logits = logits.masked_fill(~legal, -torch.inf)
+            onehot = straight_through_onehot(logits, self.generator)
+            picks.append(onehot.argmax(-1))
+            state = rssm.img_step(state, onehot, self.generator)
+        head = int(self.rng.integers(hp.reward_heads))
+        best = sorted(self.seen, key=self.seen.__getitem__, reverse=True)[:hp.beam]
+        near = [n for cell in best for n in env.space.neighbours(cell, self.rng)]
+        scored = self._scored([c for c in dict.fromkeys([*map(tuple, torch.stack(picks, 1).tolist()), *near])
+                               if self._unseen(c)], head)
+        for _ in range(hp.planning_rounds):
+            leaders = sorted(scored, key=scored.__getitem__, reverse=True)[:hp.beam]
+            near = dict.fromkeys(n for cell in leaders for n in env.space.neighbours(cell, self.rng))
+            scored |= self._scored([n for n in near if n not in scored and self._unseen(n)], head)
+        return max(scored, key=scored.__getitem__) if scored else None
+
+    def _scored(self, cells: list[Decisions], head: int) -> dict[Decisions, float]:
+        """Reward head ``head``'s score of each legal cell, filtered through the model as its
+        episode would go (the observations are the env's previews)."""
+        env = self.nas_env()
+        n = env.space.num_decisions
+        episodes = {c: e for c in cells if (e := self._episode_of(env, c)) is not None}
+        if not episodes:
+            return {}
+        obs, actions = (torch.as_tensor(np.stack(x, 1), device=self.device)
+                        for x in zip(*episodes.values(), strict=True))
+        firsts = torch.zeros(n + 1, len(episodes), device=self.device)
+        firsts[0] = 1.0
+        post, _ = self.model.rssm.observe(self.model.encoder(obs), actions, firsts, generator=self.generator,
+                                          sample=False)
+        return dict(zip(episodes, self.model.reward_heads(post.feature[-1])[:, head].tolist(), strict=True))
+
+    def _episode_of(self, env: Any, cell: Decisions) -> tuple[np.ndarray, np.ndarray] | None:
+        """A cell's observations and actions ``(D + 1, ...)`` as its episode has them; None if
+        illegal. Remembered: the planning rounds score the same neighbourhoods again and again."""
+        if cell in self._episodes:
+            return self._episodes[cell]
+        observations, actions = [], [np.zeros(self.action_dim, np.float32)]
+        for t in range(len(cell) + 1):
+            obs, mask = env.preview(cell[:t])
+            observations.append(self._observation(obs))
+            if t < len(cell):
+                if not mask[cell[t]]:
+                    self._episodes[cell] = None
+                    return None
+                actions.append(self._vector(cell[t], mask))
+        if len(self._episodes) >= self.EPISODES_KEPT:
+            self._episodes.clear()
+        self._episodes[cell] = (np.stack(observations), np.stack(actions))
+        return self._episodes[cell]
