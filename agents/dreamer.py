@@ -80,7 +80,8 @@ class Dreamer(CellPlanning, Proposer, Agent):
         self.head = ActionHead(self.action_space, self.name)
         self._cell_prior(getattr(env.unwrapped, "space", None))
         obs_dim, self.num_actions = self.observation_space.shape[0] + self.extra_size, self.head.choices
-        self.action_dim = self.num_actions + self.head.values  # the choice's one-hot, then the value's slot
+        # the choice's one-hot, the value's slot, then (prior_in_action) the finished cell's prior
+        self.action_dim = self.num_actions + self.head.values + self.action_extra
         torch.manual_seed(seed)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         rssm = RSSM(self.action_dim, hp.units, hp.deter_size, hp.hidden_size, hp.latent, hp.stoch_size, hp.classes)
@@ -112,7 +113,7 @@ class Dreamer(CellPlanning, Proposer, Agent):
         """An action as the RSSM reads it: a choice one-hot, or a value in the last slot."""
         vector = np.zeros(self.action_dim, np.float32)
         if self._value_step(mask):
-            vector[-1] = action
+            vector[self.num_actions] = action
         else:
             vector[int(action)] = 1.0
         return vector
@@ -147,7 +148,9 @@ class Dreamer(CellPlanning, Proposer, Agent):
         ``deterministic`` takes the posterior's mode too, so the same observations give the
         same actions."""
         state, action = (None, None) if episode_start else self._predict
-        state = self._filter(state, action, self._observation(obs), sample=not deterministic)
+        obs = self._observation(obs)
+        action = None if action is None else self._reached(action, obs)
+        state = self._filter(state, action, obs, sample=not deterministic)
         chosen = self._act(state, action_mask, deterministic)
         self._predict = (state, self._vector(chosen, action_mask))
         return chosen
@@ -168,6 +171,7 @@ class Dreamer(CellPlanning, Proposer, Agent):
                 obs, reward, terminated, truncated, info = self.env.step(chosen)
                 done = terminated or truncated
                 obs, mask = self._observation(obs), info.get("action_mask")
+                action = self._reached(action, obs)
                 state = self._filter(state, action, obs)
                 if done and "arch" in info:
                     self.seen[tuple(made)] = float(reward)
@@ -205,12 +209,14 @@ class Dreamer(CellPlanning, Proposer, Agent):
         """Act through a cell's previews as an episode would, without stepping the env."""
         env, decisions, action, state = self.nas_env(), [], None, None
         plan = self._plan(self._observation(env.preview(())[0]))
-        for t in range(env.space.num_decisions):
+        for t in range(env.space.num_decisions + 1):
             obs, mask = env.preview(decisions)
-            state = self._filter(state, action, self._observation(obs))
+            obs = self._observation(obs)
+            state = self._filter(state, None if action is None else self._reached(action, obs), obs)
+            if t == env.space.num_decisions:
+                break
             decisions.append(self._choose(state, mask, plan, t))
             action = self._vector(decisions[-1], mask)
-        state = self._filter(state, action, self._observation(env.preview(decisions)[0]))
         self.predicted[tuple(decisions)] = self._predicted_score(state)
         return tuple(decisions)
 
@@ -226,6 +232,7 @@ class Dreamer(CellPlanning, Proposer, Agent):
             vector = self._vector(action, mask)
             obs, mask = env.preview(decisions[:t + 1])
             obs = self._observation(obs)
+            vector = self._reached(vector, obs)
             last = t + 1 == len(decisions)
             episode.append((obs, vector, score if last else 0.0, last, False, mask))
         if self.config.updates_per_evaluation is None:
@@ -273,7 +280,7 @@ class Dreamer(CellPlanning, Proposer, Agent):
 
         start = post.detach().flatten()
         alive = 1.0 - batch["terminals"].reshape(-1)
-        actor_loss, critic_loss, imagined = self._behaviour_losses(start, alive)
+        actor_loss, critic_loss, imagined = self._behaviour_losses(start, alive, batch["obs"].flatten(0, 1))
         for loss, opt, net in ((actor_loss, self.actor_opt, self.actor), (critic_loss, self.critic_opt, self.critic)):
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -288,17 +295,21 @@ class Dreamer(CellPlanning, Proposer, Agent):
                                "critic_loss": critic_loss.item()}.items():
                 self.logger.scalar(f"{self.name}/{key}", value, step)
 
-    def _behaviour_losses(self, start: State, alive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    def _behaviour_losses(self, start: State, alive: torch.Tensor,
+                          obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
         hp, model = self.config, self.model
+        cells, position = self._cells_of(obs) if self.action_extra else (None, None)
         dynamics = hp.rho < 1.0  # the return's gradient flows back through imagined states (V1)
         for p in model.parameters():  # ... through the model, never into it
             p.requires_grad_(False)
         try:
             state, features, entropies, logps = start, [start.feature], [], []
-            for _ in range(hp.horizon):
+            for step in range(hp.horizon):
                 feature = state.feature
                 out = self.actor(feature if dynamics else feature.detach())
                 action, logp, entropy = self._imagine_action(out, feature.detach())
+                if cells is not None:
+                    action, cells = self._imagined_prior(action, cells, position + step)
                 logps.append(logp)
                 entropies.append(entropy)
                 with torch.set_grad_enabled(dynamics):

@@ -26,15 +26,17 @@ class DreamerConfig(AgentConfig):
     100-200 architectures, so smaller networks, a ten-episode prefill, training per new
     architecture; scores differ by a percent, so reward weight 100 and entropy 1e-2 (at 1e-3
     the search collapses); horizon 6 and gamma 1 (an NB201 episode is 6 decisions, one
-    reward); each episode planned in the model by one of five reward heads. Measured in
+    reward); each episode planned in the model by one of five reward heads; the action that
+    finishes a cell carries the cell's data-free prior into the deterministic state (the
+    discrete latents lose a continuous proxy: docs/world-models.md). Measured in
     docs/benchmarks.md, "Dreamer on NB201"."""
 
     PRESETS: ClassVar[dict] = {
         "nas": dict(deter_size=128, hidden_size=128, stoch_size=16, classes=16, units=128, reward_scale=100.0,
                     discount_scale=1.0, model_lr=1e-3, actor_lr=3e-4, critic_lr=3e-4, horizon=6, gamma=1.0,
-                    entropy=1e-2, seq_len=12, updates_per_evaluation=8, train_every=1, prefill=60,
+                    entropy=1e-2, seq_len=12, updates_per_evaluation=4, train_every=1, prefill=60,
                     buffer_size=100_000, reward_heads=5, candidates=256, planning_rounds=2, design_spread=2,
-                    cell_prior=True),
+                    cell_prior=True, prior_in_action=True),
         "cartpole": dict(deter_size=128, hidden_size=128, units=128, stoch_size=16, classes=16, batch_size=16,
                          seq_len=32, train_every=10, train_steps=1, prefill=2000, gamma=0.99, model_lr=1e-3,
                          actor_lr=3e-4, critic_lr=3e-4, free_nats=1.0, kl_scale=1.0, entropy=1e-3,
@@ -86,6 +88,8 @@ class DreamerConfig(AgentConfig):
                                     "decisions from the others; 0: random legal actions", INT_AT_LEAST_0)
     cell_prior: bool = setting(False, "NB201: a finished cell's observation also holds its data-free proxies "
                                       "(SynFlow, parameter count, as ranks) and each decision's op class")
+    prior_in_action: bool = setting(False, "with cell_prior: the action that finishes a cell carries its prior "
+                                           "too, into the RSSM's deterministic state")
 
 
 @dataclass

@@ -29,13 +29,14 @@ class CellPlanning:
         hp, nb201 = self.config, isinstance(space, NB201Space)
         self.plans = hp.candidates > 0 and space is not None and not self.head.values
         self.proxies = self.design = None
-        self.extra_size = 0
+        self.extra_size = self.action_extra = 0
         if nb201 and hp.cell_prior:
             self.proxies = torch.stack(nb201_proxy_columns(space), 1).numpy().astype(np.float32)
             classes = np.array(choice_classes(space))  # (D, K) class ids
             self.class_onehot = np.eye(classes.max() + 1, dtype=np.float32)[classes]  # (D, K, C)
             self.radix = space.max_choices ** np.arange(space.num_decisions - 1, -1, -1)
             self.extra_size = self.proxies.shape[1] + self.class_onehot[:, 0].size
+            self.action_extra = self.extra_size if hp.prior_in_action else 0
         if nb201 and hp.design_spread > 0:
             cells, synflow = torch.tensor(space.all_cells()), nb201_proxy_columns(space)[0]
             self.design = spread_design(cells, synflow, -(-hp.prefill // space.num_decisions), hp.design_spread)
@@ -48,10 +49,43 @@ class CellPlanning:
         extra = np.zeros(self.extra_size, np.float32)
         n, k = self.class_onehot.shape[:2]
         if obs[n * k + n] == 1.0:
-            cell = obs[:n * k].reshape(n, k).argmax(1)
-            extra[:self.proxies.shape[1]] = self.proxies[cell @ self.radix]
-            extra[self.proxies.shape[1]:] = self.class_onehot[np.arange(n), cell].ravel()
+            extra = self._prior_of(obs[None, :n * k].reshape(1, n, k).argmax(-1))[0]
         return np.concatenate([obs, extra])
+
+    def _prior_of(self, cells: np.ndarray) -> np.ndarray:
+        """Finished cells' ``(N, D)`` prior slots ``(N, extra_size)``: proxies, then op classes."""
+        n = cells.shape[1]
+        classes = self.class_onehot[np.arange(n), cells].reshape(len(cells), -1)
+        return np.concatenate([self.proxies[cells @ self.radix], classes], 1).astype(np.float32)
+
+    def _reached(self, action: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        """With ``prior_in_action``, the action that finishes a cell carries the prior slots of
+        the observation it leads to (zeros before): into the RSSM's deterministic path, which
+        V2's discrete latents are not (a cell's proxies are continuous)."""
+        if self.action_extra:
+            action = action.copy()
+            action[-self.action_extra:] = obs[-self.extra_size:]
+        return action
+
+    def _imagined_prior(self, action: torch.Tensor, cells: torch.Tensor,
+                        position: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """An imagined choice with the prior slots ``_reached`` gives a real one, and the cells
+        so far: ``cells (N, D)`` and each one's ``position`` (its next decision) before it."""
+        if not self.action_extra:
+            return action, cells
+        n, rows = cells.shape[1], (position < cells.shape[1]).nonzero().squeeze(-1)
+        cells = cells.clone()
+        cells[rows, position[rows]] = action[rows, :self.num_actions].argmax(-1)
+        extra = torch.zeros(len(action), self.action_extra, device=action.device)
+        done = position == n - 1
+        if done.any():
+            extra[done] = torch.as_tensor(self._prior_of(cells[done].cpu().numpy()), device=action.device)
+        return torch.cat([action, extra], -1), cells
+
+    def _cells_of(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cell so far and the next decision's position, read from observations ``(N, ...)``."""
+        n, k = self.class_onehot.shape[:2]
+        return obs[:, :n * k].reshape(-1, n, k).argmax(-1), obs[:, n * k:n * k + n + 1].argmax(-1)
 
     def _plan(self, obs: np.ndarray) -> Decisions | None:
         """The cell this episode builds, None for the actor's own actions: the design's next
@@ -72,15 +106,17 @@ class CellPlanning:
         hp, env, rssm = self.config, self.nas_env(), self.model.rssm
         start = self._filter(None, None, obs)
         state = State(*(x.expand(hp.candidates, *x.shape[1:]) for x in (start.deter, start.stoch, start.stats)))
-        picks = []
-        for _ in range(env.space.num_decisions):
+        n, picks = env.space.num_decisions, []
+        cells = torch.zeros(hp.candidates, n, dtype=torch.long, device=self.device)
+        for t in range(n):
             logits = self.actor(state.feature)
             legal = self.model.legal(state.feature)
             if legal is not None:
                 logits = logits.masked_fill(~legal, -torch.inf)
             onehot = straight_through_onehot(logits, self.generator)
             picks.append(onehot.argmax(-1))
-            state = rssm.img_step(state, onehot, self.generator)
+            action, cells = self._imagined_prior(onehot, cells, torch.full((hp.candidates,), t, device=self.device))
+            state = rssm.img_step(state, action, self.generator)
         head = int(self.rng.integers(hp.reward_heads))
         best = sorted(self.seen, key=self.seen.__getitem__, reverse=True)[:hp.beam]
         near = [n for cell in best for n in env.space.neighbours(cell, self.rng)]
@@ -117,6 +153,8 @@ class CellPlanning:
         for t in range(len(cell) + 1):
             obs, mask = env.preview(cell[:t])
             observations.append(self._observation(obs))
+            if t > 0:
+                actions[-1] = self._reached(actions[-1], observations[-1])
             if t < len(cell):
                 if not mask[cell[t]]:
                     self._episodes[cell] = None

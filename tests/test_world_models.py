@@ -264,15 +264,17 @@ def test_a_planned_episode_reads_one_head_drawn_for_it_and_takes_its_best_unseen
     assert heads == {0, 1, 2}  # uniform over the heads, episode by episode
 
 
-def test_scoring_cells_in_a_batch_is_filtering_each_episode_step_by_step():
-    agent = planning_dreamer(cell_prior=True)
+@pytest.mark.parametrize("prior_in_action", [False, True])
+def test_scoring_cells_in_a_batch_is_filtering_each_episode_step_by_step(prior_in_action):
+    agent = planning_dreamer(cell_prior=True, prior_in_action=prior_in_action)
     env, cells = agent.nas_env(), [(0, 1, 2, 3, 4, 0), (4, 4, 4, 4, 4, 4)]
     scored = agent._scored(cells, head=2)
     for cell in cells:
         state, action = None, None
         for t in range(7):
             obs, mask = env.preview(cell[:t])
-            state = agent._filter(state, action, agent._observation(obs), sample=False)
+            obs = agent._observation(obs)
+            state = agent._filter(state, None if action is None else agent._reached(action, obs), obs, sample=False)
             action = agent._vector(cell[t], mask) if t < 6 else None
         assert scored[cell] == pytest.approx(agent.model.reward_heads(state.feature)[0, 2].item(), abs=1e-5)
 
@@ -289,6 +291,34 @@ def test_cell_prior_shows_a_finished_cells_proxies_and_op_classes():
     index = 0 * 5**5 + 1 * 5**4 + 2 * 5**3 + 3 * 5**2 + 4 * 5 + 0
     np.testing.assert_allclose(extra[:2], [synflow[index], params[index]])
     np.testing.assert_array_equal(extra[2:].reshape(6, 3), np.eye(3)[[0, 1, 2, 2, 1, 0]])
+
+
+def test_prior_in_action_gives_the_action_that_finishes_a_cell_its_prior():
+    agent = planning_dreamer(cell_prior=True, prior_in_action=True)
+    env, cell = agent.nas_env(), (0, 1, 2, 3, 4, 0)
+    size = env.observation_space.shape[0]
+    assert agent.action_dim == 5 + 2 + 6 * 3  # the choice's one-hot, then the prior's slots
+    prior = agent._observation(env.preview(cell)[0])[size:]
+    vector = agent._vector(0, env.preview(cell[:5])[1])
+    np.testing.assert_array_equal(agent._reached(vector, agent._observation(env.preview(cell)[0])),
+                                  np.r_[1, 0, 0, 0, 0, prior])
+    assert not agent._reached(vector, agent._observation(env.preview(cell[:3])[0]))[5:].any()
+    _, actions = agent._episode_of(env, cell)  # the planning rounds' episodes carry it too
+    np.testing.assert_array_equal(actions[-1][5:], prior)
+    assert not actions[:-1, 5:].any()
+    # imagined: the cells so far are read from the observations, the finishing choice gets the prior
+    obs = torch.as_tensor(np.stack([agent._observation(env.preview(p)[0]) for p in (cell[:5], cell[:2])]))
+    cells, position = agent._cells_of(obs)
+    assert cells[0, :5].tolist() == [0, 1, 2, 3, 4] and cells[1, :2].tolist() == [0, 1]
+    assert position.tolist() == [5, 2]
+    onehot = torch.eye(5)[[0, 3]]
+    action, cells = agent._imagined_prior(onehot, cells, position)
+    assert cells[0].tolist() == list(cell) and cells[1, :3].tolist() == [0, 1, 3]
+    torch.testing.assert_close(action[0], torch.as_tensor(np.r_[1, 0, 0, 0, 0, prior], dtype=torch.float32))
+    torch.testing.assert_close(action[1], torch.cat([torch.eye(5)[3], torch.zeros(20)]))
+    agent = planning_dreamer(cell_prior=True, prior_in_action=True, prefill=6)
+    agent.learn(Budget(evaluations=3))  # imagination from replayed states reads their cells too
+    assert agent.updates > 0
 
 
 def test_the_prefill_builds_synflows_spread_design_on_nb201():
