@@ -12,11 +12,13 @@ gives the anytime curve for free. Per (table, agent, budget) it prints:
 * validation regret: the table's best validation accuracy minus the run's.
 
 and it draws validation regret against distinct evaluations (mean and 95 % band over seeds,
-one line per agent, one panel per table) into ``--plot``.
+one line per agent, one panel per table) into ``--plot``. ``--save`` writes every run's
+evaluations to JSON, and ``--plot-with`` draws saved runs beside this invocation's: the
+slow agents run on their own and join one plot (``--agents`` with no name only plots).
 
     python benchmarks/nb201_search.py [--table PATH ...] [--agents NAME ...] [--seeds 40]
         [--first-seed 0] [--budgets 50 100 150] [--parallel 1 4 8] [--jobs 2] [--plot docs/nb201_anytime.png]
-        [--set KEY=VALUE ...]
+        [--set KEY=VALUE ...] [--save runs.json] [--plot-with other_runs.json ...]
 
 Every run is the search ``train.py agent=NAME seed=S evaluator.table=PATH`` makes, built
 and driven in memory by the same code (rlnas.search.build and runner.drive), with the
@@ -33,6 +35,7 @@ numbers are the same for any ``--jobs``.
 from __future__ import annotations
 
 import argparse
+import json
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -111,12 +114,12 @@ def plot(curves: dict[str, dict[str, np.ndarray]], path: Path) -> None:
         for name, regret in per_agent.items():
             x = np.arange(1, regret.shape[1] + 1)
             mean, sem = regret.mean(0), regret.std(0, ddof=1) / np.sqrt(len(regret)) if len(regret) > 1 else 0
-            (line,) = ax.plot(x, mean, label=name, lw=1.5)
+            (line,) = ax.plot(x, mean, label=f"{name} ({len(regret)} seeds)", lw=1.5)
             ax.fill_between(x, np.maximum(mean - Z95 * sem, 0), mean + Z95 * sem, color=line.get_color(), alpha=0.2)
         ax.set_yscale("symlog", linthresh=0.1)
         ax.set_xlabel("distinct evaluations")
         ax.set_ylabel("validation regret (%)")
-        ax.set_title(f"{label}: mean and 95 % band over {len(regret)} seeds")
+        ax.set_title(f"{label}: mean and 95 % band over seeds")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -140,21 +143,26 @@ def main() -> None:
                         help="architectures in flight (simulated equal workers); a row per value")
     parser.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
                         help="the agent's settings (agent.KEY); repeats add up")
+    parser.add_argument("--save", type=Path, default=None, help="JSON of every run's evaluations")
+    parser.add_argument("--plot-with", nargs="*", type=Path, default=[],
+                        help="runs saved by --save, drawn beside this invocation's")
     args = parser.parse_args()
 
     tables = args.table or [None]
-    names = args.agents or list(available_agents())
+    names = list(available_agents()) if args.agents is None else args.agents
     rows = [(name, n) for name in names for n in args.parallel]
     horizon = max(args.budgets)
     tasks = [(path, name, horizon, seed, args.set, n) for path in tables for name, n in rows
              for seed in range(args.first_seed, args.first_seed + args.seeds)]
+    saved: dict[str, dict] = {}
     with ProcessPoolExecutor(args.jobs) as pool:
         results = iter(pool.map(one_run, tasks))
         curves: dict[str, dict[str, np.ndarray]] = {}
-        for path in tables:
+        for path in tables if rows else ():
             table = load_table(path)
             best = table.evaluate(table.best_arch)
             label = Path(path).name.split(".")[0] if path else "nb201_cifar10_12ep (bundled)"
+            saved[label] = {"best": best.score, "runs": {}}
             print(f"\n{label}: best cell val {100 * best.score:.2f} %, test {100 * best.metrics['test_acc']:.2f} %; "
                   f"{args.seeds} seeds per row (seeds {args.first_seed}-{args.first_seed + args.seeds - 1})\n")
             print("| agent | evaluations | found best cell (95 % interval) | test acc. of best-by-val (%) | "
@@ -164,6 +172,7 @@ def main() -> None:
             for agent, n in rows:
                 name = agent if args.parallel == [1] else f"{agent} (parallel={n})"
                 runs = [next(results) for _ in range(args.seeds)]
+                saved[label]["runs"][name] = runs
                 seconds = np.mean([r["seconds"] for r in runs])
                 for budget in args.budgets:
                     row = summarise(runs, budget, best.score)
@@ -173,6 +182,13 @@ def main() -> None:
                           f"{row['test'][0]:.2f} ± {row['test'][1]:.2f} | {row['regret']:.2f} | "
                           f"{seconds:.2f} (to {horizon}) |", flush=True)
                 curves[label][name] = regret_curve(runs, horizon, best.score)
+    if args.save:
+        args.save.write_text(json.dumps({"horizon": horizon, "first_seed": args.first_seed, "tables": saved}))
+    for other in args.plot_with:
+        data = json.loads(other.read_text())
+        for label, table in data["tables"].items():
+            for name, runs in table["runs"].items():
+                curves.setdefault(label, {})[name] = regret_curve(runs, data["horizon"], table["best"])
     if args.plot:
         plot(curves, args.plot)
 
