@@ -110,7 +110,7 @@ class Dreamer(CellPlanning, Proposer, Agent):
         return self.head.values and (not self.num_actions if mask is None else not mask.any())
 
     def _vector(self, action: int | float, mask: np.ndarray | None) -> np.ndarray:
-        """An action as the RSSM reads it: a choice one-hot, or a value in the last slot."""
+        """An action as the RSSM reads it: a choice one-hot, or a value in the slot after them."""
         vector = np.zeros(self.action_dim, np.float32)
         if self._value_step(mask):
             vector[self.num_actions] = action
@@ -162,7 +162,7 @@ class Dreamer(CellPlanning, Proposer, Agent):
             obs, info = self.reset_env()
             obs, mask = self._observation(obs), info.get("action_mask")
             episode = [(obs, None, 0.0, False, True, mask)]
-            plan, made, done = self._plan(obs), [], False  # planned first, as propose() plans
+            plan, made, done, new = self._plan(obs), [], False, False  # planned first, as propose() plans
             state = self._filter(None, None, obs)
             while not done and self.env.within(budget):
                 chosen = self._choose(state, mask, plan, len(made))
@@ -174,12 +174,13 @@ class Dreamer(CellPlanning, Proposer, Agent):
                 action = self._reached(action, obs)
                 state = self._filter(state, action, obs)
                 if done and "arch" in info:
+                    new = tuple(made) not in self.seen
                     self.seen[tuple(made)] = float(reward)
                     self._log_surrogate(self._predicted_score(state), float(reward))
                 episode.append((obs, action, float(reward), bool(terminated), False, mask))
                 if per_step:  # the papers' schedule: store and train as the steps come
                     self._store(episode)
-            self._learn_from(episode)
+            self._learn_from(episode, new)
             if callback is not None:
                 callback(self)
         return self
@@ -198,9 +199,11 @@ class Dreamer(CellPlanning, Proposer, Agent):
         return self._act(state, mask, deterministic=False)
 
 
-    def _learn_from(self, episode: list[tuple]) -> None:
-        """The NAS schedule: store a new architecture's episode and train on it."""
-        if self.config.updates_per_evaluation is not None and self.env.stale_episodes == 0:
+    def _learn_from(self, episode: list[tuple], new: bool) -> None:
+        """The NAS schedule: store the episode of an architecture new to the agent and train on
+        it. New to the agent, not to the store: a resumed search rebuilds the cells stored after
+        its checkpoint, and trains on them as the uninterrupted search did."""
+        if self.config.updates_per_evaluation is not None and new:
             self._store(episode)
             self._train(self.config.updates_per_evaluation)
 
@@ -223,6 +226,7 @@ class Dreamer(CellPlanning, Proposer, Agent):
     def observe(self, decisions: Decisions, score: float) -> None:
         """Learn from the cell's episode, rebuilt from its previews as learn() stores it."""
         env, decisions = self.nas_env(), tuple(decisions)
+        new = decisions not in self.seen
         self.seen[decisions] = score
         if decisions in self.predicted:
             self._log_surrogate(self.predicted.pop(decisions), score)
@@ -237,7 +241,7 @@ class Dreamer(CellPlanning, Proposer, Agent):
             episode.append((obs, vector, score if last else 0.0, last, False, mask))
         if self.config.updates_per_evaluation is None:
             self._store(episode)
-        self._learn_from(episode)
+        self._learn_from(episode, new)
 
     def _store(self, episode: list[tuple]) -> None:
         """Move the episode's pending steps into the replay, training on the papers' schedule."""

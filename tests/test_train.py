@@ -180,8 +180,6 @@ def test_sigkill_then_resume(tmp_path, agent):
     report = json.loads((killed / "report.json").read_text())
     assert report["evaluations"] == 60
 
-    if agent == "dreamer_v2":  # trains only after a new cell: the ones rebuilt after its checkpoint are stored ones
-        pytest.xfail("a resumed Dreamer V2 does not train on the cells it rebuilds after its checkpoint")
     # and the resumed search is the very search an uninterrupted run makes
     run(compose(args), whole)
     assert stored_archs(whole) == after
