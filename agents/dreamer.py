@@ -149,8 +149,7 @@ class Dreamer(CellPlanning, Proposer, Agent):
         same actions."""
         state, action = (None, None) if episode_start else self._predict
         obs = self._observation(obs)
-        action = None if action is None else self._reached(action, obs)
-        state = self._filter(state, action, obs, sample=not deterministic)
+        state = self._filter(state, self._reached(action, obs), obs, sample=not deterministic)
         chosen = self._act(state, action_mask, deterministic)
         self._predict = (state, self._vector(chosen, action_mask))
         return chosen
@@ -215,7 +214,7 @@ class Dreamer(CellPlanning, Proposer, Agent):
         for t in range(env.space.num_decisions + 1):
             obs, mask = env.preview(decisions)
             obs = self._observation(obs)
-            state = self._filter(state, None if action is None else self._reached(action, obs), obs)
+            state = self._filter(state, self._reached(action, obs), obs)
             if t == env.space.num_decisions:
                 break
             decisions.append(self._choose(state, mask, plan, t))

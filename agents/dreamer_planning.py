@@ -46,10 +46,9 @@ class CellPlanning:
         cell is finished (the NASEnv cursor's last slot), then its proxies and op classes."""
         if self.proxies is None:
             return obs
-        extra = np.zeros(self.extra_size, np.float32)
-        n, k = self.class_onehot.shape[:2]
-        if obs[n * k + n] == 1.0:
-            extra = self._prior_of(obs[None, :n * k].reshape(1, n, k).argmax(-1))[0]
+        cells, position = self._cells_of(obs[None])
+        finished = position[0] == len(self.class_onehot)
+        extra = self._prior_of(cells)[0] if finished else np.zeros(self.extra_size, np.float32)
         return np.concatenate([obs, extra])
 
     def _prior_of(self, cells: np.ndarray) -> np.ndarray:
@@ -58,32 +57,33 @@ class CellPlanning:
         classes = self.class_onehot[np.arange(n), cells].reshape(len(cells), -1)
         return np.concatenate([self.proxies[cells @ self.radix], classes], 1).astype(np.float32)
 
-    def _reached(self, action: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    def _reached(self, action: np.ndarray | None, obs: np.ndarray) -> np.ndarray | None:
         """With ``prior_in_action``, the action that finishes a cell carries the prior slots of
         the observation it leads to (zeros before): into the RSSM's deterministic path, which
-        V2's discrete latents are not (a cell's proxies are continuous)."""
-        if self.action_extra:
+        V2's discrete latents are not (a cell's proxies are continuous). None: no action yet."""
+        if action is not None and self.action_extra:
             action = action.copy()
             action[-self.action_extra:] = obs[-self.extra_size:]
         return action
 
     def _imagined_prior(self, action: torch.Tensor, cells: torch.Tensor,
                         position: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """An imagined choice with the prior slots ``_reached`` gives a real one, and the cells
-        so far: ``cells (N, D)`` and each one's ``position`` (its next decision) before it."""
-        if not self.action_extra:
-            return action, cells
+        """The cells ``(N, D)`` with an imagined choice taken at each one's ``position`` (its
+        next decision), and the action with the prior slots ``_reached`` gives a real one."""
         n, rows = cells.shape[1], (position < cells.shape[1]).nonzero().squeeze(-1)
         cells = cells.clone()
         cells[rows, position[rows]] = action[rows, :self.num_actions].argmax(-1)
+        if not self.action_extra:
+            return action, cells
         extra = torch.zeros(len(action), self.action_extra, device=action.device)
         done = position == n - 1
         if done.any():
             extra[done] = torch.as_tensor(self._prior_of(cells[done].cpu().numpy()), device=action.device)
         return torch.cat([action, extra], -1), cells
 
-    def _cells_of(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The cell so far and the next decision's position, read from observations ``(N, ...)``."""
+    def _cells_of(self, obs: np.ndarray | torch.Tensor) -> tuple[Any, Any]:
+        """The cell so far and the next decision's position (the NASEnv cursor), read from
+        observations ``(N, ...)``, numpy's or torch's."""
         n, k = self.class_onehot.shape[:2]
         return obs[:, :n * k].reshape(-1, n, k).argmax(-1), obs[:, n * k:n * k + n + 1].argmax(-1)
 
@@ -106,7 +106,7 @@ class CellPlanning:
         hp, env, rssm = self.config, self.nas_env(), self.model.rssm
         start = self._filter(None, None, obs)
         state = State(*(x.expand(hp.candidates, *x.shape[1:]) for x in (start.deter, start.stoch, start.stats)))
-        n, picks = env.space.num_decisions, []
+        n = env.space.num_decisions
         cells = torch.zeros(hp.candidates, n, dtype=torch.long, device=self.device)
         for t in range(n):
             logits = self.actor(state.feature)
@@ -114,13 +114,12 @@ class CellPlanning:
             if legal is not None:
                 logits = logits.masked_fill(~legal, -torch.inf)
             onehot = straight_through_onehot(logits, self.generator)
-            picks.append(onehot.argmax(-1))
             action, cells = self._imagined_prior(onehot, cells, torch.full((hp.candidates,), t, device=self.device))
             state = rssm.img_step(state, action, self.generator)
         head = int(self.rng.integers(hp.reward_heads))
         best = sorted(self.seen, key=self.seen.__getitem__, reverse=True)[:hp.beam]
         near = [n for cell in best for n in env.space.neighbours(cell, self.rng)]
-        scored = self._scored([c for c in dict.fromkeys([*map(tuple, torch.stack(picks, 1).tolist()), *near])
+        scored = self._scored([c for c in dict.fromkeys([*map(tuple, cells.tolist()), *near])
                                if self._unseen(c)], head)
         for _ in range(hp.planning_rounds):
             leaders = sorted(scored, key=scored.__getitem__, reverse=True)[:hp.beam]
