@@ -164,7 +164,7 @@ def test_sequence_replay_state_holds_the_filled_rows_and_round_trips():
 
 def small(version):
     return dict(deter_size=32, hidden_size=32, units=32, stoch_size=4 if version == 2 else 8,
-                classes=4 if version == 2 else 1, batch_size=4, seq_len=8, train_every=5, prefill=60,
+                classes=4 if version == 2 else 1, batch_size=4, seq_len=8, train_every=5, train_steps=1, prefill=60,
                 buffer_size=1000, updates_per_evaluation=None)
 
 
