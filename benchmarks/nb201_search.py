@@ -111,10 +111,11 @@ def plot(curves: dict[str, dict[str, np.ndarray]], path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4.5), squeeze=False)
     for ax, (label, per_agent) in zip(axes[0], curves.items(), strict=True):
-        for name, regret in per_agent.items():
+        for i, (name, regret) in enumerate(per_agent.items()):  # ten colours, then dashed lines
             x = np.arange(1, regret.shape[1] + 1)
             mean, sem = regret.mean(0), regret.std(0, ddof=1) / np.sqrt(len(regret)) if len(regret) > 1 else 0
-            (line,) = ax.plot(x, mean, label=f"{name} ({len(regret)} seeds)", lw=1.5)
+            (line,) = ax.plot(x, mean, label=f"{name} ({len(regret)} seeds)", lw=1.5, color=f"C{i % 10}",
+                              ls="--" if i // 10 % 2 else "-")
             ax.fill_between(x, np.maximum(mean - Z95 * sem, 0), mean + Z95 * sem, color=line.get_color(), alpha=0.2)
         ax.set_yscale("symlog", linthresh=0.1)
         ax.set_xlabel("distinct evaluations")
