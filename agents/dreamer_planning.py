@@ -46,10 +46,10 @@ class CellPlanning:
         cell is finished (the NASEnv cursor's last slot), then its proxies and op classes."""
         if self.proxies is None:
             return obs
-        cells, position = self._cells_of(obs[None])
-        finished = position[0] == len(self.class_onehot)
-        extra = self._prior_of(cells)[0] if finished else np.zeros(self.extra_size, np.float32)
-        return np.concatenate([obs, extra])
+        n, k = self.class_onehot.shape[:2]
+        if obs[n * k + n] != 1.0:  # unfinished (5 steps in 6): zeros, without reading the cell
+            return np.concatenate([obs, np.zeros(self.extra_size, np.float32)])
+        return np.concatenate([obs, self._prior_of(self._cells_of(obs[None])[0])[0]])
 
     def _prior_of(self, cells: np.ndarray) -> np.ndarray:
         """Finished cells' ``(N, D)`` prior slots ``(N, extra_size)``: proxies, then op classes."""
