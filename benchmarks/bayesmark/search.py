@@ -293,6 +293,13 @@ def tables(runs: list[dict], problems: list[str], methods: list[str], evaluation
     return "\n".join(lines)
 
 
+def keep(path: Path, results: dict[str, Any]) -> None:
+    """Write the results whole or not at all: a benchmark killed mid-write keeps its last file."""
+    part = path.with_name(path.name + ".part")
+    part.write_text(json.dumps(results))
+    part.replace(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -331,14 +338,13 @@ def main() -> None:
                 print(f"  {i}/{len(todo)} {futures[future]} failed: {future.exception()!r}", file=sys.stderr)
                 continue
             runs.append(future.result())
-            args.json.write_text(json.dumps({"runs": runs}))
+            keep(args.json, {"runs": runs})
             print(f"  {i}/{len(todo)} {runs[-1]['problem']} {runs[-1]['method']} seed {runs[-1]['seed']}: "
                   f"{runs[-1]['wall_seconds']} s", file=sys.stderr)
     wanted = [r for r in runs if r["problem"] in args.problems and r["method"] in args.methods and r["seed"] in seeds]
     summary = summarise(wanted, args.problems, args.methods, args.evaluations)
-    args.json.write_text(json.dumps({"runs": runs, "summary": summary, "problems": args.problems,
-                                     "methods": args.methods, "evaluations": args.evaluations,
-                                     "seeds": [seeds.start, seeds.stop - 1]}))
+    keep(args.json, {"runs": runs, "summary": summary, "problems": args.problems, "methods": args.methods,
+                     "evaluations": args.evaluations, "seeds": [seeds.start, seeds.stop - 1]})
     print(f"median best validation loss ({args.seeds} seeds)")
     print(tables(wanted, args.problems, args.methods, args.evaluations))
     print(f"\nacross {len(args.problems)} problems   " + "   ".join(f"{'@' + k:>20s}" for k in summary["mean_rank"]))
