@@ -137,7 +137,7 @@ class ModelPredictiveSearch(ArchitectureAgent):
 
     def _candidates(self, score: Callable[[list[Decisions]], np.ndarray]) -> tuple[list[Decisions], np.ndarray]:
         """Where the plan's best unevaluated cell likely is, in a space too large to score whole:
-        ``score`` (the drawn function, or expected improvement) on the neighbours of the best
+        ``score`` (the drawn function, or the upper confidence bound) on the neighbours of the best
         cells and random ones, then on the neighbours of its leaders, round after round."""
         c = self.config
         ranked = sorted(self.scores, key=self.scores.__getitem__, reverse=True)
