@@ -130,13 +130,15 @@ def fast_duplicates() -> None:
     is a duplicate where an equal one comes later in its population or anywhere in ``other``."""
     from pymoo.core.mixed import MixedVariableDuplicateElimination
 
+    def key(ind) -> tuple:
+        return tuple(sorted(ind.X.items()))
+
     def marks(self, pop, other, is_duplicate):
-        key = [tuple(sorted(ind.X.items())) for ind in pop]
-        seen = set() if other is None else {tuple(sorted(ind.X.items())) for ind in other}
+        seen = set() if other is None else set(map(key, other))
         for i in reversed(range(len(pop))):
-            is_duplicate[i] = is_duplicate[i] or key[i] in seen
+            is_duplicate[i] |= key(pop[i]) in seen
             if other is None:
-                seen.add(key[i])
+                seen.add(key(pop[i]))
         return is_duplicate
 
     MixedVariableDuplicateElimination._do = marks
