@@ -136,9 +136,10 @@ def fast_duplicates() -> None:
     def marks(self, pop, other, is_duplicate):
         seen = set() if other is None else set(map(key, other))
         for i in reversed(range(len(pop))):
-            is_duplicate[i] |= key(pop[i]) in seen
+            k = key(pop[i])
+            is_duplicate[i] |= k in seen
             if other is None:
-                seen.add(key(pop[i]))
+                seen.add(k)
         return is_duplicate
 
     MixedVariableDuplicateElimination._do = marks
